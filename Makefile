@@ -1,0 +1,60 @@
+# PID Memory Inspector: `make run` records this machine and serves the dashboard; `make test` runs every test.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8501
+DUMPS ?= dumps
+INTERVAL ?= 5
+
+.PHONY: run test lint format bench collect venv deps dev-deps browser clean-venv
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+# runtime packages, re-installed whenever requirements.txt changes
+$(VENV)/.deps: requirements.txt | $(VENV)/bin/python
+	$(PY) -m pip install -q -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-deps: requirements-dev.txt requirements.txt $(VENV)/.deps
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+venv deps: $(VENV)/.deps
+dev-deps: $(VENV)/.dev-deps
+
+# Debian chromium for the browser tests (playwright drives it; no browser download)
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium; \
+	fi
+
+# record this machine in the background (stopped with the dashboard), then serve the dashboard on 127.0.0.1
+run: $(VENV)/.deps
+	@mkdir -p $(DUMPS)
+	@$(PY) -m collector --dumps $(DUMPS) --interval $(INTERVAL) & cpid=$$!; \
+	trap 'kill $$cpid 2>/dev/null; wait $$cpid 2>/dev/null' EXIT INT TERM; \
+	PMI_DUMPS=$(DUMPS) $(PY) -m streamlit run app.py --server.port $(PORT) --server.address 127.0.0.1
+
+collect: $(VENV)/.deps
+	$(PY) -m collector --dumps $(DUMPS) --interval $(INTERVAL)
+
+lint: $(VENV)/.dev-deps
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+
+format: $(VENV)/.dev-deps
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+test: $(VENV)/.dev-deps browser lint
+	$(PY) -m pytest
+
+bench: $(VENV)/.dev-deps
+	$(PY) -m bench
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,362 @@
+"""Command line: ``python -m memlib COMMAND --dumps DIR [--format table|csv|json] [--tz ZONE]``.
+
+Commands (memory columns in bytes, times ISO 8601 UTC, ``--at`` = ISO 8601 or ``latest`` -> the last snapshot at
+or before it; a time without zone is UTC; ``--min-rss``/``--min-subtree`` are MiB):
+
+- ``system``: ts, snap, mem_total_bytes, mem_used_bytes (MemTotal - MemAvailable), mem_available_bytes, cached_bytes,
+  swap_total_bytes, swap_used_bytes, procs_rss_bytes, processes
+- ``snapshot [--at T] [--level N] [--min-lifetime S] [--min-rss MB] [--min-subtree MB] [--match TEXT] [--limit K]``:
+  ts, pid, ppid, start_time, name, cmdline, user, level, rss_bytes, subtree_rss_bytes, descendants, lifetime_s
+  (the processes passing the filters, in pid order; filters as in memlib.filters: trees first, limit last)
+- ``timeline --pid P [--start-time T]``: ts, snap, pid, ppid, name, rss_bytes, subtree_rss_bytes, descendants
+- ``children --pid P [--start-time T]``: ts, pid, child_pid, child_name, subtree_rss_bytes
+- ``top [--at T] [--by rss|subtree|growth] [--since T] [--limit K]``: rank, ts, pid, start_time, name, cmdline,
+  rss_bytes, subtree_rss_bytes, descendants (+ subtree_share for subtree); growth: change between ``--since``
+  (default: first snapshot) and ``--at`` (summary.growers), columns pid, start_time, name, cmdline, status,
+  before_bytes, after_bytes, delta_bytes, subtree_before_bytes, subtree_after_bytes, subtree_delta_bytes
+- ``processes --pid P``: the processes that had that pid (proc_id, pid, start_time, first_seen, last_seen, ...)
+- ``export [--at T | --all] [filters] [--format csv|json|parquet] [--out FILE]``: every PROCS + TREE column of the
+  rows passing the filters (at one snapshot, default latest, or every snapshot with ``--all``)
+
+A pid names the latest process with that pid unless ``--start-time`` picks another (nearest within 1 s).
+Errors (unknown pid, empty or missing dumps directory, bad time or zone) print one line on stderr and exit 2.
+Skipped files are counted on stderr (one line); the data goes to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from memlib import filters, load, stats, summary, timeline, tree
+
+EXIT_ERROR = 2
+TABLE_TEXT_WIDTH = 100  # cmdline cut in table output only
+
+SYSTEM_COLUMNS = [
+    "ts", "snap", "mem_total_bytes", "mem_used_bytes", "mem_available_bytes", "cached_bytes", "swap_total_bytes",
+    "swap_used_bytes", "procs_rss_bytes", "processes",
+]  # fmt: skip
+SNAPSHOT_COLUMNS = [
+    "ts", "pid", "ppid", "start_time", "name", "cmdline", "user", "level", "rss_bytes", "subtree_rss_bytes",
+    "descendants", "lifetime_s",
+]  # fmt: skip
+TIMELINE_COLUMNS = ["ts", "snap", "pid", "ppid", "name", "rss_bytes", "subtree_rss_bytes", "descendants"]
+CHILDREN_COLUMNS = ["ts", "pid", "child_pid", "child_name", "subtree_rss_bytes"]
+TOP_COLUMNS = [
+    "rank", "ts", "pid", "start_time", "name", "cmdline", "rss_bytes", "subtree_rss_bytes", "descendants",
+]  # fmt: skip
+GROWTH_COLUMNS = [
+    "rank", "pid", "start_time", "name", "cmdline", "status", "before_bytes", "after_bytes", "delta_bytes",
+    "subtree_before_bytes", "subtree_after_bytes", "subtree_delta_bytes",
+]  # fmt: skip
+
+
+class CliError(Exception):
+    """A user-facing error: printed as one line on stderr, exit status 2."""
+
+
+# ------------------------------------------------------------------------------------------------ arguments
+
+
+def _nonneg_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not np.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0: {text!r}")
+    return value
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0: {text!r}")
+    return value
+
+
+def _pid(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a pid: {text!r}") from None
+    if not 0 <= value < 2**31:
+        raise argparse.ArgumentTypeError(f"not a pid: {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser of ``python -m memlib`` (one sub-command per view)."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--dumps",
+        default=os.environ.get("PMI_DUMPS", "dumps"),
+        help="dumps directory (native segments, seed CSVs under time/); default $PMI_DUMPS or ./dumps",
+    )
+    common.add_argument("--tz", default=None, help="zone of seed-dump stamps (IANA name); default: this machine's")
+
+    def at_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--at", default="latest", help="ISO 8601 time or 'latest' (default)")
+
+    def filter_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--level", type=_nonneg_int, default=None, help="only processes at this tree level")
+        p.add_argument("--min-lifetime", type=_nonneg_float, default=0.0, metavar="S", help="seconds")
+        p.add_argument("--min-rss", type=_nonneg_float, default=0.0, metavar="MB", help="own RSS, MiB")
+        p.add_argument("--min-subtree", type=_nonneg_float, default=0.0, metavar="MB", help="subtree RSS, MiB")
+        p.add_argument("--match", default="", help="text in name, command line or user (case-insensitive)")
+        p.add_argument("--limit", type=_nonneg_int, default=None, help="top K by own RSS (applied last)")
+
+    def pid_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--pid", type=_pid, required=True)
+        p.add_argument("--start-time", default=None, help="ISO 8601 start time (default: the latest such process)")
+
+    shown = argparse.ArgumentParser(add_help=False, parents=[common])
+    shown.add_argument("--format", choices=["table", "csv", "json"], default="table", help="output format")
+
+    parser = argparse.ArgumentParser(
+        prog="python -m memlib", description="Query PID Memory Inspector dumps (memory in bytes, times UTC)."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("system", parents=[shown], help="system memory per snapshot")
+    p = sub.add_parser("snapshot", parents=[shown], help="processes at one moment, filtered")
+    at_option(p)
+    filter_options(p)
+    p = sub.add_parser("timeline", parents=[shown], help="one process over time")
+    pid_options(p)
+    p = sub.add_parser("children", parents=[shown], help="a process's direct children's subtree totals over time")
+    pid_options(p)
+    p = sub.add_parser("top", parents=[shown], help="largest processes, subtrees or growers")
+    at_option(p)
+    p.add_argument("--by", choices=["rss", "subtree", "growth"], default="rss")
+    p.add_argument("--since", default=None, help="growth: from this time (default: first snapshot)")
+    p.add_argument("--limit", type=_nonneg_int, default=10)
+    p = sub.add_parser("processes", parents=[shown], help="the processes that had a pid")
+    p.add_argument("--pid", type=_pid, required=True)
+    p = sub.add_parser("export", parents=[common], help="filtered rows with every column")
+    p.add_argument("--format", choices=["csv", "json", "parquet"], default="csv", help="output format")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--at", default=None, help="ISO 8601 time or 'latest' (default)")
+    group.add_argument("--all", action="store_true", help="every snapshot")
+    filter_options(p)
+    p.add_argument("--out", default=None, help="write to this file instead of stdout")
+    return parser
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+
+def _load(args: argparse.Namespace) -> load.Dataset:
+    try:
+        ds = load.load_dumps(args.dumps, tz=args.tz)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    if ds.info.kind == "empty":
+        reason = ds.info.notices[0] if ds.info.notices else "no data"
+        raise CliError(f"no snapshots in {args.dumps}: {reason}")
+    if ds.info.notices:
+        print(f"note: {len(ds.info.notices)} notice(s) while loading, first: {ds.info.notices[0]}", file=sys.stderr)
+    return ds
+
+
+def _snap(ds: load.Dataset, text: str | None) -> int:
+    try:
+        return load.resolve_at(ds, text or "latest")
+    except ValueError as exc:
+        raise CliError(f"--at: {exc}") from None
+
+
+def _proc_id(ds: load.Dataset, pid: int, start_time: str | None) -> int:
+    try:
+        found = load.find_process(ds, pid, start_time)
+    except ValueError as exc:
+        raise CliError(f"--start-time: {exc}") from None
+    if found.empty:
+        when = f" with start time {start_time}" if start_time else ""
+        raise CliError(f"no process with pid {pid}{when} in {ds.info.path}")
+    return int(found["proc_id"].iloc[-1])
+
+
+def _filters(args: argparse.Namespace) -> filters.Filters:
+    return filters.Filters(
+        min_lifetime_s=args.min_lifetime, min_rss_mib=args.min_rss, min_subtree_mib=args.min_subtree, match=args.match
+    )
+
+
+def _filtered(
+    ds: load.Dataset, snap: int, args: argparse.Namespace, index: tree.TreeIndex | None = None
+) -> pd.DataFrame:
+    """Rows of one snapshot passing the CLI filters (kept rows only), with lifetime_s."""
+    snap_df = tree.snapshot(ds.procs, snap, index)
+    out = filters.filter_snapshot(snap_df, _filters(args), level=args.level, limit=args.limit)
+    out = out[out["kept"].to_numpy(bool)].drop(columns=["kept", "context"])
+    return out.assign(lifetime_s=filters.lifetime_s(out))
+
+
+def _iso(values: pd.Series) -> pd.Series:
+    """datetime64[ns, UTC] -> ISO 8601 text with Z (fractional seconds only when present); nulls stay null."""
+    ts = values.dt.tz_convert("UTC")
+    fractional = (ts.dropna().astype("int64").to_numpy() % 10**9 != 0).any()
+    fmt = "%Y-%m-%dT%H:%M:%S.%fZ" if fractional else "%Y-%m-%dT%H:%M:%SZ"
+    return ts.dt.strftime(fmt).astype(object).where(ts.notna(), None)
+
+
+def _text_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """Times as ISO text, categories as plain values; for csv/json/table output."""
+    out = df.copy()
+    for col in out.columns:
+        dtype = out[col].dtype
+        if isinstance(dtype, pd.DatetimeTZDtype):
+            out[col] = _iso(out[col])
+        elif isinstance(dtype, pd.CategoricalDtype):
+            out[col] = out[col].astype(object).where(out[col].notna(), None)
+    return out
+
+
+def _table(df: pd.DataFrame) -> str:
+    if df.empty:
+        return "(no rows)\n"
+    out = _text_frame(df)
+    for col in ("cmdline", "name", "child_name", "user"):
+        if col in out.columns:
+            text = out[col].astype(str).str.replace(r"[\x00-\x1f\x7f]", " ", regex=True)
+            out[col] = text.where(text.str.len() <= TABLE_TEXT_WIDTH, text.str.slice(0, TABLE_TEXT_WIDTH - 1) + "…")
+    if "lifetime_s" in out.columns:
+        out["lifetime_s"] = out["lifetime_s"].round(3)
+    return out.to_string(index=False, na_rep="") + "\n"
+
+
+def render(df: pd.DataFrame, fmt: str) -> bytes:
+    """Result frame -> output bytes in table, csv, json (records) or parquet."""
+    if fmt == "table":
+        return _table(df).encode()
+    if fmt == "parquet":
+        buf = io.BytesIO()
+        df.reset_index(drop=True).to_parquet(buf, index=False)
+        return buf.getvalue()
+    text = _text_frame(df).reset_index(drop=True)
+    if fmt == "csv":
+        return text.to_csv(index=False).encode()
+    if fmt == "json":
+        return (text.to_json(orient="records", force_ascii=False, indent=None) + "\n").encode()
+    raise CliError(f"unknown format {fmt!r}")
+
+
+# ------------------------------------------------------------------------------------------------ commands
+
+
+def cmd_system(ds: load.Dataset, args: argparse.Namespace) -> pd.DataFrame:
+    """SYSTEM -> one row per snapshot: SYSTEM_COLUMNS."""
+    return summary.system_summary(ds.system, ds.procs)[SYSTEM_COLUMNS]
+
+
+def cmd_snapshot(ds: load.Dataset, args: argparse.Namespace) -> pd.DataFrame:
+    """Processes of one snapshot passing the filters: SNAPSHOT_COLUMNS."""
+    return _filtered(ds, _snap(ds, args.at), args)[SNAPSHOT_COLUMNS].reset_index(drop=True)
+
+
+def cmd_timeline(ds: load.Dataset, args: argparse.Namespace) -> pd.DataFrame:
+    """One process over time: TIMELINE_COLUMNS."""
+    tl = timeline.process_timeline(ds.procs, _proc_id(ds, args.pid, args.start_time))
+    return tl[TIMELINE_COLUMNS]
+
+
+def cmd_children(ds: load.Dataset, args: argparse.Namespace) -> pd.DataFrame:
+    """Direct children's subtree RSS over time: CHILDREN_COLUMNS."""
+    trends = timeline.children_trends(ds.procs, _proc_id(ds, args.pid, args.start_time), metric="rss")
+    return trends.assign(pid=np.int32(args.pid))[CHILDREN_COLUMNS]
+
+
+def cmd_top(ds: load.Dataset, args: argparse.Namespace) -> pd.DataFrame:
+    """Largest processes (own RSS), subtrees, or growers between --since and --at."""
+    snap = _snap(ds, args.at)
+    if args.by == "growth":
+        since = int(ds.snapshots["snap"].iloc[0]) if args.since is None else _snap(ds, args.since)
+        if since > snap:
+            raise CliError("--since is after --at")
+        out = summary.growers(ds.procs, since, snap, metric="rss", limit=args.limit)
+        starts = ds.procs.drop_duplicates("proc_id").set_index("proc_id")["start_time"]
+        out = out.assign(start_time=starts.reindex(out["proc_id"]).to_numpy())
+        out.insert(0, "rank", np.arange(1, len(out) + 1))
+        return out[GROWTH_COLUMNS]
+    if args.by == "subtree":
+        out = summary.top_subtrees(ds.procs, snap, metric="rss", limit=args.limit)
+        cols = [*TOP_COLUMNS, "subtree_share"]
+    else:
+        out = summary.top_processes(ds.procs, snap, metric="rss", limit=args.limit)
+        cols = TOP_COLUMNS
+    out = out.reset_index(drop=True)
+    out.insert(0, "rank", np.arange(1, len(out) + 1))
+    return out[cols]
+
+
+def cmd_processes(ds: load.Dataset, args: argparse.Namespace) -> pd.DataFrame:
+    """Processes that had --pid: load.FIND_COLUMNS plus lifetime stats (samples, lifetime_s)."""
+    found = load.find_process(ds, args.pid)
+    if found.empty:
+        raise CliError(f"no process with pid {args.pid} in {ds.info.path}")
+    st = stats.process_stats(ds.procs, list(found["proc_id"]), lifetime_exact=ds.info.start_times_exact)
+    return found.merge(st[["proc_id", "samples", "lifetime_s", "rss_max_bytes"]], on="proc_id", how="left")
+
+
+def cmd_export(ds: load.Dataset, args: argparse.Namespace) -> pd.DataFrame:
+    """Rows passing the filters with every PROCS + TREE column (+ lifetime_s), one snapshot or all of them."""
+    if not args.all:
+        out = _filtered(ds, _snap(ds, args.at), args)
+    else:
+        f = _filters(args)
+        if f.is_default() and args.level is None and args.limit is None:
+            out = ds.procs.assign(lifetime_s=filters.lifetime_s(ds.procs))
+        else:
+            index = tree.TreeIndex.build(ds.procs)  # one pass, then each snapshot costs only its own rows
+            parts = [_filtered(ds, int(s), args, index) for s in ds.snapshots["snap"]]
+            out = pd.concat(parts, ignore_index=True) if parts else ds.procs.iloc[0:0]
+    # parent_row is a row position: meaningless outside the frame it was computed in
+    return out.drop(columns=["parent_row"]).reset_index(drop=True)
+
+
+COMMANDS = {
+    "system": cmd_system,
+    "snapshot": cmd_snapshot,
+    "timeline": cmd_timeline,
+    "children": cmd_children,
+    "top": cmd_top,
+    "processes": cmd_processes,
+    "export": cmd_export,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI with `argv` (default sys.argv[1:]); returns the exit status (0 ok, 2 error)."""
+    args = build_parser().parse_args(argv)
+    try:
+        ds = _load(args)
+        result = COMMANDS[args.command](ds, args)
+        data = render(result, args.format)
+        out_path = getattr(args, "out", None)
+        if out_path:
+            try:
+                Path(out_path).write_bytes(data)
+            except OSError as exc:
+                raise CliError(f"cannot write {out_path}: {exc.strerror or exc}") from None
+        else:
+            sys.stdout.buffer.write(data)
+            sys.stdout.flush()
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except BrokenPipeError:  # `... | head`
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    return 0

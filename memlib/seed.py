@@ -1,0 +1,307 @@
+"""Import the original tool's CSV dumps (``DIR/time/process_mem_*.csv`` + ``sys_mem_*.csv``, design.md §2).
+
+Parsers take text (the loader reads the files). Units: ``RSS_MB``/``VSZ_MB`` and ``<Key>_MB`` are whole MiB
+(kB // 1024, so a lower bound) and become bytes (* 2**20); ``HugePages_*`` stay counts; ``<Key>_kB`` is accepted too.
+
+Time: a file's stamp is the local time of the recording machine, without zone. ``localize_stamps`` turns stamps in
+*file order* (the order the loader passes, which is modification time, then name) into UTC:
+nonexistent local times (spring forward) are shifted forward to the first valid instant; an ambiguous one (fall back)
+is read as the first pass (summer time) unless a file earlier in file order carries a later stamp, i.e. the clock has
+already gone back — then it is the second pass (standard time).
+
+Identity inference (seed dumps carry no start times; ``infer_start_times``):
+
+* snapshots are ordered by time; a pid present in two *consecutive* snapshots is the same process, even when its
+  command line changes (exec, setproctitle) or its parent changes (re-parenting to init after the parent exits);
+* unless its command line and its parent (or its user) change at the same moment: that is PID reuse, a new process;
+* a pid absent from the previous snapshot is a new process (so a pid that comes back after a gap is a new process);
+* ``start_time`` = the time the inferred process was first seen. Lifetimes from seed dumps are observed spans
+  (``SourceInfo.start_times_exact`` is False): a process seen once has lifetime 0, and one running before the first
+  dump looks as if it started then.
+
+Names: ``name`` is the basename of argv[0] of the scrubbed command line (``/usr/bin/python3 x.py`` -> ``python3``);
+kernel threads shown as ``[kworker/0:1]`` keep the text inside the brackets (``kworker/0:1``), like comm.
+Command lines are scrubbed with ``memlib.scrub.scrub_cmdline`` (once per distinct command line).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
+
+import numpy as np
+import pandas as pd
+
+from memlib.schema import MEMINFO_COUNT_FIELDS, MIB, UTC_NS
+from memlib.scrub import scrub_cmdline
+
+PROCESS_FILE_RE = re.compile(r"^process_mem_(\d{8}_\d{6})\.csv$")
+SYSTEM_FILE_RE = re.compile(r"^sys_mem_(\d{8}_\d{6})\.csv$")
+STAMP_FORMAT = "%Y%m%d_%H%M%S"
+PROCESS_HEADER = ["PID", "PPID", "USER", "RSS_MB", "VSZ_MB", "CMD"]
+_NUMERIC = ["PID", "PPID", "RSS_MB", "VSZ_MB"]
+_BRACKET_RE = r"^\[([^\]]*)\]"
+
+
+@dataclass
+class ParsedProcesses:
+    """One process_mem file: frame (pid int32, ppid int32, user, rss_bytes int64, vsz_bytes int64, cmd) + notices."""
+
+    frame: pd.DataFrame
+    notices: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ParsedSystem:
+    """One sys_mem file: meminfo key -> bytes (counts for HugePages_*), + notices."""
+
+    values: dict[str, int]
+    notices: list[str] = field(default_factory=list)
+
+
+def is_seed_name(name: str) -> bool:
+    """True for process_mem_<stamp>.csv / sys_mem_<stamp>.csv names (the stamp's shape only)."""
+    return PROCESS_FILE_RE.match(name) is not None or SYSTEM_FILE_RE.match(name) is not None
+
+
+def classify_name(name: str) -> tuple[str, pd.Timestamp] | None:
+    """File name -> ("process" | "system", naive local stamp), or None for anything else (impossible stamps too)."""
+    for kind, rx in (("process", PROCESS_FILE_RE), ("system", SYSTEM_FILE_RE)):
+        m = rx.match(name)
+        if m:
+            try:
+                return kind, pd.Timestamp(datetime.strptime(m.group(1), STAMP_FORMAT))
+            except ValueError:
+                return None
+    return None
+
+
+def _empty_processes() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "pid": pd.Series(dtype="int32"),
+            "ppid": pd.Series(dtype="int32"),
+            "user": pd.Series(dtype=object),
+            "rss_bytes": pd.Series(dtype="int64"),
+            "vsz_bytes": pd.Series(dtype="int64"),
+            "cmd": pd.Series(dtype=object),
+        }
+    )
+
+
+def _int_column(values: tuple[str, ...]) -> np.ndarray:
+    """Text cells -> float64 array, NaN where a cell is not an integer."""
+    arr = np.asarray(values, dtype=object)
+    try:
+        return arr.astype(np.int64).astype(np.float64)
+    except (ValueError, OverflowError):
+        return pd.to_numeric(pd.Series(arr).str.strip(), errors="coerce").to_numpy(np.float64, na_value=np.nan)
+
+
+def parse_process_csv(text: str) -> ParsedProcesses:
+    """process_mem CSV text -> ParsedProcesses(frame: pid, ppid, user, rss_bytes, vsz_bytes, cmd (raw, unscrubbed)).
+
+    Raises ValueError (naming what is wrong) when the file is empty, a required column is missing or the CSV cannot be
+    read at all. Damaged rows (truncated, non-numeric, duplicate PID) are dropped and counted in notices; a row with
+    more fields than the header (an unquoted comma in CMD, the last column) gets its extra fields joined back.
+    """
+    notices: list[str] = []
+    if not text.strip():
+        raise ValueError("empty file")
+    try:
+        rows = list(csv.reader(io.StringIO(text)))
+    except csv.Error as exc:
+        raise ValueError(f"unreadable CSV ({exc})") from None
+    header = [h.strip() for h in rows[0]]
+    missing = [c for c in PROCESS_HEADER if c not in header]
+    if missing:
+        raise ValueError(f"missing column(s) {', '.join(missing)} (header: {','.join(header)[:120]})")
+    body = rows[1:]
+    width = len(header)
+    lens = np.fromiter(map(len, body), dtype=np.int64, count=len(body))
+    if (lens != width).any():
+        cmd_last = header[-1] == "CMD"
+        long_rows = int((lens > width).sum()) if cmd_last else 0
+        short_rows = int(((lens < width) & (lens > 0)).sum()) + (0 if cmd_last else int((lens > width).sum()))
+        if long_rows:
+            body = [r if len(r) <= width else [*r[: width - 1], ",".join(r[width - 1 :])] for r in body]
+            notices.append(f"{long_rows} row(s) with unquoted commas in CMD joined back")
+        if short_rows:
+            notices.append(f"{short_rows} row(s) with a wrong number of fields skipped (truncated?)")
+        body = [r for r in body if len(r) == width]
+    if not body:
+        raise ValueError("no process rows" + (f" ({'; '.join(notices)})" if notices else ""))
+    cols = dict(zip(header, zip(*body, strict=True), strict=True))
+    nums = {c: _int_column(cols[c]) for c in _NUMERIC}
+    ok = np.logical_and.reduce([~np.isnan(nums[c]) for c in _NUMERIC])
+    ok &= (np.nan_to_num(nums["PID"], nan=-1) > 0) & (np.nan_to_num(nums["PPID"], nan=-1) >= 0)
+    ok &= (np.nan_to_num(nums["RSS_MB"], nan=-1) >= 0) & (np.nan_to_num(nums["VSZ_MB"], nan=-1) >= 0)
+    bad = int((~ok).sum())
+    if bad:
+        notices.append(f"{bad} damaged row(s) skipped (missing, negative or non-numeric PID/PPID/RSS_MB/VSZ_MB)")
+    frame = pd.DataFrame(
+        {
+            "pid": nums["PID"][ok].astype(np.int32),
+            "ppid": nums["PPID"][ok].astype(np.int32),
+            "user": np.char.strip(np.asarray(cols["USER"], dtype=str)[ok]).astype(object),
+            "rss_bytes": np.rint(nums["RSS_MB"][ok] * MIB).astype(np.int64),
+            "vsz_bytes": np.rint(nums["VSZ_MB"][ok] * MIB).astype(np.int64),
+            "cmd": np.asarray(cols["CMD"], dtype=object)[ok],
+        }
+    )
+    dup = frame["pid"].duplicated()
+    if dup.any():
+        notices.append(f"{int(dup.sum())} duplicate PID row(s) skipped")
+        frame = frame[~dup].reset_index(drop=True)
+    return ParsedProcesses(frame, notices)
+
+
+def parse_sys_csv(text: str) -> ParsedSystem:
+    """sys_mem CSV text (header + one row) -> ParsedSystem({meminfo key: bytes or count}).
+
+    ``<Key>_MB`` -> key, * 2**20; ``<Key>_kB`` -> key, * 1024; HugePages_* counts as they are. Raises ValueError when
+    there is no data row or no usable column; unknown or non-numeric columns are skipped and named in notices.
+    """
+    rows = list(csv.reader(io.StringIO(text)))
+    rows = [r for r in rows if any(cell.strip() for cell in r)]
+    if len(rows) < 2:
+        raise ValueError("no data row")
+    header, row = rows[0], rows[-1]
+    notices: list[str] = []
+    if len(rows) > 2:
+        notices.append(f"{len(rows) - 1} data rows, the last one used")
+    values: dict[str, int] = {}
+    skipped: list[str] = []
+    for i, col in enumerate(header):
+        col = col.strip()
+        cell = row[i].strip() if i < len(row) else ""
+        if col.endswith("_MB"):
+            key, scale = col[:-3], MIB
+        elif col.endswith(("_kB", "_KB")):
+            key, scale = col[:-3], 1024
+        elif col in MEMINFO_COUNT_FIELDS:
+            key, scale = col, 1
+        else:
+            skipped.append(col)
+            continue
+        try:
+            values[key] = int(cell) * scale
+        except ValueError:
+            skipped.append(col)
+    if not values:
+        raise ValueError(f"no usable column (header: {','.join(header)[:120]})")
+    if skipped:
+        notices.append(f"column(s) skipped: {', '.join(skipped)}")
+    return ParsedSystem(values, notices)
+
+
+def localize_stamps(naive: pd.Series, tz: str | tzinfo) -> pd.Series:
+    """Naive local stamps in file order -> UTC datetime64[ns, UTC] (DST rules in the module docstring), same index."""
+    values = pd.DatetimeIndex(pd.to_datetime(naive.to_numpy()))
+    if len(values) == 0:
+        return pd.Series(values.tz_localize("UTC").astype(UTC_NS), index=naive.index)
+    asi8 = values.asi8
+    prev_max = np.maximum.accumulate(np.concatenate(([np.iinfo(np.int64).min], asi8[:-1])))
+    first_pass = prev_max <= asi8  # no earlier file (in file order) has a later stamp: clock not yet turned back
+    local = values.tz_localize(tz, ambiguous=first_pass, nonexistent="shift_forward")
+    return pd.Series(local.tz_convert("UTC").astype(UTC_NS), index=naive.index)
+
+
+def name_and_cmdline(cmd: pd.Series) -> pd.DataFrame:
+    """Raw CMD strings -> DataFrame(name, cmdline scrubbed), same index; work done once per distinct CMD."""
+    cat = pd.Categorical(cmd.fillna("").astype(str))
+    uniq = pd.Series(cat.categories, dtype=object)
+    scrubbed = uniq.map(scrub_cmdline)
+    stripped = scrubbed.str.strip()
+    bracket = stripped.str.extract(_BRACKET_RE, expand=False)
+    argv0 = stripped.str.split(n=1).str[0].fillna("")
+    base = argv0.str.rsplit("/", n=1).str[-1]
+    names = bracket.where(bracket.notna(), base).fillna("")
+    codes = cat.codes
+    return pd.DataFrame(
+        {
+            "name": names.to_numpy()[codes],
+            "cmdline": scrubbed.to_numpy()[codes],
+        },
+        index=cmd.index,
+    )
+
+
+def infer_start_times(
+    snap: np.ndarray, ts: np.ndarray, pid: np.ndarray, ppid: np.ndarray, user: np.ndarray, cmd: np.ndarray
+) -> np.ndarray:
+    """Per row (snap dense by time, ts int64 ns, pid, ppid, user/cmd codes) -> inferred start time (int64 ns).
+
+    Rules in the module docstring: same pid in consecutive snapshots = same process unless cmd changes together with
+    ppid or user; otherwise a new process whose start time is its first sighting.
+    """
+    n = len(pid)
+    if n == 0:
+        return np.empty(0, np.int64)
+    order = np.lexsort((snap, pid))
+    s_snap, s_pid = snap[order], pid[order]
+    s_ppid, s_user, s_cmd = ppid[order], user[order], cmd[order]
+    new = np.ones(n, bool)
+    same_pid = s_pid[1:] == s_pid[:-1]
+    consecutive = same_pid & (s_snap[1:] == s_snap[:-1] + 1)
+    cmd_changed = s_cmd[1:] != s_cmd[:-1]
+    other_changed = (s_ppid[1:] != s_ppid[:-1]) | (s_user[1:] != s_user[:-1])
+    new[1:] = ~consecutive | (cmd_changed & other_changed)
+    group = np.cumsum(new) - 1
+    first_ts = ts[order][new]
+    out = np.empty(n, np.int64)
+    out[order] = first_ts[group]
+    return out
+
+
+def build_seed_frames(
+    processes: list[tuple[pd.Timestamp, pd.DataFrame]],
+    systems: list[tuple[pd.Timestamp, dict[str, int]]],
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Parsed rounds with their UTC times (see localize_stamps) -> (procs, system) frames; host and boot_id are "".
+
+    processes: (ts, ParsedProcesses.frame); systems: (ts, ParsedSystem.values); any order.
+    procs columns: ts, host, boot_id, pid, ppid, start_time (inferred), user, name, cmdline (scrubbed), rss_bytes,
+    vsz_bytes, sorted by ts, pid. system columns: ts, host, boot_id, one Int64 column per meminfo key, sorted by ts.
+    """
+    sizes = np.array([len(f) for _, f in processes], dtype=np.int64)
+    ts_per_file = pd.DatetimeIndex([t for t, _ in processes], tz="UTC").as_unit("ns").asi8
+    body = pd.concat([f for _, f in processes], ignore_index=True) if processes else _empty_processes()
+    ts = np.repeat(ts_per_file, sizes)
+    snap = np.unique(ts, return_inverse=True)[1].reshape(-1)  # dense snapshot order by time
+    names = name_and_cmdline(body["cmd"])
+    user = body["user"].astype(str)
+    start = infer_start_times(
+        snap.astype(np.int64),
+        ts,
+        body["pid"].to_numpy(np.int64),
+        body["ppid"].to_numpy(np.int64),
+        pd.factorize(user)[0],
+        pd.factorize(names["cmdline"])[0],
+    )
+    procs = pd.DataFrame(
+        {
+            "ts": pd.to_datetime(ts, utc=True).as_unit("ns"),
+            "host": "",
+            "boot_id": "",
+            "pid": body["pid"].to_numpy(np.int32),
+            "ppid": body["ppid"].to_numpy(np.int32),
+            "start_time": pd.to_datetime(start, utc=True).as_unit("ns"),
+            "user": user.to_numpy(),
+            "name": names["name"].to_numpy(),
+            "cmdline": names["cmdline"].to_numpy(),
+            "rss_bytes": body["rss_bytes"].to_numpy(np.int64),
+            "vsz_bytes": body["vsz_bytes"].to_numpy(np.int64),
+        }
+    )
+    order = np.lexsort((procs["pid"].to_numpy(), ts))
+    procs = procs.take(order).reset_index(drop=True)
+    system = pd.DataFrame([v for _, v in systems], dtype="Int64")
+    system.insert(0, "ts", pd.DatetimeIndex([t for t, _ in systems], tz="UTC").as_unit("ns"))
+    system.insert(1, "host", "")
+    system.insert(2, "boot_id", "")
+    system = system.sort_values("ts", kind="stable").reset_index(drop=True)
+    return procs, system

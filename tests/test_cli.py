@@ -1,0 +1,216 @@
+"""memlib CLI on the seed example dumps: numbers checked against the CSVs, formats, errors (exit 2)."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from memlib.cli import main
+from memlib.load import clear_cache
+
+ROOT = Path(__file__).resolve().parents[1]
+SEED = Path(__file__).parent / "data" / "seed"
+MIB = 2**20
+AT = "2026-11-27T17:03:00Z"  # the round at or before it: 17:02:59
+AT_FILE = "20261127_170259"
+
+
+def run(capsysbinary: pytest.CaptureFixture[bytes], *argv: str) -> tuple[int, bytes, str]:
+    code = main([*argv, "--dumps", str(SEED), "--tz", "UTC"] if "--dumps" not in argv else list(argv))
+    out, err = capsysbinary.readouterr()
+    return code, out, err.decode()
+
+
+def csv_of(out: bytes) -> pd.DataFrame:
+    return pd.read_csv(io.BytesIO(out), keep_default_na=False, na_values=[""])
+
+
+def seed_csv(kind: str, stamp: str) -> pd.DataFrame:
+    return pd.read_csv(SEED / "time" / f"{kind}_{stamp}.csv")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _cache():
+    clear_cache()
+    yield
+    clear_cache()
+
+
+def test_system_columns_and_numbers(capsysbinary) -> None:
+    code, out, err = run(capsysbinary, "system", "--format", "csv")
+    assert code == 0, err
+    df = csv_of(out)
+    for col in ["ts", "mem_total_bytes", "mem_used_bytes", "mem_available_bytes", "cached_bytes",
+                "swap_total_bytes", "swap_used_bytes"]:  # fmt: skip
+        assert col in df.columns
+    assert len(df) == 75
+    row = df[df["ts"] == "2026-11-27T17:02:59Z"].iloc[0]
+    sysrow = seed_csv("sys_mem", AT_FILE).iloc[0]
+    assert row["mem_total_bytes"] == sysrow["MemTotal_MB"] * MIB
+    assert row["mem_used_bytes"] == (sysrow["MemTotal_MB"] - sysrow["MemAvailable_MB"]) * MIB
+    assert row["mem_available_bytes"] == sysrow["MemAvailable_MB"] * MIB
+    assert row["cached_bytes"] == (sysrow["Cached_MB"] + sysrow["SReclaimable_MB"]) * MIB
+    assert row["swap_used_bytes"] == 0 and row["swap_total_bytes"] == 0
+
+
+def test_snapshot_matches_csv(capsysbinary) -> None:
+    code, out, err = run(capsysbinary, "snapshot", "--at", AT, "--format", "json")
+    assert code == 0, err
+    rows = pd.DataFrame(json.loads(out))
+    expected = seed_csv("process_mem", AT_FILE)
+    assert len(rows) == len(expected)
+    assert set(rows["ts"]) == {"2026-11-27T17:02:59Z"}
+    merged = rows.merge(expected, left_on="pid", right_on="PID")
+    assert (merged["rss_bytes"] == merged["RSS_MB"] * MIB).all()
+    assert (merged["ppid"] == merged["PPID"]).all()
+    assert list(rows.columns)[:12] == ["ts", "pid", "ppid", "start_time", "name", "cmdline", "user", "level",
+                                       "rss_bytes", "subtree_rss_bytes", "descendants", "lifetime_s"]  # fmt: skip
+    root = rows[rows["pid"] == 22941].iloc[0]
+    kids = rows[rows["ppid"] == 22941]
+    grandkids = rows[rows["ppid"].isin(kids["pid"])]
+    assert root["subtree_rss_bytes"] == root["rss_bytes"] + kids["rss_bytes"].sum() + grandkids["rss_bytes"].sum()
+    assert root["descendants"] == len(kids) + len(grandkids)
+    assert root["lifetime_s"] == 42.0  # first seen 17:02:17, observed span
+    assert not rows["cmdline"].str.contains("s3cr3t|tok_live_SECRET123").any()
+
+
+def test_snapshot_filters(capsysbinary) -> None:
+    code, out, _ = run(capsysbinary, "snapshot", "--at", AT, "--match", "ROLE SPIKER", "--format", "csv")
+    assert code == 0
+    df = csv_of(out)
+    assert df["pid"].tolist() == [22963]
+    code, out, _ = run(capsysbinary, "snapshot", "--at", AT, "--min-rss", "20", "--format", "csv")
+    expected = seed_csv("process_mem", AT_FILE)
+    assert sorted(csv_of(out)["pid"]) == sorted(expected[expected["RSS_MB"] >= 20]["PID"])
+    code, out, _ = run(capsysbinary, "snapshot", "--at", AT, "--level", "2", "--limit", "2", "--format", "csv")
+    df = csv_of(out)
+    assert len(df) == 2 and set(df["level"]) == {2}
+    code, out, _ = run(capsysbinary, "snapshot", "--at", AT, "--min-subtree", "150", "--format", "csv")
+    df = csv_of(out)
+    assert 22941 in set(df["pid"]) and (df["subtree_rss_bytes"] >= 150 * MIB).all()
+    code, out, _ = run(capsysbinary, "snapshot", "--at", AT, "--min-lifetime", "30", "--format", "csv")
+    df = csv_of(out)
+    assert (df["lifetime_s"] >= 30).all() and 23134 not in set(df["pid"])
+
+
+def test_timeline_of_the_leaker(capsysbinary) -> None:
+    code, out, err = run(capsysbinary, "timeline", "--pid", "22958", "--format", "csv")
+    assert code == 0, err
+    df = csv_of(out)
+    files = sorted((SEED / "time").glob("process_mem_*.csv"))
+    expected = []
+    for f in files:
+        t = pd.read_csv(f)
+        hit = t[t["PID"] == 22958]
+        if len(hit):
+            stamp = pd.to_datetime(f.name[12:27], format="%Y%m%d_%H%M%S").strftime("%Y-%m-%dT%H:%M:%SZ")
+            expected.append((stamp, int(hit["RSS_MB"].iloc[0]) * MIB))
+    assert list(zip(df["ts"], df["rss_bytes"], strict=True)) == expected
+    assert (df["subtree_rss_bytes"] == df["rss_bytes"]).all() and (df["descendants"] == 0).all()
+    assert df["rss_bytes"].iloc[-1] > df["rss_bytes"].iloc[0] + 50 * MIB  # it leaks
+
+
+def test_children(capsysbinary) -> None:
+    code, out, err = run(capsysbinary, "children", "--pid", "22941", "--format", "csv")
+    assert code == 0, err
+    df = csv_of(out)
+    assert list(df.columns) == ["ts", "pid", "child_pid", "child_name", "subtree_rss_bytes"]
+    at = df[df["ts"] == "2026-11-27T17:02:59Z"]
+    expected = seed_csv("process_mem", AT_FILE)
+    kids = expected[expected["PPID"] == 22941]
+    assert sorted(at["child_pid"]) == sorted(kids["PID"])
+    steady = at[at["child_pid"] == 22959].iloc[0]
+    spiker = expected[expected["PID"] == 22963].iloc[0]
+    assert steady["subtree_rss_bytes"] == (kids[kids["PID"] == 22959]["RSS_MB"].iloc[0] + spiker["RSS_MB"]) * MIB
+
+
+def test_top(capsysbinary) -> None:
+    code, out, _ = run(capsysbinary, "top", "--at", AT, "--limit", "3", "--format", "csv")
+    assert code == 0
+    df = csv_of(out)
+    expected = seed_csv("process_mem", AT_FILE).sort_values("RSS_MB", ascending=False, kind="stable")
+    assert df["rss_bytes"].tolist() == (expected["RSS_MB"].head(3) * MIB).tolist()
+    assert df["rank"].tolist() == [1, 2, 3]
+    code, out, _ = run(capsysbinary, "top", "--at", AT, "--by", "subtree", "--limit", "1", "--format", "csv")
+    df = csv_of(out)
+    assert df["pid"].tolist() == [22941]  # the workload root holds the biggest subtree below init
+    code, out, _ = run(capsysbinary, "top", "--at", AT, "--by", "growth", "--limit", "1", "--format", "csv")
+    df = csv_of(out)
+    assert df["pid"].tolist() == [22958]  # the leaker grew most since the first snapshot (it is new there)
+
+
+def test_processes_and_start_time(capsysbinary) -> None:
+    code, out, _ = run(capsysbinary, "processes", "--pid", "22960", "--format", "json")
+    assert code == 0
+    found = json.loads(out)
+    assert len(found) == 1 and found[0]["start_time"] == "2026-11-27T17:02:17Z"
+    code, out, _ = run(capsysbinary, "timeline", "--pid", "22960", "--start-time", "2026-11-27T17:02:17Z")
+    assert code == 0 and b"22960" in out
+
+
+def test_export_formats(capsysbinary, tmp_path: Path) -> None:
+    target = tmp_path / "x.parquet"
+    code, out, err = run(capsysbinary, "export", "--at", AT, "--format", "parquet", "--out", str(target))
+    assert code == 0 and out == b"", err
+    df = pd.read_parquet(target)
+    assert len(df) == len(seed_csv("process_mem", AT_FILE))
+    assert {"proc_id", "subtree_rss_bytes", "lifetime_s", "cmdline"} <= set(df.columns)
+    assert str(df["ts"].dtype) == "datetime64[ns, UTC]"
+    code, out, _ = run(capsysbinary, "export", "--all")
+    total = sum(len(pd.read_csv(f)) for f in (SEED / "time").glob("process_mem_*.csv"))
+    assert len(csv_of(out)) == total
+    code, out, _ = run(capsysbinary, "export", "--all", "--match", "leaker", "--format", "json")
+    rows = json.loads(out)
+    assert len(rows) == 60 and {r["pid"] for r in rows} == {22958}
+    assert all("tok_live" not in r["cmdline"] for r in rows)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["timeline", "--pid", "424242"], "no process with pid 424242"),
+        (["children", "--pid", "22960", "--start-time", "2020-01-01T00:00:00Z"], "no process with pid 22960"),
+        (["snapshot", "--at", "not-a-time"], "is not a time"),
+        (["snapshot", "--at", "2026-11-27T16:00:00Z"], "before the first snapshot"),
+        (["system", "--tz", "Nowhere/Land"], "unknown time zone"),
+        (["top", "--at", "2026-11-27T17:02:20Z", "--by", "growth", "--since", "latest"], "--since is after --at"),
+    ],
+)
+def test_errors_exit_2_with_one_line(capsysbinary, argv: list[str], message: str) -> None:
+    code = main([*argv, "--dumps", str(SEED)] + ([] if "--tz" in argv else ["--tz", "UTC"]))
+    _, err = capsysbinary.readouterr()
+    assert code == 2
+    lines = err.decode().strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and lines[0].startswith("error: ")
+
+
+def test_missing_and_empty_dumps_dir(capsysbinary, tmp_path: Path) -> None:
+    for folder in (tmp_path / "missing", tmp_path):
+        code = main(["system", "--dumps", str(folder)])
+        _, err = capsysbinary.readouterr()
+        assert code == 2
+        assert err.decode().count("\n") == 1 and "no snapshots in" in err.decode()
+
+
+def test_python_dash_m(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "memlib", "top", "--dumps", str(SEED), "--tz", "UTC", "--limit", "2"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].split()[:3] == ["rank", "ts", "pid"] and len(lines) == 3
+    proc = subprocess.run(
+        [sys.executable, "-m", "memlib", "system", "--dumps", str(tmp_path / "nope")],
+        capture_output=True, text=True, cwd=ROOT, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2 and proc.stderr.startswith("error: ")

@@ -1,0 +1,1 @@
+"""Collector: records every process's memory on a fixed schedule into the native dump store (memlib.store)."""

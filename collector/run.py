@@ -1,0 +1,224 @@
+"""Collector CLI: lock the dumps directory, sample on a fixed schedule, write segments, apply retention.
+
+    python -m collector [--dumps DIR] [--interval SECONDS] [--duration SECONDS] [--smaps auto|on|off]
+                        [--retain-days N] [--retain-mb N] [--period SECONDS]
+
+Sample k is due at t0 + k*interval on the monotonic clock (no drift); a sample that overruns its slot logs a warning
+and the missed slots are skipped (no burst). SIGTERM/SIGINT finish the current sample, compact and exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import errno
+import fcntl
+import gc
+import math
+import os
+import select
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from memlib.store import SegmentWriter, apply_retention, recover
+
+LOCK_NAME = ".collector.lock"
+MAX_FAILURES = 10  # consecutive failed samples before the collector gives up (exit 1)
+
+
+class AlreadyRunning(RuntimeError):
+    """Another collector holds the lock on the dumps directory."""
+
+
+def log(message: str) -> None:
+    """One line on stderr, prefixed with the UTC time."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    print(f"{stamp} collector: {message}", file=sys.stderr, flush=True)
+
+
+def acquire_lock(dumps_dir: Path) -> int:
+    """flock DIR/.collector.lock (non-blocking) and write our pid into it; returns the fd. AlreadyRunning if held."""
+    path = dumps_dir / LOCK_NAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            os.close(fd)
+            raise
+        try:
+            other = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
+        finally:
+            os.close(fd)
+        raise AlreadyRunning(
+            f"another collector (pid {other}) is already recording into {dumps_dir}; stop it first"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command line -> options (dumps, interval, duration, smaps, retain_days, retain_mb, period)."""
+    p = argparse.ArgumentParser(prog="python -m collector", description="Record every process's memory into DIR.")
+    p.add_argument("--dumps", default="dumps", help="dumps directory (default: dumps/)")
+    p.add_argument("--interval", type=float, default=5.0, help="seconds between samples (default 5)")
+    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: forever)")
+    p.add_argument("--smaps", choices=("auto", "on", "off"), default="auto", help="read smaps_rollup (PSS/USS/swap)")
+    p.add_argument("--retain-days", type=float, default=None, help="delete closed segments older than N days")
+    p.add_argument("--retain-mb", type=float, default=None, help="keep the store under N MB (oldest deleted first)")
+    p.add_argument("--period", type=float, default=3600.0, help="seconds covered by one closed segment (default 3600)")
+    args = p.parse_args(argv)
+    if not args.interval > 0:
+        p.error("--interval must be > 0")
+    if args.duration is not None and args.duration < 0:
+        p.error("--duration must be >= 0")
+    if args.period <= 0:
+        p.error("--period must be > 0")
+    for name in ("retain_days", "retain_mb"):
+        value = getattr(args, name)
+        if value is not None and value <= 0:
+            p.error(f"--{name.replace('_', '-')} must be > 0")
+    return args
+
+
+def make_sampler(smaps: str) -> object:
+    """The /proc sampler on Linux, the psutil one elsewhere."""
+    if sys.platform.startswith("linux") and os.path.isdir("/proc/self"):
+        from collector.sampler import Sampler
+
+        return Sampler(smaps=smaps)
+    from collector.psutil_sampler import PsutilSampler
+
+    return PsutilSampler(smaps=smaps)
+
+
+class Stopper:
+    """SIGTERM/SIGINT set `stop`; `sleep_until` wakes early on a signal (via a wakeup pipe)."""
+
+    def __init__(self) -> None:
+        """Install the handlers (main thread only)."""
+        self.stop = False
+        self.signal_name = ""
+        self._r, self._w = os.pipe()
+        os.set_blocking(self._r, False)
+        os.set_blocking(self._w, False)
+        self._poll = select.poll()  # not select(): the sampler keeps many fds open, select breaks above 1023
+        self._poll.register(self._r, select.POLLIN)
+        self._old_fd = signal.set_wakeup_fd(self._w)
+        self._old = {s: signal.signal(s, self._handle) for s in (signal.SIGTERM, signal.SIGINT)}
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        self.stop = True
+        self.signal_name = signal.Signals(signum).name
+
+    def sleep_until(self, deadline: float) -> None:
+        """Sleep until monotonic `deadline` or a stop signal."""
+        while not self.stop:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            with contextlib.suppress(InterruptedError):
+                self._poll.poll(max(1, math.ceil(remaining * 1000)))
+            with contextlib.suppress(BlockingIOError):
+                os.read(self._r, 512)
+
+    def restore(self) -> None:
+        """Put the previous handlers back."""
+        for s, h in self._old.items():
+            signal.signal(s, h)
+        signal.set_wakeup_fd(self._old_fd)
+        os.close(self._r)
+        os.close(self._w)
+
+
+def run(args: argparse.Namespace, sampler_factory: Callable[[str], object] = make_sampler) -> int:
+    """Record until --duration or a signal; returns the exit status (0 ok, 1 refused/failed)."""
+    dumps = Path(args.dumps)
+    try:
+        dumps.mkdir(parents=True, exist_ok=True)
+        lock_fd = acquire_lock(dumps)
+    except AlreadyRunning as exc:
+        log(str(exc))
+        return 1
+    except OSError as exc:
+        log(f"cannot use dumps directory {dumps}: {exc.strerror or exc}")
+        return 1
+    stopper = Stopper()
+    writer: SegmentWriter | None = None
+    sampler = None
+    try:
+        for note in recover(dumps):
+            log(note)
+        sampler = sampler_factory(args.smaps)
+        writer = SegmentWriter(dumps, sampler.host, sampler.boot_id, period_s=args.period)
+        gc.collect()
+        gc.freeze()  # imports are done: keep the long-lived heap out of every later collection
+        retain_bytes = None if args.retain_mb is None else int(args.retain_mb * 1_000_000)
+        log(f"recording into {dumps} every {args.interval:g} s (pid {os.getpid()}, smaps {args.smaps})")
+        t0 = time.monotonic()
+        end = math.inf if args.duration is None else t0 + args.duration
+        k = 0
+        closed_seen = 0
+        failures = 0
+        while not stopper.stop:
+            due = t0 + k * args.interval
+            if due >= end:
+                break
+            stopper.sleep_until(due)
+            if stopper.stop:
+                break
+            try:
+                sample = sampler.sample()
+                writer.append(sample.ts, sample.procs, sample.meminfo)
+                failures = 0
+            except (OSError, ValueError) as exc:  # one bad sample is logged and skipped; many in a row stop us
+                failures += 1
+                log(f"sample failed ({failures} in a row): {type(exc).__name__}: {exc}")
+                if failures >= MAX_FAILURES:
+                    raise
+            if len(writer.closed) > closed_seen or k == 0:
+                closed_seen = len(writer.closed)
+                _retention(dumps, args.retain_days, retain_bytes)
+            took = time.monotonic() - due
+            k += 1
+            if took > args.interval:
+                next_k = math.ceil((time.monotonic() - t0) / args.interval)
+                log(
+                    f"sample took {took:.2f} s, longer than the {args.interval:g} s interval; "
+                    f"skipping {next_k - k} slot(s)"
+                )
+                k = max(k, next_k)
+        if stopper.stop:
+            log(f"{stopper.signal_name}: flushing and exiting")
+        return 0
+    except Exception as exc:  # keep the recorded data: compact below, then report
+        log(f"failed: {type(exc).__name__}: {exc}")
+        return 1
+    finally:
+        if writer is not None:
+            try:
+                writer.close()
+                _retention(dumps, args.retain_days, None if args.retain_mb is None else int(args.retain_mb * 1e6))
+            except Exception as exc:
+                log(f"could not compact the active segment (it stays readable; the next run compacts it): {exc}")
+        close = getattr(sampler, "close", None)
+        if close is not None:
+            close()
+        stopper.restore()
+        os.close(lock_fd)
+
+
+def _retention(dumps: Path, days: float | None, max_bytes: int | None) -> None:
+    if days is None and max_bytes is None:
+        return
+    for path in apply_retention(dumps, days, max_bytes):
+        log(f"retention: deleted {path.name}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `python -m collector`."""
+    return run(parse_args(argv))

@@ -1,0 +1,257 @@
+"""The collector CLI: schedule, signals, lock, kill -9, retention, bad input, systemd unit."""
+
+from __future__ import annotations
+
+import configparser
+import itertools
+import os
+import random
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from collector import run as run_mod
+from collector.sampler import Sampler
+from memlib.store import list_segments, read_dumps_dir, read_segment
+from tests.fakeproc import FakeProcess, FakeProcFS
+
+REPO = Path(__file__).resolve().parents[1]
+PY = sys.executable
+
+
+def start_collector(dumps: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [PY, "-m", "collector", "--dumps", str(dumps), *args],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for(predicate, timeout: float = 20.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting")
+
+
+def current_samples(dumps: Path, exclude: frozenset[Path] = frozenset()) -> int:
+    segs = [s for s in list_segments(dumps) if s.kind == "current" and s.path not in exclude]
+    return sum(read_segment(s.path).procs["ts"].nunique() for s in segs)
+
+
+# ---------------------------------------------------------------------------------------------------- subprocess
+
+
+def test_duration_run_writes_a_closed_segment(tmp_path: Path) -> None:
+    dumps = tmp_path / "dumps"
+    proc = subprocess.run(
+        [PY, "-m", "collector", "--dumps", str(dumps), "--interval", "0.2", "--duration", "1", "--smaps", "off"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    segs = list_segments(dumps)
+    assert [s.kind for s in segs] == ["parquet"] and not list(dumps.glob("*.current"))
+    got = read_segment(segs[0].path)
+    assert got.procs["ts"].nunique() == 5 and len(got.system) == 5 and not got.notices
+    assert (got.procs["pid"] == os.getpid()).any()  # this test process was recorded
+    assert "recording into" in proc.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_second_collector_refused_and_signal_flushes(tmp_path: Path, sig: signal.Signals) -> None:
+    dumps = tmp_path / "dumps"
+    first = start_collector(dumps, "--interval", "0.2", "--smaps", "off")
+    try:
+        wait_for(lambda: current_samples(dumps) >= 2)
+        second = subprocess.run(
+            [PY, "-m", "collector", "--dumps", str(dumps)], cwd=REPO, capture_output=True, text=True, timeout=60
+        )
+        assert second.returncode == 1
+        lines = second.stderr.strip().splitlines()
+        assert len(lines) == 1 and f"another collector (pid {first.pid})" in lines[0] and str(dumps) in lines[0]
+        first.send_signal(sig)
+        _, err = first.communicate(timeout=30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 0, err
+    assert sig.name in err
+    segs = list_segments(dumps)
+    assert [s.kind for s in segs] == ["parquet"] and not list(dumps.glob("*.current"))
+    assert read_segment(segs[0].path).procs["ts"].nunique() >= 2
+
+
+@pytest.mark.slow
+def test_kill_9_at_random_moments_loses_at_most_one_interval(tmp_path: Path) -> None:
+    dumps = tmp_path / "dumps"
+    rng = random.Random(7)
+    for round_ in range(3):
+        leftover = frozenset(dumps.glob("*.current"))
+        proc = start_collector(dumps, "--interval", "0.05", "--smaps", "off")
+        try:
+            wait_for(lambda: current_samples(dumps, leftover) >= 3)  # noqa: B023 (used right here)
+            time.sleep(rng.uniform(0.0, 0.2))
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate(timeout=30)
+        # every file a reader can see loads, with at most a torn tail
+        visible = list_segments(dumps)
+        for seg in visible:
+            got = read_segment(seg.path)
+            assert not got.notices, got.notices
+            assert set(got.system["ts"]) == set(got.procs["ts"])
+        cur = [s for s in visible if s.kind == "current"]
+        assert len(cur) == 1, round_  # the previous run's leftover was compacted at start
+        n_before = read_segment(cur[0].path).procs["ts"].nunique()
+        assert n_before >= 3
+    # killed early too: during start-up, while the previous leftover is being compacted, at the first samples
+    for _ in range(3):
+        proc = start_collector(dumps, "--interval", "0.05", "--smaps", "off")
+        time.sleep(rng.uniform(0.3, 0.9))
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=30)
+        for seg in list_segments(dumps):
+            got = read_segment(seg.path)
+            assert not got.notices, got.notices
+    # each start compacted the previous run's leftover; the last one is compacted by the next run
+    proc = subprocess.run(
+        [PY, "-m", "collector", "--dumps", str(dumps), "--interval", "0.1", "--duration", "0.3", "--smaps", "off"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("compacted leftover") <= 1
+    segs = list_segments(dumps)
+    assert len(segs) >= 4 and all(s.kind == "parquet" for s in segs)
+    assert not list(dumps.glob("*.tmp")) and not list(dumps.glob("*.current"))
+    everything = read_dumps_dir(dumps)
+    assert not everything.notices and everything.procs["ts"].nunique() >= 3 * 3 + 3
+
+
+def test_bad_arguments_and_unusable_dumps_dir(tmp_path: Path) -> None:
+    bad = subprocess.run(
+        [PY, "-m", "collector", "--interval", "0"], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert bad.returncode == 2 and "--interval must be > 0" in bad.stderr
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    proc = subprocess.run(
+        [PY, "-m", "collector", "--dumps", str(blocker / "dumps"), "--duration", "0"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1 and "cannot use dumps directory" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# ---------------------------------------------------------------------------------------------------- in-process
+
+
+class TimedSampler:
+    """A /proc sampler over a fake procfs that records when each sample starts and can be made slow."""
+
+    def __init__(self, root: Path, work_s: float = 0.0, slow: dict[int, float] | None = None) -> None:
+        self.inner = Sampler(proc_root=str(root), smaps="off", clk_tck=100, host="h")
+        self.host, self.boot_id = self.inner.host, self.inner.boot_id
+        self.starts: list[float] = []
+        self.work_s = work_s
+        self.slow = slow or {}
+
+    def sample(self):
+        self.starts.append(time.monotonic())
+        out = self.inner.sample()
+        time.sleep(self.slow.get(len(self.starts) - 1, self.work_s))
+        return out
+
+
+@pytest.fixture
+def fake_root(tmp_path: Path) -> Path:
+    fs = FakeProcFS(tmp_path / "proc")
+    fs.add(FakeProcess(1, "init", ["/sbin/init"], ppid=0))
+    fs.add(FakeProcess(10, "app", ["app", "--serve"]))
+    return fs.root
+
+
+def run_with(tmp_path: Path, sampler: TimedSampler, *argv: str) -> int:
+    args = run_mod.parse_args(["--dumps", str(tmp_path / "dumps"), *argv])
+    return run_mod.run(args, sampler_factory=lambda smaps: sampler)
+
+
+def test_schedule_has_no_drift(tmp_path: Path, fake_root: Path) -> None:
+    sampler = TimedSampler(fake_root, work_s=0.03)  # "sleep after work" would drift 30 ms per sample
+    assert run_with(tmp_path, sampler, "--interval", "0.1", "--duration", "1") == 0
+    starts = sampler.starts
+    assert len(starts) == 10
+    t0 = starts[0]
+    lateness = [s - (t0 + k * 0.1) for k, s in enumerate(starts)]
+    assert max(abs(x) for x in lateness) < 0.05, lateness
+    assert read_dumps_dir(tmp_path / "dumps").procs["ts"].nunique() == 10
+
+
+def test_overrun_warns_and_skips_missed_slots(tmp_path: Path, fake_root: Path, capsys) -> None:
+    sampler = TimedSampler(fake_root, slow={2: 0.35})  # sample 2 takes ~3.5 intervals
+    assert run_with(tmp_path, sampler, "--interval", "0.1", "--duration", "1") == 0
+    err = capsys.readouterr().err
+    assert "longer than the 0.1 s interval" in err and "skipping" in err
+    starts = sampler.starts
+    t0 = starts[0]
+    slots = [(s - t0) / 0.1 for s in starts]
+    # no burst: after the slow sample the next one starts on a later slot boundary, never twice in one slot
+    assert all(b - a > 0.5 for a, b in itertools.pairwise(slots)), slots
+    assert slots[3] > 3.4 and len(starts) < 10
+
+
+def test_a_failing_sample_is_logged_and_skipped(tmp_path: Path, fake_root: Path, capsys) -> None:
+    sampler = TimedSampler(fake_root)
+    real = sampler.sample
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(24, "Too many open files")
+        return real()
+
+    sampler.sample = flaky
+    assert run_with(tmp_path, sampler, "--interval", "0.05", "--duration", "0.25") == 0
+    assert "sample failed (1 in a row): OSError" in capsys.readouterr().err
+    assert read_dumps_dir(tmp_path / "dumps").procs["ts"].nunique() == 4
+
+
+def test_retention_runs_after_each_compaction(tmp_path: Path, fake_root: Path, capsys) -> None:
+    sampler = TimedSampler(fake_root)
+    argv = ["--interval", "0.05", "--duration", "1", "--period", "0.2", "--retain-mb", "0.000001"]
+    assert run_with(tmp_path, sampler, *argv) == 0
+    err = capsys.readouterr().err
+    assert err.count("retention: deleted") >= 4  # pairs deleted while running, not only at exit
+    assert not list((tmp_path / "dumps").glob("*.current"))
+
+
+# ---------------------------------------------------------------------------------------------------- unit file
+
+
+def test_systemd_unit_runs_this_cli() -> None:
+    unit = configparser.ConfigParser(interpolation=None, strict=False)
+    unit.read(REPO / "collector" / "pmi-collector.service")
+    service = unit["Service"]
+    argv = shlex.split(service["ExecStart"])
+    assert argv[1:3] == ["-m", "collector"]
+    args = run_mod.parse_args(argv[3:])
+    assert args.interval == 5 and args.retain_days and args.retain_mb
+    assert service["KillSignal"] == "SIGTERM" and unit["Install"]["WantedBy"] == "multi-user.target"
+    assert service["ReadWritePaths"] == args.dumps == "/var/lib/" + service["StateDirectory"]

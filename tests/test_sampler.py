@@ -1,0 +1,313 @@
+"""collector.sampler.Sampler over a fake procfs (and one smoke run over the real /proc)."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from collector import sampler as sampler_mod
+from collector.procfs import start_time_ns
+from collector.sampler import REFRESH_EVERY, Sampler
+from memlib.store import SAMPLE_PROC_COLUMNS, SegmentWriter, list_segments, read_segment
+from tests.fakeproc import BOOT_ID, BTIME, FailingReaders, FakeProcess, FakeProcFS
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def rows(sample: sampler_mod.Sample) -> dict[int, dict]:
+    """pid -> {column: value} of one sample."""
+    cols = sample.procs
+    return {pid: {c: cols[c][i] for c in cols} for i, pid in enumerate(cols["pid"])}
+
+
+@pytest.fixture
+def fs(tmp_path: Path) -> FakeProcFS:
+    fake = FakeProcFS(tmp_path / "proc")
+    fake.add(FakeProcess(1, "init", ["/sbin/init"], ppid=0, start_ticks=1, rss_pages=300))
+    fake.add(FakeProcess(2, "kthreadd", [], ppid=0, kthread=True, rss_pages=0, vsize=0, smaps_kb=None))
+    fake.add(FakeProcess(50, "kworker/0:1", [], ppid=2, kthread=True, rss_pages=0, vsize=0, smaps_kb=None))
+    fake.add(FakeProcess(100, "bash", ["-bash"], uid=1000, start_ticks=5000, rss_pages=1000))
+    fake.add(FakeProcess(101, "(a) b)", ["./weird", "x y"], ppid=100, start_ticks=5100, rss_pages=50))
+    fake.add(FakeProcess(102, "defunct", [], ppid=100, state="Z", rss_pages=0, vsize=0, smaps_kb=None))
+    fake.add(FakeProcess(103, "mysql", ["mysql", "--password=hunter2", "-u", "root"], ppid=100, start_ticks=6000))
+    return fake
+
+
+def make(fs: FakeProcFS, smaps: str = "off", readers: FailingReaders | None = None, **kw: object) -> Sampler:
+    if readers is not None:
+        kw.update(read_small=readers.read_small, read_whole=readers.read_whole)
+    return Sampler(proc_root=str(fs.root), smaps=smaps, clk_tck=100, host="testhost", **kw)
+
+
+def test_sample_columns_and_values(fs: FakeProcFS) -> None:
+    s = make(fs)
+    assert (s.btime, s.boot_id, s.host) == (BTIME, BOOT_ID, "testhost")
+    sample = s.sample()
+    assert list(sample.procs) == SAMPLE_PROC_COLUMNS
+    assert sample.ts.tzinfo is not None
+    r = rows(sample)
+    assert sorted(r) == [1, 2, 50, 100, 101, 102, 103]
+    bash = r[100]
+    assert bash["ppid"] == 1 and bash["state"] == "S" and bash["name"] == "bash" and bash["cmdline"] == "-bash"
+    assert bash["rss_bytes"] == 1000 * PAGE and bash["vsz_bytes"] == 10_000_000 and bash["threads"] == 1
+    assert bash["uid"] == 1000 and bash["user"] in ("1000", _user_name(1000))
+    assert bash["cgroup"] == "/system.slice/proc.service"
+    assert bash["start_time"] == start_time_ns(BTIME, 5000, 100) == (BTIME + 50) * 10**9
+    assert r[1]["user"] == "root"
+    assert r[101]["name"] == "(a) b)" and r[101]["cmdline"] == "./weird x y"
+    assert sample.stats["processes"] == 7 and sample.stats["new"] == 7 and sample.stats["vanished"] == 0
+    # smaps off: unknown is null, never 0
+    assert all(v is None for c in ("pss_bytes", "uss_bytes", "swap_bytes", "smaps_ts") for v in sample.procs[c])
+    assert sample.meminfo["MemTotal"] == 16_000_000 * 1024 and sample.meminfo["HugePages_Total"] == 4
+
+
+def _user_name(uid: int) -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def test_kernel_threads_and_zombies(fs: FakeProcFS) -> None:
+    r = rows(make(fs, smaps="on").sample())
+    assert r[2]["cmdline"] == "[kthreadd]" and r[50]["cmdline"] == "[kworker/0:1]"
+    assert r[102]["state"] == "Z" and r[102]["rss_bytes"] == 0 and r[102]["cmdline"] == "[defunct]"
+    assert r[102]["pss_bytes"] is None and r[2]["pss_bytes"] is None
+
+
+def test_cmdline_is_scrubbed(fs: FakeProcFS) -> None:
+    cmd = rows(make(fs).sample())[103]["cmdline"]
+    assert "hunter2" not in cmd
+    assert cmd.startswith("mysql --password=") and cmd.endswith("-u root")
+
+
+def test_start_time_identical_across_samples_and_restarts(fs: FakeProcFS) -> None:
+    a = make(fs)
+    first = rows(a.sample())
+    second = rows(a.sample())
+    again = rows(make(fs).sample())  # a new collector run
+    for pid in first:
+        assert first[pid]["start_time"] == second[pid]["start_time"] == again[pid]["start_time"]
+
+
+def test_identity_files_read_only_for_new_processes(fs: FakeProcFS) -> None:
+    readers = FailingReaders()
+    s = make(fs, readers=readers)
+    s.sample()
+    readers.reads.clear()
+    s.sample()
+    cmdline_reads = [k for k in readers.reads if k[1] == "cmdline"]
+    stat_reads = [k for k in readers.reads if k[1] == "stat"]
+    assert len(stat_reads) == 7
+    # only the staggered refresh slot (pid % REFRESH_EVERY == sample count % REFRESH_EVERY) is re-read
+    assert all(pid % REFRESH_EVERY == 2 % REFRESH_EVERY for pid, _ in cmdline_reads)
+
+
+def test_reexec_noticed_at_once_inplace_rewrite_by_refresh(fs: FakeProcFS) -> None:
+    s = make(fs)
+    s.sample()
+    # exec of the same binary with new arguments: same pid, start time and comm, new argv address
+    fs.add(FakeProcess(101, "(a) b)", ["./weird", "--new"], ppid=100, start_ticks=5100, arg_start=150_000_000_000_000))
+    assert rows(s.sample())[101]["cmdline"] == "./weird --new"
+    # exec of another binary: comm changes
+    fs.add(FakeProcess(100, "python3", ["python3", "app.py"], uid=1000, start_ticks=5000))
+    r = rows(s.sample())[100]
+    assert (r["name"], r["cmdline"]) == ("python3", "python3 app.py")
+    # setproctitle-style rewrite in place (nothing in stat changes): seen within REFRESH_EVERY samples
+    fs.add(FakeProcess(103, "mysql", ["mysql: idle"], ppid=100, start_ticks=6000))
+    seen = [rows(s.sample())[103]["cmdline"] for _ in range(REFRESH_EVERY)]
+    assert seen[0] != "mysql: idle" and seen[-1] == "mysql: idle"
+
+
+def test_pid_reuse_is_a_new_identity(fs: FakeProcFS) -> None:
+    s = make(fs)
+    before = rows(s.sample())[101]
+    fs.add(FakeProcess(101, "(a) b)", ["other"], ppid=1, start_ticks=9000))
+    after = rows(s.sample())[101]
+    assert after["cmdline"] == "other" and after["start_time"] != before["start_time"]
+
+
+def test_process_vanishing_between_stat_and_cmdline_is_skipped(fs: FakeProcFS) -> None:
+    readers = FailingReaders()
+    readers.errors[(101, "cmdline")] = ProcessLookupError(errno.ESRCH, "No such process")
+    sample = make(fs, readers=readers).sample()
+    assert 101 not in rows(sample)
+    assert sample.stats["vanished"] == 1 and sample.stats["processes"] == 6
+
+
+def test_pid_dir_really_disappears(fs: FakeProcFS) -> None:
+    readers = FailingReaders()
+    # one process exits after the listing but before its stat is read, another right after its stat was read
+    readers.before[(103, "stat")] = lambda: fs.remove(103)
+    readers.before[(101, "cmdline")] = lambda: fs.remove(101)
+    sample = make(fs, readers=readers).sample()
+    assert 103 not in rows(sample) and 101 not in rows(sample)
+    assert sample.stats["vanished"] == 2 and sample.stats["processes"] == 5
+
+
+def test_smaps_values_and_permission_denied(fs: FakeProcFS, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sampler_mod, "SMAPS_BUDGET", 1e9)  # read everything in one sample
+    readers = FailingReaders()
+    readers.errors[(100, "smaps_rollup")] = PermissionError(errno.EACCES, "Permission denied")
+    sample = make(fs, smaps="on", readers=readers).sample()
+    r = rows(sample)
+    assert r[1]["pss_bytes"] == 300 * 1024 and r[1]["uss_bytes"] == 200 * 1024 and r[1]["swap_bytes"] == 8 * 1024
+    assert r[1]["smaps_ts"] is not None and r[1]["smaps_ts"] >= sample.ts.value
+    assert r[100]["pss_bytes"] is None and r[100]["smaps_ts"] is None  # denied: null, not 0
+    assert sample.stats["smaps_failed"] == 1
+    # kernel threads and zombies are not even tried
+    assert not any(k in readers.reads for k in [(2, "smaps_rollup"), (50, "smaps_rollup"), (102, "smaps_rollup")])
+
+
+def test_smaps_budget_visits_stalest_then_biggest(fs: FakeProcFS, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sampler_mod, "SMAPS_BUDGET", 1e9)
+    readers = FailingReaders()
+    s = make(fs, smaps="on", readers=readers, smaps_max_reads=1)  # exactly one smaps read per sample
+    order = []
+    for _ in range(6):
+        readers.reads.clear()
+        sample = s.sample()
+        order.append([pid for pid, f in readers.reads if f == "smaps_rollup"])
+    # never-read first, biggest RSS first: bash (1000 pages), init (300), mysql/(a) b) (100 / 50)
+    assert order[:4] == [[100], [1], [103], [101]]
+    # then the oldest reading again
+    assert order[4] == [100]
+    r = rows(sample)
+    # values carried forward with their age
+    assert r[101]["pss_bytes"] == 300 * 1024 and r[101]["smaps_ts"] < sample.ts.value
+
+
+def test_smaps_time_stays_within_half_of_stat_time(fs: FakeProcFS) -> None:
+    """A slow smaps_rollup (5 ms, like a big process here) is paid back over later samples."""
+    import time
+
+    readers = FailingReaders()
+    for pid in (1, 100, 101, 103):
+        readers.before[(pid, "smaps_rollup")] = lambda: time.sleep(0.005)
+    s = make(fs, smaps="on", readers=readers)
+    stat_s = smaps_s = 0.0
+    for _ in range(40):
+        st_ = s.sample().stats
+        stat_s += st_["stat_s"]
+        smaps_s += st_["smaps_s"]
+    assert smaps_s <= sampler_mod.SMAPS_BUDGET * stat_s + 0.02, (
+        smaps_s,
+        stat_s,
+    )  # within budget, +- the read in flight
+    assert sum(1 for k in readers.reads if k[1] == "smaps_rollup") >= 1
+
+
+def test_smaps_auto_as_non_root_reads_own_uid_only(fs: FakeProcFS, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sampler_mod, "SMAPS_BUDGET", 1e9)
+    readers = FailingReaders()
+    s = make(fs, smaps="auto", readers=readers)
+    s._euid = 1000
+    s.sample()
+    assert [pid for pid, f in readers.reads if f == "smaps_rollup"] == [100]
+
+
+def test_smaps_off_reads_no_smaps(fs: FakeProcFS) -> None:
+    readers = FailingReaders()
+    make(fs, smaps="off", readers=readers).sample()
+    assert not [k for k in readers.reads if k[1] == "smaps_rollup"]
+
+
+def test_bad_smaps_mode_is_a_clear_error(fs: FakeProcFS) -> None:
+    with pytest.raises(ValueError, match="smaps must be one of"):
+        make(fs, smaps="sometimes")
+
+
+def test_sample_round_trips_through_store(fs: FakeProcFS, tmp_path: Path) -> None:
+    s = make(fs, smaps="on")
+    w = SegmentWriter(tmp_path / "dumps", s.host, s.boot_id)
+    samples = [s.sample() for _ in range(3)]
+    for smp in samples:
+        w.append(smp.ts, smp.procs, smp.meminfo)
+    w.close()
+    (seg,) = list_segments(tmp_path / "dumps")
+    got = read_segment(seg.path)
+    assert len(got.procs) == 21 and len(got.system) == 3 and not got.notices
+    first = got.procs[got.procs["ts"] == samples[0].ts].set_index("pid")
+    assert first.loc[101, "name"] == "(a) b)"
+    assert first.loc[100, "start_time"] == pd.Timestamp((BTIME + 50) * 10**9, unit="ns", tz="UTC")
+    assert str(first.loc[100, "host"]) == "testhost" and str(first.loc[100, "boot_id"]) == BOOT_ID
+    assert got.system["MemTotal"].iloc[0] == 16_000_000 * 1024
+
+
+def test_real_proc_smoke() -> None:
+    s = Sampler(smaps="auto")
+    sample = s.sample()
+    r = rows(sample)
+    me = r[os.getpid()]
+    assert "python" in me["cmdline"] or "pytest" in me["cmdline"]
+    assert me["rss_bytes"] > 0 and me["ppid"] == os.getppid()
+    assert sample.meminfo["MemTotal"] > 0
+    again = rows(s.sample())[os.getpid()]
+    assert again["start_time"] == me["start_time"]
+
+
+def test_psutil_sampler_same_schema_as_proc_sampler() -> None:
+    from collector.psutil_sampler import PsutilSampler
+
+    ps = PsutilSampler(smaps="auto")
+    first = ps.sample()
+    assert list(first.procs) == SAMPLE_PROC_COLUMNS
+    me = rows(first)[os.getpid()]
+    assert me["rss_bytes"] > 0 and me["ppid"] == os.getppid() and "python" in me["cmdline"] + me["name"]
+    assert me["uss_bytes"] is not None and me["smaps_ts"] is not None  # own process: readable
+    assert first.meminfo["MemTotal"] > 0
+    # identity: stable across samples, and matching the /proc sampler's start time to the clock tick
+    assert rows(ps.sample())[os.getpid()]["start_time"] == me["start_time"]
+    proc_start = rows(Sampler().sample())[os.getpid()]["start_time"]
+    assert abs(proc_start - me["start_time"]) <= 10_000_000
+    with pytest.raises(ValueError, match="smaps must be one of"):
+        PsutilSampler(smaps="yes")
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_kept_open_stat_descriptors_follow_process_exits() -> None:
+    import subprocess
+
+    s = Sampler(smaps="off")
+    s.sample()
+    children = [subprocess.Popen(["sleep", "30"]) for _ in range(5)]
+    try:
+        r = rows(s.sample())
+        assert all(c.pid in r for c in children)
+        held = _open_fds()
+        for c in children:
+            c.kill()
+            c.wait()
+        r = rows(s.sample())
+        assert not any(c.pid in r for c in children)
+        assert _open_fds() <= held - 5  # their descriptors were closed
+    finally:
+        for c in children:
+            if c.poll() is None:
+                c.kill()
+                c.wait()
+    before_close = _open_fds()
+    s.close()
+    assert _open_fds() < before_close
+    assert rows(s.sample())[os.getpid()]["rss_bytes"] > 0  # still usable after close()
+    s.close()
+
+
+def test_cached_descriptor_of_a_reused_pid_reads_the_new_process(fs: FakeProcFS) -> None:
+    s = make(fs)  # no injected reader: stat files are read through kept-open descriptors
+    before = rows(s.sample())[101]
+    assert s._fds  # descriptors are kept
+    fs.remove(101)
+    assert 101 not in rows(s.sample())
+    fs.add(FakeProcess(101, "newcomer", ["newcomer"], start_ticks=99999))
+    after = rows(s.sample())[101]
+    assert after["name"] == "newcomer" and after["start_time"] != before["start_time"]

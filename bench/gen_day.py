@@ -1,0 +1,284 @@
+"""Synthetic recording of one machine for benchmarks and tests: a day of every process's memory with realistic churn.
+
+What it contains: a stable base tree several levels deep (init, kthreadd and kernel threads, system services, a user
+session with shells, an IDE and a browser), medium-lived services with children that get re-parented to init when
+their parent exits, a short job every snapshot (1-60 s), PID reuse (pids allocated like the kernel, wrapping at
+``pid_max``), one process that re-execs (new name/command line, same pid and start time), a leaker (RSS grows linearly
+all day) and a spiker (1.5 GiB for 5 minutes every 2 hours). PSS/USS/swap are known only for the user's processes
+(smaps_rollup of root processes is unreadable without root), as the collector would record them.
+"""
+
+from __future__ import annotations
+
+import heapq
+
+import numpy as np
+import pandas as pd
+
+from memlib import schema
+
+T0 = pd.Timestamp("2026-03-02 00:00:00", tz="UTC")
+MIB = schema.MIB
+MEM_TOTAL = 16 * 1024 * MIB
+
+
+class _Plan:
+    """Per-process attributes collected before expanding to rows (one entry per process)."""
+
+    def __init__(self) -> None:
+        self.parent: list[int] = []  # index of the parent process, -1 for a root
+        self.birth: list[int] = []  # first snapshot
+        self.death: list[int] = []  # first snapshot it is gone (exclusive)
+        self.name: list[str] = []
+        self.cmdline: list[str] = []
+        self.user: list[str] = []
+        self.rss: list[int] = []
+        self.kind: list[str] = []
+        self.fixed_pid: list[int] = []  # 0 = allocate
+
+    def add(self, parent: int, birth: int, death: int, name: str, cmd: str, user: str, rss: int, kind: str = "",
+            pid: int = 0) -> int:  # fmt: skip
+        self.parent.append(parent)
+        self.birth.append(birth)
+        self.death.append(death)
+        self.name.append(name)
+        self.cmdline.append(cmd)
+        self.user.append(user)
+        self.rss.append(rss)
+        self.kind.append(kind)
+        self.fixed_pid.append(pid)
+        return len(self.parent) - 1
+
+
+def _plan(n_snaps: int, n_procs: int, rng: np.random.Generator) -> _Plan:
+    p = _Plan()
+    end = n_snaps
+    init = p.add(-1, 0, end, "systemd", "/sbin/init splash", "root", 12 * MIB, pid=1)
+    kthreadd = p.add(-1, 0, end, "kthreadd", "[kthreadd]", "root", 0, "kernel", pid=2)
+    n_base = int(n_procs * 0.8)
+    n_kernel = max(2, n_base // 5)
+    for i in range(n_kernel):
+        p.add(kthreadd, 0, end, f"kworker/{i}:0", f"[kworker/{i}:0]", "root", 0, "kernel")
+    # system services, some with a worker pool below them
+    services = []
+    for i in range(max(2, n_base // 10)):
+        s = p.add(init, 0, end, f"svc{i}d", f"/usr/sbin/svc{i}d --foreground", "root", int(rng.integers(2, 80)) * MIB)
+        services.append(s)
+        for j in range(int(rng.integers(0, 3))):
+            p.add(
+                s, 0, end, f"svc{i}-worker", f"/usr/sbin/svc{i}d --worker {j}", "root", int(rng.integers(1, 30)) * MIB
+            )
+    # user session: systemd --user -> shells -> tools, an IDE with language servers, a browser with renderers
+    user_sd = p.add(init, 0, end, "systemd", "/lib/systemd/systemd --user", "alice", 10 * MIB)
+    term = p.add(user_sd, 0, end, "gnome-terminal-", "/usr/libexec/gnome-terminal-server", "alice", 60 * MIB)
+    shells = [p.add(term, 0, end, "bash", "bash", "alice", 5 * MIB) for _ in range(4)]
+    tmux = p.add(shells[0], 0, end, "tmux: server", "tmux new -s work", "alice", 4 * MIB)
+    deep = tmux
+    for depth in range(4):  # a chain reaching level 8
+        deep = p.add(deep, 0, end, "bash" if depth % 2 == 0 else "python3", f"nested-{depth}", "alice", 8 * MIB)
+    browser = p.add(user_sd, 0, end, "firefox", "/usr/lib/firefox/firefox", "alice", 450 * MIB)
+    ide = p.add(user_sd, 0, end, "code", "/usr/share/code/code --unity-launch", "alice", 300 * MIB)
+    leaker = p.add(shells[1], 0, end, "leaky-worker", "python3 leaky_worker.py --queue jobs", "alice", 50 * MIB, "leak")
+    spiker = p.add(shells[2], 0, end, "batch-report", "python3 report.py --nightly", "alice", 40 * MIB, "spike")
+    p.add(shells[3], 0, end, "exec-demo", "sh -c exec-demo", "alice", 3 * MIB, "exec")
+    del leaker, spiker
+    parents = [browser, ide]
+    while len(p.parent) < n_base:
+        par = parents[len(p.parent) % 2]
+        label = "Web Content" if par == browser else "node"
+        p.add(par, 0, end, label, f"{label} -childID {len(p.parent)}", "alice", int(rng.integers(20, 250)) * MIB)
+    base_parents = [*services, *shells, user_sd, term]
+    # medium-lived services (10 min - 3 h) with children that may outlive them (re-parented to init)
+    n_medium = max(1, int(n_procs * 0.12))
+    mean_life = 1080
+    births = rng.integers(-mean_life, end, size=int(n_medium * (end + mean_life) / mean_life))
+    for b in births:
+        life = int(rng.integers(120, 2160))
+        b0, d0 = max(0, int(b)), min(end, int(b) + life)
+        if d0 <= b0:
+            continue
+        par = base_parents[int(rng.integers(len(base_parents)))]
+        m = p.add(par, b0, d0, "gunicorn", f"gunicorn app:wsgi --bind :{8000 + len(p.parent) % 999}", "alice",
+                  int(rng.integers(20, 200)) * MIB)  # fmt: skip
+        if rng.random() < 0.3:
+            cd = min(end, d0 + int(rng.integers(0, 600)))  # may outlive its parent
+            p.add(
+                m, min(b0 + 1, d0 - 1), cd, "gunicorn-wkr", "gunicorn worker", "alice", int(rng.integers(10, 90)) * MIB
+            )
+    # short jobs: about one per snapshot, 1-12 snapshots long, under a shell or a service
+    for b in range(end):
+        if rng.random() < 0.85:
+            par = base_parents[int(rng.integers(len(base_parents)))]
+            j = p.add(par, b, min(end, b + int(rng.integers(1, 13))), "sh", f"sh -c job-{b}", "root", 2 * MIB)
+            if rng.random() < 0.3:
+                p.add(j, b, p.death[j], "grep", f"grep -r pattern-{b}", "root", 3 * MIB)
+    return p
+
+
+def _allocate_pids(p: _Plan, pid_max: int) -> np.ndarray:
+    """Kernel-like pid allocation: next free pid after the last one, wrapping to 300 at pid_max (PIDs get reused)."""
+    order = sorted(range(len(p.birth)), key=lambda i: (p.birth[i], i))
+    pids = np.zeros(len(p.birth), np.int32)
+    live: set[int] = set()
+    ends: list[tuple[int, int]] = []  # (death, pid) heap
+    nxt = 300
+    for i in order:
+        while ends and ends[0][0] <= p.birth[i]:
+            live.discard(heapq.heappop(ends)[1])
+        if p.fixed_pid[i]:
+            pid = p.fixed_pid[i]
+        else:
+            while nxt in live:
+                nxt = nxt + 1 if nxt + 1 < pid_max else 300
+            pid = nxt
+            nxt = nxt + 1 if nxt + 1 < pid_max else 300
+        pids[i] = pid
+        live.add(pid)
+        heapq.heappush(ends, (p.death[i], pid))
+    return pids
+
+
+def _codes(values: list[str]) -> tuple[np.ndarray, pd.Index]:
+    codes, uniques = pd.factorize(pd.Series(values, dtype=object))
+    return codes.astype(np.int32), pd.Index(uniques, dtype=object)
+
+
+def generate(
+    hours: float = 24, interval_s: float = 5, n_procs: int = 300, seed: int = 0, pid_max: int = 16384
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(hours, interval, processes alive per snapshot, seed) -> (PROCS frame, SYSTEM frame) at schema dtypes.
+
+    PROCS is sorted by snap, pid with ``snap`` and ``proc_id`` assigned as the loader would (proc_id dense over
+    (pid, start_time) in order of first appearance); SYSTEM has one row per snapshot with common meminfo keys.
+    """
+    rng = np.random.default_rng(seed)
+    n_snaps = max(1, round(hours * 3600 / interval_s))
+    p = _plan(n_snaps, n_procs, rng)
+    pids = _allocate_pids(p, pid_max)
+    parent = np.asarray(p.parent, np.int64)
+    birth = np.asarray(p.birth, np.int64)
+    death = np.asarray(p.death, np.int64)
+    nproc = len(pids)
+    # expand processes to rows
+    lens = death - birth
+    pidx = np.repeat(np.arange(nproc), lens)
+    offs = np.repeat(np.cumsum(lens) - lens, lens)
+    snap = (birth[pidx] + np.arange(pidx.size) - offs).astype(np.int32)
+    order = np.argsort((snap.astype(np.int64) << 32) | pids[pidx].astype(np.int64), kind="stable")
+    pidx, snap = pidx[order], snap[order]
+    n = pidx.size
+    step = pd.Timedelta(seconds=interval_s)
+    ts_ns = T0.value + snap.astype(np.int64) * step.value
+    # start time: before the recording for the base tree, between two snapshots for the rest
+    uptime = rng.integers(1, 86400, nproc) * 10**9
+    start_ns = np.where(
+        birth == 0, T0.value - uptime, T0.value + birth * step.value - rng.integers(0, step.value, nproc)
+    )
+    start_ns[0:2] = T0.value - 200_000 * 10**9  # init and kthreadd started at boot
+    pr = parent[pidx]
+    has_parent = pr >= 0
+    pr_safe = np.where(has_parent, pr, 0)
+    ppid = np.where(has_parent, np.where(snap < death[pr_safe], pids[pr_safe], 1), 0).astype(np.int32)
+    # memory
+    kind = np.asarray(p.kind)
+    base = np.asarray(p.rss, np.int64)[pidx]
+    noise = rng.integers(-(1 << 19), 1 << 19, n) * (base > 0)
+    rss = base + noise
+    age_s = (snap - birth[pidx]) * interval_s
+    k = kind[pidx]
+    rss = np.where(k == "leak", base + (age_s * (2000 * MIB / 86400)).astype(np.int64), rss)
+    spike = (k == "spike") & ((snap % max(1, int(7200 / interval_s))) < max(1, int(300 / interval_s)))
+    rss = np.where(spike, rss + 1536 * MIB, rss).astype(np.int64)
+    rss = np.maximum(rss, 0)
+    user_codes, users = _codes(p.user)
+    ucode = user_codes[pidx]
+    smaps_known = (users[ucode] == "alice") if len(users) else np.zeros(n, bool)
+    smaps_known = np.asarray(smaps_known, bool)
+    pss = pd.arrays.IntegerArray(rss * 6 // 10, ~smaps_known)
+    uss = pd.arrays.IntegerArray(rss * 4 // 10, ~smaps_known)
+    swap = pd.arrays.IntegerArray(np.zeros(n, np.int64), ~smaps_known)
+    # names/command lines; the "exec" process re-execs half way (same pid and start time)
+    name_codes, names = _codes([*p.name, "exec-demo-2"])
+    cmd_codes, cmds = _codes([*p.cmdline, "/usr/bin/exec-demo --phase 2"])
+    ncode = name_codes[:-1][pidx]
+    ccode = cmd_codes[:-1][pidx]
+    after_exec = (k == "exec") & (snap >= n_snaps // 2)
+    ncode = np.where(after_exec, name_codes[-1], ncode)
+    ccode = np.where(after_exec, cmd_codes[-1], ccode)
+    # proc_id: dense over (pid, start_time) in order of first appearance
+    first_row = np.full(nproc, n, np.int64)
+    np.minimum.at(first_row, pidx, np.arange(n))
+    rank = np.empty(nproc, np.int64)
+    rank[np.argsort(first_row, kind="stable")] = np.arange(nproc)
+    kernel = k == "kernel"
+    frame = {
+        "snap": snap,
+        "ts": pd.to_datetime(ts_ns, utc=True),
+        "host": pd.Categorical.from_codes(np.zeros(n, np.int8), categories=["benchhost"]),
+        "boot_id": pd.Categorical.from_codes(np.zeros(n, np.int8), categories=["0f0e-bench-boot"]),
+        "pid": pids[pidx],
+        "ppid": ppid,
+        "start_time": pd.to_datetime(start_ns[pidx], utc=True),
+        "proc_id": rank[pidx],
+        "uid": pd.arrays.IntegerArray(np.where(users[ucode] == "alice", 1000, 0).astype(np.int64), np.zeros(n, bool)),
+        "user": pd.Categorical.from_codes(ucode, categories=users),
+        "state": pd.Categorical.from_codes(np.where(rng.random(n) < 0.05, 0, 1).astype(np.int8), categories=["R", "S"]),
+        "name": pd.Categorical.from_codes(ncode, categories=names),
+        "cmdline": pd.Categorical.from_codes(ccode, categories=cmds),
+        "rss_bytes": rss,
+        "vsz_bytes": np.where(kernel, 0, rss * 3 + 200 * MIB),
+        "threads": pd.arrays.IntegerArray(np.where(kernel, 1, 4).astype(np.int64), np.zeros(n, bool)),
+        "cgroup": pd.Categorical.from_codes(
+            np.where(users[ucode] == "alice", 1, 0).astype(np.int8), categories=["/system.slice", "/user.slice"]
+        ),
+        "pss_bytes": pss,
+        "uss_bytes": uss,
+        "swap_bytes": swap,
+        "smaps_ts": pd.to_datetime(np.where(smaps_known, ts_ns, np.iinfo(np.int64).min), utc=True),
+    }
+    procs = schema.conform(pd.DataFrame(frame), schema.PROC_COLUMNS)
+    system = _system(procs, n_snaps, step, rng)
+    return procs, system
+
+
+def _system(procs: pd.DataFrame, n_snaps: int, step: pd.Timedelta, rng: np.random.Generator) -> pd.DataFrame:
+    snap = procs["snap"].to_numpy()
+    rss_sum = np.bincount(snap, weights=procs["rss_bytes"].to_numpy(), minlength=n_snaps).astype(np.int64)
+    s = np.arange(n_snaps)
+    anon = (rss_sum * 7) // 10
+    cached = np.full(n_snaps, 3 * 1024 * MIB) + rng.integers(0, 256, n_snaps) * MIB
+    srecl = np.full(n_snaps, 300 * MIB)
+    buffers = np.full(n_snaps, 120 * MIB)
+    kernel = np.full(n_snaps, 900 * MIB)
+    free = np.maximum(MEM_TOTAL - anon - cached - srecl - buffers - kernel, 0)
+    available = free + cached + buffers + srecl // 2
+    out = {
+        "snap": s.astype(np.int32),
+        "ts": pd.to_datetime(T0.value + s * step.value, utc=True),
+        "host": pd.Categorical(["benchhost"] * n_snaps),
+        "boot_id": pd.Categorical(["0f0e-bench-boot"] * n_snaps),
+    }
+    meminfo = {
+        "MemTotal": np.full(n_snaps, MEM_TOTAL),
+        "MemFree": free,
+        "MemAvailable": available,
+        "Buffers": buffers,
+        "Cached": cached,
+        "SwapCached": np.zeros(n_snaps, np.int64),
+        "SwapTotal": np.zeros(n_snaps, np.int64),
+        "SwapFree": np.zeros(n_snaps, np.int64),
+        "AnonPages": anon,
+        "SReclaimable": srecl,
+        "SUnreclaim": np.full(n_snaps, 200 * MIB),
+    }
+    for key, values in meminfo.items():
+        out[key] = pd.array(values.astype(np.int64), dtype="Int64")
+    return pd.DataFrame(out)
+
+
+if __name__ == "__main__":
+    import time
+
+    t = time.perf_counter()
+    procs, system = generate()
+    print(f"{len(procs):,} rows, {procs['proc_id'].nunique():,} processes, {time.perf_counter() - t:.1f} s")

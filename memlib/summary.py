@@ -1,0 +1,218 @@
+"""Summaries (issue 6): system memory over time, top processes and subtrees at a moment, growers and counts.
+
+System memory (``system_summary``), per snapshot:
+- used = MemTotal - MemAvailable (what `free` calls used). When MemAvailable is unknown (kernels before 3.14),
+  used falls back to MemTotal - MemFree - Buffers - Cached - SReclaimable (the seed tool's formula).
+- cached = Cached + SReclaimable (page cache plus reclaimable slab, `free`'s buff/cache without buffers);
+  SReclaimable counts as 0 when absent. buffers = Buffers. swap used = SwapTotal - SwapFree.
+- procs_rss = sum of every process's RSS; procs_pss = sum of PSS over the processes whose PSS is known (null if
+  none), pss_known_processes says how many.
+- unattributed = used - procs_pss when PSS is known for every process of the snapshot (basis "pss"), otherwise
+  used - procs_rss (basis "rss"). It is not clipped: a negative value means RSS counted shared pages several times.
+A meminfo key missing from SYSTEM gives null in the columns that need it, never an error.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from memlib import schema
+from memlib.timeline import metric_column
+from memlib.tree import TreeIndex, snapshot
+
+SYSTEM_SUMMARY_COLUMNS = [
+    "ts", "snap", "mem_total_bytes", "mem_used_bytes", "mem_available_bytes", "cached_bytes", "buffers_bytes",
+    "swap_total_bytes", "swap_used_bytes", "procs_rss_bytes", "procs_pss_bytes", "pss_known_processes",
+    "unattributed_bytes", "unattributed_basis", "processes",
+]  # fmt: skip
+
+
+def _key(system: pd.DataFrame, name: str) -> pd.Series:
+    if name in system.columns:
+        return system[name].astype("Int64")
+    return pd.Series(pd.NA, index=system.index, dtype="Int64")
+
+
+def _per_snap_sum(snap: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
+    return np.rint(np.bincount(snap, weights=values.astype(float), minlength=size)).astype(np.int64)
+
+
+def system_summary(system: pd.DataFrame, procs: pd.DataFrame) -> pd.DataFrame:
+    """SYSTEM and PROCS frames -> one row per SYSTEM snapshot: SYSTEM_SUMMARY_COLUMNS (bytes, Int64 where unknown).
+
+    Definitions in the module docstring. Snapshots are matched on ``snap``; a snapshot with no process rows has
+    processes 0 and null process sums.
+    """
+    if "snap" not in system.columns or "ts" not in system.columns:
+        raise KeyError("system frame lacks 'snap'/'ts'; build it as memlib.schema describes (SYSTEM)")
+    total, avail, free = _key(system, "MemTotal"), _key(system, "MemAvailable"), _key(system, "MemFree")
+    buffers, cached, srecl = _key(system, "Buffers"), _key(system, "Cached"), _key(system, "SReclaimable")
+    used = total - avail
+    fallback = total - free - buffers - cached - srecl
+    used = used.where(avail.notna(), fallback)
+    out = pd.DataFrame(
+        {
+            "ts": system["ts"],
+            "snap": system["snap"].astype("int32"),
+            "mem_total_bytes": total,
+            "mem_used_bytes": used,
+            "mem_available_bytes": avail,
+            "cached_bytes": cached + srecl.fillna(0),
+            "buffers_bytes": buffers,
+            "swap_total_bytes": _key(system, "SwapTotal"),
+            "swap_used_bytes": _key(system, "SwapTotal") - _key(system, "SwapFree"),
+        }
+    )
+    ssnap = system["snap"].to_numpy(dtype=np.int64)
+    psnap = procs["snap"].to_numpy(dtype=np.int64)
+    size = int(max(ssnap.max(initial=-1), psnap.max(initial=-1))) + 1
+    count = np.bincount(psnap, minlength=size)
+    rss = _per_snap_sum(psnap, procs["rss_bytes"].to_numpy(dtype=np.int64), size)
+    if "pss_bytes" in procs.columns:
+        pss_col = procs["pss_bytes"]
+        known = pss_col.notna().to_numpy()
+        pss = _per_snap_sum(psnap, pss_col.to_numpy(dtype=np.int64, na_value=0), size)
+        pss_known = np.bincount(psnap, weights=known, minlength=size).astype(np.int64)
+    else:
+        pss = np.zeros(size, np.int64)
+        pss_known = np.zeros(size, np.int64)
+    has = count[ssnap] > 0
+    out["procs_rss_bytes"] = pd.arrays.IntegerArray(rss[ssnap], ~has)
+    out["procs_pss_bytes"] = pd.arrays.IntegerArray(pss[ssnap], pss_known[ssnap] == 0)
+    out["pss_known_processes"] = pss_known[ssnap].astype(np.int32)
+    all_pss = has & (pss_known[ssnap] == count[ssnap])
+    basis_sum = pd.Series(np.where(all_pss, pss[ssnap], rss[ssnap]), index=out.index).astype("Int64").where(has)
+    out["unattributed_bytes"] = out["mem_used_bytes"] - basis_sum
+    out["unattributed_basis"] = pd.Categorical(np.where(all_pss, "pss", "rss"), categories=["pss", "rss"])
+    out["processes"] = count[ssnap].astype(np.int32)
+    return out[SYSTEM_SUMMARY_COLUMNS].reset_index(drop=True)
+
+
+def _desc_order(values: pd.Series) -> np.ndarray:
+    """Positions sorting values descending, nulls last, ties in row order."""
+    v = values.astype("Float64").to_numpy(dtype=float, na_value=-np.inf)
+    return np.argsort(-v, kind="stable")
+
+
+def top_processes(
+    procs: pd.DataFrame, snap: int, metric: str = "rss", limit: int | None = 10, index: TreeIndex | None = None
+) -> pd.DataFrame:
+    """PROCS(+TREE) frame, snapshot, metric -> that moment's rows (PROCS+TREE) by own metric, nulls last."""
+    df = snapshot(procs, snap, index)
+    df = df.iloc[_desc_order(df[metric_column(metric)])]
+    return df if limit is None else df.head(limit)
+
+
+def top_subtrees(
+    procs: pd.DataFrame,
+    snap: int,
+    metric: str = "rss",
+    limit: int | None = 10,
+    level: int | None = None,
+    index: TreeIndex | None = None,
+) -> pd.DataFrame:
+    """PROCS(+TREE) frame, snapshot, metric -> subtrees at that moment by subtree total descending, nulls last.
+
+    Candidates: with ``level=None`` every process below a root (level >= 1) that has at least one descendant —
+    subtrees may nest (a service and its worker pool both appear); roots are left out because init's and kthreadd's
+    subtrees are simply everything. With ``level=L`` every process at level L (leaves too), which never nest.
+    Adds ``subtree_share``: subtree total / the sum of the metric over all processes at that moment (known values).
+    """
+    col = metric_column(metric)
+    scol = schema.subtree_column(col)
+    df = snapshot(procs, snap, index)
+    total = df[col].sum(skipna=True) if col in df.columns else 0
+    if level is None:
+        cand = df[(df["level"].to_numpy() >= 1) & (df["descendants"].to_numpy() >= 1)]
+    else:
+        cand = df[df["level"].to_numpy() == level]
+    cand = cand.iloc[_desc_order(cand[scol])].copy()
+    share = (
+        cand[scol].astype("Float64") / float(total) if total else pd.Series(pd.NA, index=cand.index, dtype="Float64")
+    )
+    cand["subtree_share"] = share
+    return cand if limit is None else cand.head(limit)
+
+
+GROWER_COLUMNS = [
+    "proc_id", "pid", "name", "cmdline", "user", "status", "before_bytes", "after_bytes", "delta_bytes",
+    "subtree_before_bytes", "subtree_after_bytes", "subtree_delta_bytes", "descendants_before", "descendants_after",
+]  # fmt: skip
+
+
+def growers(
+    procs: pd.DataFrame,
+    snap_from: int,
+    snap_to: int,
+    metric: str = "rss",
+    limit: int | None = 10,
+    by: str = "own",
+    index: TreeIndex | None = None,
+) -> pd.DataFrame:
+    """PROCS(+TREE) frame, two snapshots, metric -> processes by growth between the two moments (GROWER_COLUMNS).
+
+    One row per proc_id alive at either moment. ``status``: "alive" (at both), "new" (only at snap_to; before
+    counts as 0), "exited" (only at snap_from; after counts as 0). Processes born and gone between the two moments
+    are not listed. Own and subtree before/after/delta are given; rows are sorted by ``delta_bytes`` (``by="own"``)
+    or ``subtree_delta_bytes`` (``by="subtree"``) descending, nulls (unknown PSS...) last; ``limit=None`` keeps all.
+    """
+    if by not in ("own", "subtree"):
+        raise ValueError(f"by must be 'own' or 'subtree', got {by!r}")
+    col = metric_column(metric)
+    scol = schema.subtree_column(col)
+    keep = ["proc_id", "pid", "name", "cmdline", "user", col, scol, "descendants"]
+    a = snapshot(procs, snap_from, index)
+    b = snapshot(procs, snap_to, index)
+    a = a[[c for c in keep if c in a.columns]]
+    b = b[[c for c in keep if c in b.columns]]
+    m = a.merge(b, on="proc_id", how="outer", suffixes=("_a", "_b"), indicator=True)
+    out = pd.DataFrame({"proc_id": m["proc_id"].astype("int64")})
+    for c in ("pid", "name", "cmdline", "user"):
+        if f"{c}_b" in m.columns:
+            out[c] = m[f"{c}_b"].astype(object).where(m[f"{c}_b"].notna(), m[f"{c}_a"].astype(object))
+    status = np.select([m["_merge"] == "both", m["_merge"] == "right_only"], ["alive", "new"], "exited")
+    out["status"] = pd.Categorical(status, categories=["alive", "new", "exited"])
+    is_new, is_gone = status == "new", status == "exited"
+    for src, pre in ((col, ""), (scol, "subtree_")):
+        before = m[f"{src}_a"].astype("Int64").mask(is_new, 0)
+        after = m[f"{src}_b"].astype("Int64").mask(is_gone, 0)
+        out[f"{pre}before_bytes"] = before
+        out[f"{pre}after_bytes"] = after
+        out[f"{pre}delta_bytes"] = after - before
+    out["descendants_before"] = m["descendants_a"].astype("Int64")
+    out["descendants_after"] = m["descendants_b"].astype("Int64")
+    out["pid"] = out["pid"].astype("int32")
+    out = out.iloc[_desc_order(out["delta_bytes" if by == "own" else "subtree_delta_bytes"])].reset_index(drop=True)
+    return out[GROWER_COLUMNS] if limit is None else out[GROWER_COLUMNS].head(limit)
+
+
+def counts(procs: pd.DataFrame, snap_from: int, snap_to: int) -> dict[str, int]:
+    """PROCS frame and a window of snapshots [snap_from, snap_to] -> counts of processes.
+
+    Keys: processes_before (alive at snap_from), processes_now (alive at snap_to), new (seen in (snap_from,
+    snap_to] but not alive at snap_from), exited (seen in [snap_from, snap_to) but not alive at snap_to),
+    seen (distinct processes in the window). A process born and gone inside the window counts as new and exited.
+    """
+    if snap_from > snap_to:
+        raise ValueError(f"snap_from ({snap_from}) is after snap_to ({snap_to})")
+    snap = procs["snap"].to_numpy()
+    inside = (snap >= snap_from) & (snap <= snap_to)
+    s, p = snap[inside], procs["proc_id"].to_numpy()[inside]
+    codes = np.unique(p, return_inverse=True)[1] if p.size and p.max() > 4 * p.size else p  # keep flag arrays small
+    size = int(codes.max()) + 1 if codes.size else 0
+
+    def seen(mask: np.ndarray) -> np.ndarray:
+        flags = np.zeros(size, bool)
+        flags[codes[mask]] = True
+        return flags
+
+    at_from, at_to = seen(s == snap_from), seen(s == snap_to)
+    after_from, before_to = seen(s > snap_from), seen(s < snap_to)
+    return {
+        "processes_before": int(at_from.sum()),
+        "processes_now": int(at_to.sum()),
+        "new": int((after_from & ~at_from).sum()),
+        "exited": int((before_to & ~at_to).sum()),
+        "seen": int(seen(np.ones(len(codes), bool)).sum()),
+    }

@@ -1,0 +1,241 @@
+"""Shared fixtures: a `streamlit run app.py` server on a free port, and a headless Debian chromium via playwright.
+
+Under `CI=true` a missing browser (or playwright) is a test failure, never a skip (the CI entry point relies on it).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED_DUMPS = ROOT / "tests" / "data" / "seed"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SERVER_START_TIMEOUT_S = 60
+
+
+def in_ci() -> bool:
+    """True when running under CI (browser tests must run there)."""
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class StreamlitServer:
+    """A running `streamlit run app.py`: base `url`, the process, its log file and the dumps it shows."""
+
+    url: str
+    process: subprocess.Popen
+    log: Path
+    dumps: Path
+
+    def stop(self) -> None:
+        """Terminate the server (kill after 10 s)."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+    def log_text(self) -> str:
+        """The server's combined stdout/stderr so far."""
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+def start_streamlit(dumps: Path, log_dir: Path, extra_env: dict[str, str] | None = None) -> StreamlitServer:
+    """Start `streamlit run app.py` on a free port showing `dumps` (PMI_TZ=UTC); wait for /_stcore/health."""
+    port = free_port()
+    log = log_dir / f"streamlit-{port}.log"
+    env = {**os.environ, "PMI_DUMPS": str(dumps), "PMI_TZ": "UTC", **(extra_env or {})}
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(ROOT / "app.py"),
+        "--server.headless",
+        "true",
+        "--server.address",
+        "127.0.0.1",
+        "--server.port",
+        str(port),
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.fileWatcherType",
+        "none",
+    ]
+    with log.open("wb") as fh:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT)
+    server = StreamlitServer(f"http://127.0.0.1:{port}", proc, log, dumps)
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {proc.returncode}:\n{server.log_text()}")
+        try:
+            with urllib.request.urlopen(f"{server.url}/_stcore/health", timeout=2) as resp:
+                if resp.status == 200:
+                    return server
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.2)
+    server.stop()
+    raise RuntimeError(f"streamlit did not become healthy in {SERVER_START_TIMEOUT_S} s:\n{server.log_text()}")
+
+
+@pytest.fixture(scope="session")
+def seed_dumps() -> Path:
+    """The seed-format example dumps shipped with the tests (UTC stamps)."""
+    if not (SEED_DUMPS / "time").is_dir():
+        pytest.fail(f"missing test data: {SEED_DUMPS}/time")
+    return SEED_DUMPS
+
+
+@pytest.fixture(scope="session")
+def streamlit_server(seed_dumps: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StreamlitServer]:
+    """One shared server over the seed dumps for the browser tests (started once per session)."""
+    server = start_streamlit(seed_dumps, tmp_path_factory.mktemp("server"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fresh_server(tmp_path: Path) -> Iterator[Callable[..., StreamlitServer]]:
+    """Factory: start a brand-new server (e.g. for a deep link opened first); stopped after the test."""
+    started: list[StreamlitServer] = []
+
+    def start(dumps: Path = SEED_DUMPS, **env: str) -> StreamlitServer:
+        server = start_streamlit(dumps, tmp_path, env)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """A headless Debian chromium driven by playwright; skipped locally when missing, a failure under CI=true."""
+    missing = None
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:  # pragma: no cover - depends on the machine
+        missing = "python playwright is not installed (pip install -r requirements-dev.txt)"
+    if missing is None and not (CHROMIUM.exists() or shutil.which("chromium")):
+        missing = f"{CHROMIUM} not found (make browser installs Debian chromium)"
+    if missing is not None:
+        if in_ci():
+            pytest.fail(f"browser tests must run under CI: {missing}")
+        pytest.skip(missing)
+    executable = str(CHROMIUM if CHROMIUM.exists() else shutil.which("chromium"))
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+HOSTILE_CMD = "**pwn**$x$<i>i ![x](http://example.invalid/p) $x$ <b>bold</b> --token=s3cr3t"
+CRAFTED_STAMPS = ["20261127_100000", "20261127_100010", "20261127_100020", "20261127_100030"]
+
+
+def _crafted_processes(i: int) -> list[tuple[int, int, str, int, str]]:
+    """(pid, ppid, user, rss MiB, cmd) of snapshot i of the crafted recording."""
+    rows = [
+        (1, 0, "root", 10, "/sbin/init"),
+        (100, 1, "app", 100 + 100 * i, "/usr/bin/python3 /srv/app.py --serve"),
+        (101, 100, "app", 50, "/usr/bin/python3 /srv/worker.py"),
+        (200, 1, "mallory", 20, HOSTILE_CMD),
+        (2, 0, "root", 0, "[kthreadd]"),
+        (50, 2, "root", 0, "[kworker/0:1]"),
+    ]
+    if i < 2:
+        rows.append((300, 1, "alice", 5, "sleep 100"))
+    if i == 3:  # pid 300 comes back as another process (reuse): new parent, user and command line
+        rows.append((300, 100, "www", 30, "nginx: worker process"))
+    return rows
+
+
+def write_crafted_dumps(folder: Path) -> Path:
+    """Write a small seed-format recording (4 snapshots, 10 s apart, UTC stamps) with a growing service, a hostile
+    command line (Markdown/HTML/math) and a reused pid 300; returns `folder`."""
+    time_dir = folder / "time"
+    time_dir.mkdir(parents=True, exist_ok=True)
+    for i, stamp in enumerate(CRAFTED_STAMPS):
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["PID", "PPID", "USER", "RSS_MB", "VSZ_MB", "CMD"])
+        for pid, ppid, user, rss, cmd in _crafted_processes(i):
+            writer.writerow([pid, ppid, user, rss, rss * 3, cmd])
+        (time_dir / f"process_mem_{stamp}.csv").write_text(out.getvalue())
+        used = 1000 + 100 * i
+        (time_dir / f"sys_mem_{stamp}.csv").write_text(
+            "MemTotal_MB,MemFree_MB,MemAvailable_MB,Buffers_MB,Cached_MB,SwapCached_MB,SwapTotal_MB,SwapFree_MB,"
+            "SReclaimable_MB\n"
+            f"8000,{8000 - used - 500},{8000 - used},10,400,0,1024,1000,90\n"
+        )
+    return folder
+
+
+@pytest.fixture
+def crafted_dumps(tmp_path: Path) -> Path:
+    """A fresh crafted seed-format recording in a temp folder (see write_crafted_dumps)."""
+    return write_crafted_dumps(tmp_path / "dumps")
+
+
+@pytest.fixture
+def run_page(monkeypatch: pytest.MonkeyPatch) -> Callable[..., object]:
+    """Factory: run app.py in AppTest on `page` ("pages/level.py"...) with URL `params`, over `dumps` (PMI_TZ=UTC)."""
+    from streamlit.testing.v1 import AppTest
+
+    def run(dumps: Path, page: str | None = None, **params: str) -> AppTest:
+        monkeypatch.setenv("PMI_DUMPS", str(dumps))
+        monkeypatch.setenv("PMI_TZ", "UTC")
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+        for key, value in params.items():
+            at.query_params[key] = value
+        at.run()
+        if page is not None and page != "pages/overview.py":
+            at.switch_page(page)
+            at.run()
+        return at
+
+    return run
+
+
+def markdown_texts(at: object) -> list[str]:
+    """Every text an AppTest run rendered through Markdown (markdown, captions, alerts, titles, labels)."""
+    out: list[str] = []
+    for kind in ("markdown", "caption", "title", "header", "subheader", "error", "warning", "info", "success"):
+        out += [str(e.value) for e in getattr(at, kind)]
+    out += [str(getattr(m, "label", "")) for m in at.metric]
+    return out

@@ -1,0 +1,189 @@
+"""URL state (ui.state) and data-source choice (ui.data.resolve_source): pure functions, no server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ui import data, state
+from ui.state import ViewState, parse_query, to_query
+
+
+def test_defaults_are_left_out_of_the_url() -> None:
+    assert to_query(ViewState()) == {}
+    assert to_query(ViewState(level=0, metric="rss", unit="MiB", match="")) == {}
+
+
+def test_every_field_round_trips_through_the_url() -> None:
+    view = ViewState(
+        pid=4242,
+        start=pd.Timestamp("2026-11-27T10:00:01Z"),
+        at=pd.Timestamp("2026-11-27T10:05:02.250Z"),
+        level=2,
+        min_lifetime=300.0,
+        min_rss_mb=50.0,
+        min_subtree_mb=250.0,
+        match="python worker",
+        from_=pd.Timestamp("2026-11-27T09:00:00Z"),
+        to=pd.Timestamp("2026-11-27T11:00:00Z"),
+        metric="pss",
+        unit="GiB",
+    )
+    query = to_query(view)
+    assert query == {
+        "pid": "4242",
+        "start": "2026-11-27T10:00:01Z",
+        "at": "2026-11-27T10:05:02.250Z",
+        "level": "2",
+        "min_lifetime": "300",
+        "min_rss_mb": "50",
+        "min_subtree_mb": "250",
+        "match": "python worker",
+        "from": "2026-11-27T09:00:00Z",
+        "to": "2026-11-27T11:00:00Z",
+        "metric": "pss",
+        "unit": "GiB",
+    }
+    back, warnings = parse_query(query)
+    assert warnings == []
+    assert back == view
+
+
+@pytest.mark.parametrize(
+    ("param", "value"),
+    [
+        ("pid", "abc"),
+        ("pid", "-3"),
+        ("level", "1.5"),
+        ("min_rss_mb", "nan"),
+        ("min_rss_mb", "-1"),
+        ("metric", "vms"),
+        ("unit", "KB"),
+        ("at", "yesterday-ish"),
+    ],
+)
+def test_bad_values_are_dropped_with_a_warning_naming_them(param: str, value: str) -> None:
+    view, warnings = parse_query({param: value, "level": "3"} if param != "level" else {param: value})
+    assert len(warnings) == 1
+    assert param in warnings[0]
+    assert getattr(view, state.PARAM_FIELDS[param]) == getattr(ViewState(), state.PARAM_FIELDS[param])
+
+
+def test_window_with_from_after_to_is_ignored() -> None:
+    view, warnings = parse_query({"from": "2026-11-27T11:00:00Z", "to": "2026-11-27T10:00:00Z"})
+    assert view.from_ is None and view.to is None
+    assert warnings
+
+
+def test_naive_times_are_utc_and_zones_are_converted() -> None:
+    assert state.parse_time("2026-11-27T10:00:00") == pd.Timestamp("2026-11-27T10:00:00Z")
+    assert state.parse_time("2026-11-27T12:00:00+02:00") == pd.Timestamp("2026-11-27T10:00:00Z")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    pid=st.none() | st.integers(0, 4_194_304),
+    level=st.integers(0, 40),
+    rss=st.sampled_from([0.0, 1.0, 5.0, 2.5, 16000.0]),
+    match=st.text(max_size=40).map(str.strip),
+    metric=st.sampled_from(["rss", "pss", "uss", "swap"]),
+    at=st.none()
+    | st.datetimes(min_value=pd.Timestamp("2000-01-01").to_pydatetime()).map(
+        lambda d: pd.Timestamp(d).floor("ms").tz_localize("UTC")
+    ),
+)
+def test_round_trip_property(pid, level, rss, match, metric, at) -> None:
+    view = ViewState(pid=pid, level=level, min_rss_mb=rss, match=match, metric=metric, at=at)
+    back, warnings = parse_query(to_query(view))
+    assert warnings == []
+    assert back == view
+
+
+# ---- data source choice
+
+
+def _seed_layout(folder: Path) -> Path:
+    (folder / "time").mkdir(parents=True)
+    (folder / "time" / "process_mem_20261127_100000.csv").write_text("PID,PPID,USER,RSS_MB,VSZ_MB,CMD\n")
+    return folder
+
+
+def test_source_order_env_then_arg_then_dumps_then_sample(tmp_path: Path) -> None:
+    app = tmp_path / "app"
+    (app / "dumps").mkdir(parents=True)
+    _seed_layout(app / "sample" / "dumps")
+    other = _seed_layout(tmp_path / "other")
+
+    sample = data.resolve_source([], {}, app)
+    assert sample.origin == "sample" and sample.is_sample and sample.path == app / "sample" / "dumps"
+
+    _seed_layout(app / "dumps")
+    assert data.resolve_source([], {}, app).origin == "dumps"
+
+    arg = data.resolve_source(["--dumps", str(other)], {}, app)
+    assert (arg.origin, arg.path) == ("arg", other)
+    assert data.resolve_source([f"--dumps={other}"], {}, app).path == other
+
+    env = data.resolve_source(["--dumps", "/nonexistent"], {"PMI_DUMPS": str(other), "PMI_TZ": "UTC"}, app)
+    assert (env.origin, env.path, env.tz) == ("env", other, "UTC")
+
+
+def test_missing_folders_give_an_empty_state_not_an_error(tmp_path: Path) -> None:
+    none = data.resolve_source([], {}, tmp_path)
+    assert none.path is None and none.origin == "none"
+    gone = data.resolve_source([], {"PMI_DUMPS": str(tmp_path / "nope")}, tmp_path)
+    assert gone.path is None and "does not exist" in gone.description
+
+
+def test_fingerprint_changes_when_a_sample_is_added(tmp_path: Path) -> None:
+    folder = _seed_layout(tmp_path / "d")
+    before = data.fingerprint(folder)
+    (folder / "time" / "sys_mem_20261127_100000.csv").write_text("MemTotal_MB\n1\n")
+    assert data.fingerprint(folder) != before
+
+
+def _snapshots(times: list[str]) -> pd.DataFrame:
+    ts = pd.to_datetime(times, utc=True)
+    return pd.DataFrame({"snap": range(len(ts)), "ts": ts})
+
+
+def test_a_url_moment_opens_the_closest_snapshot_even_when_truncated_to_ms() -> None:
+    from ui.sidebar import nearest_snapshot
+
+    snaps = _snapshots(["2026-11-27T10:00:00.855123456", "2026-11-27T10:00:05.861000001", "2026-11-27T10:00:10.9"])
+    for i, ts in enumerate(snaps["ts"]):
+        back, _ = parse_query(to_query(ViewState(at=ts)))  # the URL keeps milliseconds only
+        assert nearest_snapshot(snaps, back.at) == i
+    assert nearest_snapshot(snaps, None) == 2
+    assert nearest_snapshot(snaps, pd.Timestamp("2000-01-01", tz="UTC")) == 0
+    assert nearest_snapshot(snaps, pd.Timestamp("2100-01-01", tz="UTC")) == 2
+
+
+def test_window_snapshots_are_the_ones_inside_the_window() -> None:
+    from ui.sidebar import window_snapshots
+
+    snaps = _snapshots([f"2026-11-27T10:00:{s:02d}" for s in range(0, 60, 10)])
+    t = pd.Timestamp
+    assert window_snapshots(snaps, t("2026-11-27T10:00:05Z"), t("2026-11-27T10:00:41Z")) == (1, 4)
+    assert window_snapshots(snaps, t("2026-11-27T10:00:00Z"), t("2026-11-27T10:00:50Z")) == (0, 5)
+    assert window_snapshots(snaps, t("2026-11-27T10:00:21Z"), t("2026-11-27T10:00:22Z")) == (2, 2)
+
+
+def test_chart_labels_escape_html_so_plotly_shows_names_literally() -> None:
+    from ui import charts
+
+    hostile = "<a href='http://example.invalid'>x</a><b>y</b> & z"
+    assert "<" not in charts.plain(hostile) and ">" not in charts.plain(hostile)
+    assert charts.plain_series(pd.Series([hostile])).iloc[0] == charts.plain(hostile)
+
+
+def test_vectorised_durations_match_the_scalar_formatter() -> None:
+    from ui import render
+
+    values = pd.Series([None, 0.4, 59.6, 60, 3599, 3600, 86399, 86400, 3 * 86400 + 7200], dtype="Float64")
+    expected = [render.fmt_duration(None if pd.isna(v) else float(v)) for v in values]
+    assert render.fmt_durations(values).tolist() == expected

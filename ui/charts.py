@@ -1,0 +1,295 @@
+"""Plotly figures for the pages: RAM/swap over time, per-process timelines, stacked children, the tree treemap.
+
+Figures carry ISO times or proc_ids in `customdata` so a click can navigate; names reach Plotly only as trace data
+(hover text and labels are not rendered as Markdown by Streamlit). The chart toolbar's PNG export gets a file name.
+"""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from ui.state import UNITS, iso_z
+
+COLORS = {
+    "used": "#d62728",
+    "available": "#2ca02c",
+    "cached": "#1f77b4",
+    "procs": "#ff7f0e",
+    "unattributed": "#9467bd",
+    "swap": "#8c564b",
+    "own": "#1f77b4",
+    "subtree": "#ff7f0e",
+}
+
+
+def plain(text: object) -> str:
+    """Process name -> text Plotly shows literally (its labels understand a little HTML: <b>, <a href>, entities)."""
+    return html.escape(str(text), quote=False)
+
+
+def plain_series(names: pd.Series) -> pd.Series:
+    """Vectorised `plain` over a series of names."""
+    text = names.astype(str)
+    return (
+        text.str.replace("&", "&amp;", regex=False)
+        .str.replace("<", "&lt;", regex=False)
+        .str.replace(">", "&gt;", regex=False)
+    )
+
+
+def plot_config(filename: str) -> dict:
+    """Plotly config: PNG export from the toolbar under `filename`.png, no Plotly logo."""
+    return {
+        "displaylogo": False,
+        "toImageButtonOptions": {"format": "png", "filename": filename, "scale": 2},
+        "modeBarButtonsToRemove": ["lasso2d"],
+    }
+
+
+def _layout(fig: go.Figure, title: str, unit: str, height: int = 340, hovermode: str = "x unified") -> go.Figure:
+    fig.update_layout(
+        title={"text": title, "x": 0, "font": {"size": 15}},
+        height=height,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        hovermode=hovermode,
+        legend={"orientation": "h", "y": -0.28, "x": 0, "yanchor": "top"},
+        yaxis={"title": unit, "rangemode": "tozero", "tickformat": ",.0f" if unit == "MiB" else ",.1f"},
+        xaxis={"title": None, "tickformat": "%H:%M:%S\n%b %d"},
+        template="plotly_white",
+    )
+    return fig
+
+
+def _mark(fig: go.Figure, at: pd.Timestamp | None) -> None:
+    if at is not None:
+        fig.add_vline(x=at.tz_convert("UTC").tz_localize(None), line={"color": "#444", "width": 1, "dash": "dot"})
+
+
+def _x(ts: pd.Series) -> pd.Series:
+    return ts.dt.tz_convert("UTC").dt.tz_localize(None)
+
+
+def ram_figure(sysdf: pd.DataFrame, unit: str, at: pd.Timestamp | None) -> go.Figure:
+    """system_summary frame (ts, mem_*_bytes, cached_bytes, procs_rss_bytes, unattributed_bytes) -> RAM chart.
+
+    The `used` trace has markers whose customdata is the ISO time, so a click selects a moment.
+    """
+    div = UNITS[unit]
+    fig = go.Figure()
+    x = _x(sysdf["ts"])
+    iso = [iso_z(t) for t in sysdf["ts"]]
+    series = [
+        ("mem_used_bytes", "used", COLORS["used"]),
+        ("mem_available_bytes", "available", COLORS["available"]),
+        ("cached_bytes", "cache", COLORS["cached"]),
+        ("procs_rss_bytes", "sum of process RSS", COLORS["procs"]),
+        ("unattributed_bytes", "not attributed to processes", COLORS["unattributed"]),
+    ]
+    for col, label, color in series:
+        if col not in sysdf.columns:
+            continue
+        y = sysdf[col].astype("Float64") / div
+        marker = col == "mem_used_bytes"
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=y,
+                name=label,
+                mode="lines+markers" if marker else "lines",
+                line={
+                    "color": color,
+                    "width": 2 if marker else 1.4,
+                    "dash": "dot" if col == "unattributed_bytes" else None,
+                },
+                marker={"size": 5, "opacity": 0.6} if marker else None,
+                customdata=iso if marker else None,
+                hovertemplate=f"%{{y:.1f}} {unit}",
+            )
+        )
+    if "mem_total_bytes" in sysdf.columns and len(sysdf):
+        total = sysdf["mem_total_bytes"].max()
+        if pd.notna(total):
+            fig.add_hline(
+                y=float(total) / div,
+                line={"color": "#999", "width": 1, "dash": "dash"},
+                annotation_text="total",
+                annotation_position="top left",
+            )
+    _mark(fig, at)
+    return _layout(fig, "RAM — click a point to see that moment's processes", unit, hovermode="closest")
+
+
+def swap_figure(sysdf: pd.DataFrame, unit: str, at: pd.Timestamp | None) -> go.Figure:
+    """system_summary frame (ts, swap_total_bytes, swap_used_bytes) -> swap chart."""
+    div = UNITS[unit]
+    fig = go.Figure()
+    x = _x(sysdf["ts"])
+    if "swap_used_bytes" in sysdf.columns:
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=sysdf["swap_used_bytes"].astype("Float64") / div,
+                name="swap used",
+                line={"color": COLORS["swap"]},
+                fill="tozeroy",
+                hovertemplate=f"%{{y:.1f}} {unit}",
+            )
+        )
+    if "swap_total_bytes" in sysdf.columns:
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=sysdf["swap_total_bytes"].astype("Float64") / div,
+                name="swap total",
+                line={"color": "#999", "dash": "dash", "width": 1},
+                hovertemplate=f"%{{y:.1f}} {unit}",
+            )
+        )
+    _mark(fig, at)
+    return _layout(fig, "Swap", unit, height=260)
+
+
+def process_figure(
+    tl: pd.DataFrame, own_col: str, sub_col: str, label: str, unit: str, at: pd.Timestamp | None
+) -> go.Figure:
+    """process_timeline frame -> own and subtree memory over time, the selected moment marked."""
+    div = UNITS[unit]
+    fig = go.Figure()
+    x = _x(tl["ts"])
+    iso = [iso_z(t) for t in tl["ts"]]
+    if sub_col in tl.columns:
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=tl[sub_col].astype("Float64") / div,
+                name=f"subtree {label}",
+                line={"color": COLORS["subtree"]},
+                customdata=iso,
+                mode="lines+markers",
+                marker={"size": 3},
+                hovertemplate=f"%{{y:.1f}} {unit}",
+            )
+        )
+    if own_col in tl.columns:
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=tl[own_col].astype("Float64") / div,
+                name=f"own {label}",
+                line={"color": COLORS["own"]},
+                customdata=iso,
+                mode="lines+markers",
+                marker={"size": 3},
+                hovertemplate=f"%{{y:.1f}} {unit}",
+            )
+        )
+    _mark(fig, at)
+    return _layout(fig, f"Own and subtree {label} — click a point to move the moment", unit, hovermode="closest")
+
+
+def children_figure(
+    trends: pd.DataFrame,
+    value_col: str,
+    label: str,
+    unit: str,
+    at: pd.Timestamp | None,
+    max_children: int = 12,
+    timeline_ts: pd.Series | None = None,
+    max_points: int = 1500,
+) -> go.Figure:
+    """children_trends frame (ts, child_proc_id, child_pid, child_name, subtree_<m>) -> stacked areas per child.
+
+    The `max_children` biggest children (by peak) get their own band, the rest are summed as "other children";
+    `timeline_ts` (the parent's sample times) makes a child absent at a moment count 0 there.
+    """
+    div = UNITS[unit]
+    fig = go.Figure()
+    if len(trends):
+        peaks = trends.groupby("child_proc_id", observed=True)[value_col].max().sort_values(ascending=False)
+        keep = set(peaks.index[:max_children])
+        t = trends.assign(
+            band=trends["child_proc_id"].where(trends["child_proc_id"].isin(keep), -1),
+        )
+        wide = t.pivot_table(index="ts", columns="band", values=value_col, aggfunc="sum", observed=True)
+        if timeline_ts is not None:  # a child absent at a moment holds 0 there, not an interpolated value
+            wide = wide.reindex(pd.DatetimeIndex(timeline_ts.unique()).union(wide.index))
+        wide = wide.astype("Float64").fillna(0)
+        if len(wide) > max_points:  # keep each bucket's maximum per band, so spikes stay visible
+            bucket = np.arange(len(wide)) // int(np.ceil(len(wide) / max_points))
+            first_ts = pd.Series(wide.index).groupby(bucket).first()
+            wide = wide.groupby(bucket).max()
+            wide.index = pd.DatetimeIndex(first_ts.to_numpy())
+        names = t.drop_duplicates("band").set_index("band")
+        for band in [b for b in peaks.index[:max_children] if b in wide.columns] + ([-1] if -1 in wide.columns else []):
+            if band == -1:
+                label_b = "other children"
+            else:
+                label_b = f"{plain(names.loc[band, 'child_name'])} ({int(names.loc[band, 'child_pid'])})"
+            fig.add_trace(
+                go.Scatter(
+                    x=wide.index.tz_convert("UTC").tz_localize(None),
+                    y=wide[band].astype("Float64") / div,
+                    name=label_b,
+                    stackgroup="children",
+                    mode="lines",
+                    line={"width": 0.8, "shape": "hv"},
+                    hovertemplate=f"%{{y:.1f}} {unit}",
+                )
+            )
+    _mark(fig, at)
+    _layout(fig, f"Children's subtree {label} (stacked)", unit)
+    fig.update_layout(legend={"orientation": "v", "x": 1.02, "y": 1, "yanchor": "top", "font": {"size": 10}})
+    return fig
+
+
+def treemap_figure(snap_df: pd.DataFrame, own_col: str, unit: str, max_nodes: int = 600) -> go.Figure:
+    """One snapshot's PROCS+TREE rows (proc_id, pid, name, parent_row, own metric) -> treemap of subtree memory.
+
+    Node ids are proc_ids; a click reports the id. With more than `max_nodes` processes only the biggest subtrees
+    (and their ancestors) are drawn.
+    """
+    div = UNITS[unit]
+    df = snap_df.reset_index(drop=True)
+    sub_col = "subtree_" + own_col
+    parent = df["parent_row"].to_numpy().astype(np.int64)
+    if len(df) > max_nodes:
+        keep = np.zeros(len(df), bool)
+        keep[np.argsort(-df[sub_col].astype("Float64").fillna(0).to_numpy(), kind="stable")[:max_nodes]] = True
+        while True:  # add the ancestors of kept rows, one pass per level
+            grown = keep.copy()
+            grown[parent[keep & (parent >= 0)]] = True
+            if (grown == keep).all():
+                break
+            keep = grown
+        new_pos = np.cumsum(keep) - 1
+        parent = np.where(parent[keep] >= 0, new_pos[np.maximum(parent[keep], 0)], -1)
+        df = df[keep].reset_index(drop=True)
+    ids = df["proc_id"].astype(str).to_numpy()
+    parents = np.where(parent >= 0, ids[np.maximum(parent, 0)], "").tolist()
+    ids = ids.tolist()
+    labels = (plain_series(df["name"]) + " (" + df["pid"].astype(str) + ")").tolist()
+    values = (df[sub_col].astype("Float64").fillna(0) / div).tolist()
+    fig = go.Figure(
+        go.Treemap(
+            ids=ids,
+            labels=labels,
+            parents=parents,
+            values=values,
+            branchvalues="total",
+            customdata=df["pid"].tolist(),
+            hovertemplate=f"%{{label}}<br>subtree %{{value:.1f}} {unit}<extra></extra>",
+            texttemplate="%{label}<br>%{value:.0f} " + unit,
+            maxdepth=4,
+            marker={"colorscale": "Blues"},
+        )
+    )
+    fig.update_layout(
+        height=480,
+        margin={"l": 0, "r": 0, "t": 30, "b": 0},
+        title={"text": "Tree memory at this moment — click a box to open it", "x": 0, "font": {"size": 15}},
+    )
+    return fig

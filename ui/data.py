@@ -1,0 +1,264 @@
+"""Data source choice and the caches over memlib that every page shares.
+
+Order: `PMI_DUMPS=DIR` or `streamlit run app.py -- --dumps DIR`, else `dumps/` when it holds data, else the shipped
+`sample/dumps/`. Every cached result is keyed on the files' (name, size, mtime) fingerprint, so a collector writing
+new samples invalidates the caches on the next run while unchanged files cost one directory listing.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from memlib import load, stats, summary, timeline, tree
+from memlib.schema import MEMORY_METRICS
+
+APP_DIR = Path(__file__).resolve().parent.parent
+MAX_CHART_POINTS = 1500
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Where the data comes from: `path` (None when nothing exists), `origin` and a human sentence about it."""
+
+    path: Path | None
+    origin: str  # "env" | "arg" | "dumps" | "sample" | "none"
+    description: str
+    tz: str | None = None
+
+    @property
+    def is_sample(self) -> bool:
+        """True when the app shows the shipped sample recording."""
+        return self.origin == "sample"
+
+
+def _arg_dumps(argv: Sequence[str]) -> str | None:
+    for i, arg in enumerate(argv):
+        if arg == "--dumps" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--dumps="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def holds_data(path: Path) -> bool:
+    """True when `path` has native segments (`seg-*`) or seed CSVs (`time/process_mem_*.csv`)."""
+    if not path.is_dir():
+        return False
+    if any(path.glob("seg-*")):
+        return True
+    return any((path / "time").glob("process_mem_*.csv"))
+
+
+def resolve_source(argv: Sequence[str], env: Mapping[str, str], app_dir: Path = APP_DIR) -> DataSource:
+    """argv (after `--`), environment and app folder -> the DataSource the app shows."""
+    tz = env.get("PMI_TZ") or None
+    explicit = env.get("PMI_DUMPS") or None
+    origin = "env"
+    if explicit is None:
+        explicit = _arg_dumps(argv)
+        origin = "arg"
+    if explicit is not None:
+        path = Path(explicit).expanduser()
+        if not path.is_absolute():
+            path = Path.cwd() / path
+        how = "PMI_DUMPS" if origin == "env" else "--dumps"
+        if not path.is_dir():
+            return DataSource(None, "none", f"The dumps folder {path} (from {how}) does not exist.", tz)
+        return DataSource(path, origin, f"{path} (from {how})", tz)
+    dumps = app_dir / "dumps"
+    if holds_data(dumps):
+        return DataSource(dumps, "dumps", f"{dumps}", tz)
+    sample = app_dir / "sample" / "dumps"
+    if holds_data(sample):
+        return DataSource(sample, "sample", f"the shipped sample recording ({sample}): dumps/ holds no data yet", tz)
+    return DataSource(None, "none", "No data: dumps/ is empty and the shipped sample is missing.", tz)
+
+
+def current_source() -> DataSource:
+    """The DataSource for this server process (sys.argv after `--`, os.environ)."""
+    return resolve_source(sys.argv[1:], os.environ)
+
+
+def fingerprint(path: Path) -> tuple:
+    """(name, size, mtime_ns) of every file in `path` and `path/time`, sorted: changes when samples are added."""
+    out = []
+    for folder in (path, path / "time"):
+        try:
+            with os.scandir(folder) as it:
+                for entry in it:
+                    if entry.is_file():
+                        st_ = entry.stat()
+                        out.append((folder.name, entry.name, st_.st_size, st_.st_mtime_ns))
+        except FileNotFoundError:
+            continue
+    return tuple(sorted(out))
+
+
+@st.cache_resource(max_entries=1, show_spinner="Loading the recording…")
+def _load(path: str, tz: str | None, fp: tuple) -> load.Dataset:
+    return load.load_dumps(path, tz=tz)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A loaded dataset plus the cache key (`token`) the derived caches use."""
+
+    source: DataSource
+    ds: load.Dataset
+    token: tuple
+
+
+def load_current(source: DataSource | None = None) -> Loaded | None:
+    """Load the current source (cached on its fingerprint); None when there is no data folder."""
+    source = source or current_source()
+    if source.path is None:
+        return None
+    fp = fingerprint(source.path)
+    ds = _load(str(source.path), source.tz, fp)
+    return Loaded(source, ds, (str(source.path), source.tz, hash(fp)))
+
+
+# ---- derived, cached per dataset token (the `_ds` argument is not hashed) ----
+
+
+@st.cache_resource(max_entries=1, show_spinner=False)
+def system_summary(token: tuple, _ds: load.Dataset) -> pd.DataFrame:
+    """summary.system_summary for the dataset: ts, mem_total/used/available/cached, swap_*, procs_rss, unattributed."""
+    return summary.system_summary(_ds.system, _ds.procs)
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def process_stats(token: tuple, _ds: load.Dataset, proc_ids: tuple[int, ...]) -> pd.DataFrame:
+    """stats.process_stats for the given processes (one row per proc_id, sorted by proc_id)."""
+    return stats.process_stats(_ds.procs, list(proc_ids), lifetime_exact=_ds.info.start_times_exact)
+
+
+@st.cache_resource(max_entries=1, show_spinner="Indexing the recording…")
+def tree_index(token: tuple, _ds: load.Dataset) -> tree.TreeIndex:
+    """tree.TreeIndex over the dataset's procs (row lookups by snapshot and by proc_id)."""
+    return tree.TreeIndex.build(_ds.procs)
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def snapshot(token: tuple, _ds: load.Dataset, snap: int) -> pd.DataFrame:
+    """tree.snapshot rows (PROCS + TREE) of one snapshot."""
+    return tree.snapshot(_ds.procs, snap, index=tree_index(token, _ds))
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def process_timeline(token: tuple, _ds: load.Dataset, proc_id: int) -> pd.DataFrame:
+    """timeline.process_timeline of one process."""
+    return timeline.process_timeline(_ds.procs, proc_id, index=tree_index(token, _ds))
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def children_trends(token: tuple, _ds: load.Dataset, proc_id: int, metric: str) -> pd.DataFrame:
+    """timeline.children_trends of one process for one metric."""
+    return timeline.children_trends(_ds.procs, proc_id, metric=metric, index=tree_index(token, _ds))
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def ancestors(token: tuple, _ds: load.Dataset, proc_id: int, snap: int) -> pd.DataFrame:
+    """tree.ancestors: the chain from the root to the process at `snap`."""
+    return tree.ancestors(_ds.procs, proc_id, snap, index=tree_index(token, _ds))
+
+
+@st.cache_resource(max_entries=1, show_spinner=False)
+def metrics_available(token: tuple, _ds: load.Dataset) -> list[str]:
+    """Metric names (rss, pss, uss, swap) that have at least one non-null value in the dataset."""
+    out = []
+    for name, col in MEMORY_METRICS.items():
+        if col in _ds.procs.columns and (name == "rss" or _ds.procs[col].notna().any()):
+            out.append(name)
+    return out
+
+
+def decimate(df: pd.DataFrame, max_points: int = MAX_CHART_POINTS, ts: str = "ts") -> pd.DataFrame:
+    """Frame of a time series -> at most ~max_points rows, keeping each bucket's maximum (spikes stay visible)."""
+    n = len(df)
+    if n <= max_points:
+        return df
+    step = int(np.ceil(n / max_points))
+    bucket = np.arange(n) // step
+    numeric = df.select_dtypes(include="number").columns
+    agg = df[numeric].groupby(bucket).max()
+    agg.insert(0, ts, df[ts].groupby(bucket).first().to_numpy())
+    return agg.reset_index(drop=True)
+
+
+@st.cache_resource(max_entries=1, show_spinner=False)
+def directory(token: tuple, _ds: load.Dataset) -> pd.DataFrame:
+    """One row per process (proc_id): pid, start_time, name, cmdline, user, first_ts, last_ts, pid_uses.
+
+    `pid_uses` counts the processes that carried the same pid (>1 means the pid was reused).
+    """
+    idx = tree_index(token, _ds)
+    procs = _ds.procs
+    if idx.n_rows == 0:
+        return pd.DataFrame(
+            {c: pd.Series(dtype=procs[c].dtype) for c in ["proc_id", "pid", "start_time", "name", "cmdline", "user"]}
+        ).assign(first_ts=pd.Series(dtype=procs["ts"].dtype), last_ts=pd.Series(dtype=procs["ts"].dtype), pid_uses=0)
+    first = idx.proc_order[idx.proc_starts[:-1]]
+    last = idx.proc_order[idx.proc_starts[1:] - 1]
+    out = procs.iloc[first][["proc_id", "pid", "start_time", "name", "cmdline", "user"]].reset_index(drop=True)
+    out["first_ts"] = procs["ts"].iloc[first].reset_index(drop=True)
+    out["last_ts"] = procs["ts"].iloc[last].reset_index(drop=True)
+    out["pid_uses"] = out.groupby("pid")["proc_id"].transform("size").astype("int32")
+    return out
+
+
+def view_for_process(token: tuple, ds: load.Dataset, proc_id: int, view) -> object:
+    """A ViewState showing `proc_id` on the drill-down: pid, and start only when the pid was reused."""
+    d = directory(token, ds)
+    row = d.iloc[int(np.searchsorted(d["proc_id"].to_numpy(), proc_id))]
+    start = row["start_time"] if int(row["pid_uses"]) > 1 else None
+    return view.replace(pid=int(row["pid"]), start=start)
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def descendants(token: tuple, _ds: load.Dataset, proc_id: int, snap: int) -> pd.DataFrame:
+    """tree.descendants_of: the process and everything below it at `snap` (PROCS + TREE rows)."""
+    return tree.descendants_of(_ds.procs, proc_id, snap, index=tree_index(token, _ds))
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def top_processes(token: tuple, _ds: load.Dataset, snap: int, metric: str, limit: int = 10) -> pd.DataFrame:
+    """summary.top_processes at `snap`: PROCS + TREE rows by own metric, descending."""
+    return summary.top_processes(_ds.procs, snap, metric=metric, limit=limit, index=tree_index(token, _ds))
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def top_subtrees(token: tuple, _ds: load.Dataset, snap: int, metric: str, limit: int = 10) -> pd.DataFrame:
+    """summary.top_subtrees at `snap`: PROCS + TREE rows by subtree total, descending."""
+    return summary.top_subtrees(_ds.procs, snap, metric=metric, limit=limit, index=tree_index(token, _ds))
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def growers(
+    token: tuple, _ds: load.Dataset, snap_from: int, snap_to: int, metric: str, by: str = "own", limit: int = 10
+) -> pd.DataFrame:
+    """summary.growers between two snapshots (GROWER_COLUMNS), biggest growth first."""
+    return summary.growers(
+        _ds.procs, snap_from, snap_to, metric=metric, limit=limit, by=by, index=tree_index(token, _ds)
+    )
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def counts(token: tuple, _ds: load.Dataset, snap_from: int, snap_to: int) -> dict[str, int]:
+    """summary.counts over the window [snap_from, snap_to]: processes_before/now, new, exited, seen."""
+    return summary.counts(_ds.procs, snap_from, snap_to)
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def figure(kind: str, token: tuple, key: tuple, _build: Callable[[], Any]) -> Any:
+    """A Plotly figure built once per (kind, dataset token, key) by `_build()` and shared (never mutate it)."""
+    return _build()

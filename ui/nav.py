@@ -1,0 +1,125 @@
+"""The page router: the three pages at `/`, `/level` and `/pid`, and the bootstrap every page file runs first.
+
+A `pages/` folder next to app.py makes Streamlit run a deep link such as `/pid?pid=1` on a fresh server as the bare
+page file, without app.py (legacy auto-discovery stays on until `st.navigation` ran once in the server process).
+Every page file therefore calls `ensure_router()` first: when app.py's router is not active in this run it runs the
+router itself (which calls `st.navigation` with the same url paths, so the same page is chosen) and stops.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import streamlit as st
+
+from memlib.schema import MEMORY_METRICS  # noqa: F401  (fails early and clearly when memlib is not importable)
+from ui import state
+
+PAGE_OVERVIEW = "pages/overview.py"
+PAGE_LEVEL = "pages/level.py"
+PAGE_PID = "pages/pid.py"
+
+_local = threading.local()
+
+
+def pages() -> list[Any]:
+    """The st.Page objects of the app, in sidebar order."""
+    return [
+        st.Page(PAGE_OVERVIEW, title="Overview", icon=":material/monitoring:", url_path="", default=True),
+        st.Page(PAGE_LEVEL, title="Level view", icon=":material/account_tree:", url_path="level"),
+        st.Page(PAGE_PID, title="PID drill-down", icon=":material/memory:", url_path="pid"),
+    ]
+
+
+def run_router() -> None:
+    """Set the page config, declare the navigation and run the chosen page (what app.py does)."""
+    st.set_page_config(page_title="PID Memory Inspector", page_icon=":material/memory:", layout="wide")
+    depth = getattr(_local, "depth", 0)
+    _local.depth = depth + 1
+    try:
+        st.navigation(pages()).run()
+    finally:
+        _local.depth = depth
+
+
+def ensure_router() -> None:
+    """Called first by every page file: when the page runs without app.py's router, route through it and stop."""
+    if getattr(_local, "depth", 0) > 0:
+        return
+    run_router()
+    st.stop()
+
+
+def go(page: str, view: state.ViewState) -> None:
+    """Switch to `page` showing `view` (the URL carries the whole view)."""
+    st.switch_page(page, query_params=state.to_query(view))
+
+
+def _selection(event: Any) -> Any:
+    sel = getattr(event, "selection", None)
+    if sel is None and isinstance(event, dict):
+        sel = event.get("selection")
+    return sel
+
+
+def clicked_process(event: Any, rows: Any, snap_df: Any) -> int | None:
+    """Dataframe selection event over `rows` (PROCS rows shown, same order) -> proc_id to open, or None.
+
+    A selected row or a cell opens that row's process; a cell in the `ppid` column opens its parent (looked up by
+    pid in `snap_df`, the whole snapshot), None when the parent is not in the snapshot.
+    """
+    sel = _selection(event)
+    if sel is None:
+        return None
+    row, column = None, None
+    cells = sel.get("cells") or [] if isinstance(sel, dict) else getattr(sel, "cells", []) or []
+    picked_rows = sel.get("rows") or [] if isinstance(sel, dict) else getattr(sel, "rows", []) or []
+    if cells:
+        row, column = int(cells[0][0]), str(cells[0][1])
+    elif picked_rows:
+        row = int(picked_rows[0])
+    if row is None or row >= len(rows):
+        return None
+    if column == "ppid":
+        ppid = int(rows["ppid"].iloc[row])
+        parent = snap_df.loc[snap_df["pid"].to_numpy() == ppid, "proc_id"]
+        return int(parent.iloc[0]) if len(parent) else None
+    return int(rows["proc_id"].iloc[row])
+
+
+def clicked_point(event: Any) -> Any:
+    """Plotly selection event -> the first selected point's customdata value (a `{"0": v}` dict unwrapped), or None."""
+    sel = _selection(event)
+    points = (sel.get("points") if isinstance(sel, dict) else getattr(sel, "points", None)) if sel else None
+    if not points:
+        return None
+    cd = points[0].get("customdata")
+    if isinstance(cd, dict):
+        cd = cd.get("0", next(iter(cd.values()), None))
+    elif isinstance(cd, list | tuple):
+        cd = cd[0] if cd else None
+    return cd
+
+
+def clicked_node(event: Any) -> int | None:
+    """Plotly treemap click event -> the clicked node's id as proc_id (ids are proc_ids), or None."""
+    sel = _selection(event)
+    points = (sel.get("points") if isinstance(sel, dict) else getattr(sel, "points", None)) if sel else None
+    if not points:
+        return None
+    node = points[0].get("id")
+    try:
+        return int(node)
+    except (TypeError, ValueError):
+        return None
+
+
+def parse_moment(value: Any) -> Any:
+    """A clicked point's customdata (ISO time text) -> UTC Timestamp, or None when absent or not a time."""
+    if value is None:
+        return None
+    try:
+        return state.parse_time(str(value))
+    except ValueError:
+        return None

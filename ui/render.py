@@ -1,0 +1,162 @@
+"""Safe rendering helpers: byte formatting, tables (names only as dataframe cells), downloads, text facts."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from ui.state import UNITS
+
+BYTE_STEPS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
+
+
+def fmt_bytes(n: float | int | None) -> str:
+    """Bytes -> human text with binary prefixes ('1.5 GiB'); null -> '–'."""
+    if n is None or (isinstance(n, float) and math.isnan(n)) or n is pd.NA:
+        return "–"
+    n = float(n)
+    sign = "-" if n < 0 else ""
+    n = abs(n)
+    i = 0
+    while n >= 1024 and i < len(BYTE_STEPS) - 1:
+        n /= 1024
+        i += 1
+    if i == 0:
+        return f"{sign}{int(n)} B"
+    return f"{sign}{n:.1f} {BYTE_STEPS[i]}" if n < 100 else f"{sign}{n:.0f} {BYTE_STEPS[i]}"
+
+
+def fmt_duration(seconds: float | None) -> str:
+    """Seconds -> '3 d 4 h', '2 h 5 min', '40 s'; null -> '–'."""
+    if seconds is None or seconds is pd.NA or (isinstance(seconds, float) and math.isnan(seconds)):
+        return "–"
+    s = float(seconds)
+    if s < 60:
+        return f"{s:.0f} s"
+    if s < 3600:
+        return f"{int(s // 60)} min {int(s % 60)} s"
+    if s < 86400:
+        return f"{int(s // 3600)} h {int(s % 3600 // 60)} min"
+    return f"{int(s // 86400)} d {int(s % 86400 // 3600)} h"
+
+
+def fmt_durations(seconds: pd.Series) -> pd.Series:
+    """Series of seconds -> series of texts as fmt_duration gives them, vectorised ('–' for null)."""
+    s = pd.to_numeric(seconds, errors="coerce").astype(float).to_numpy()
+    known = ~np.isnan(s)
+    v = np.where(known, s, 0.0).astype(np.int64)
+    d, h, m, sec = v // 86400, v % 86400 // 3600, v % 3600 // 60, v % 60
+
+    def as_text(a: np.ndarray) -> pd.Series:
+        return pd.Series(a).astype(str)
+
+    out = np.select(
+        [~known, s < 60, s < 3600, s < 86400],
+        [
+            "–",
+            (as_text(np.round(np.where(known, s, 0)).astype(np.int64)) + " s").to_numpy(),
+            (as_text(v // 60) + " min " + as_text(sec) + " s").to_numpy(),
+            (as_text(v // 3600) + " h " + as_text(m) + " min").to_numpy(),
+        ],
+        (as_text(d) + " d " + as_text(h) + " h").to_numpy(),
+    )
+    return pd.Series(out, index=seconds.index, dtype=object)
+
+
+def fmt_ts(ts: pd.Timestamp | None) -> str:
+    """UTC timestamp -> '2026-11-27 10:05:02 UTC'; null -> '–'."""
+    if ts is None or pd.isna(ts):
+        return "–"
+    return pd.Timestamp(ts).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def in_unit(values: pd.Series, unit: str) -> pd.Series:
+    """Byte series -> float series in `unit` (MiB or GiB), nulls kept."""
+    return values.astype("Float64") / UNITS[unit]
+
+
+def file_stamp(ts: pd.Timestamp | None) -> str:
+    """Timestamp -> file-name-safe UTC stamp '2026-11-27T10-05-02Z' ('latest' when None)."""
+    if ts is None or pd.isna(ts):
+        return "latest"
+    return pd.Timestamp(ts).tz_convert("UTC").strftime("%Y-%m-%dT%H-%M-%SZ")
+
+
+def to_csv_bytes(df: pd.DataFrame) -> bytes:
+    """Frame -> UTF-8 CSV bytes (no index, ISO UTC times)."""
+    return df.to_csv(index=False, date_format="%Y-%m-%dT%H:%M:%S.%fZ").encode("utf-8")
+
+
+def to_json_bytes(df: pd.DataFrame) -> bytes:
+    """Frame -> UTF-8 JSON bytes: a list of records, ISO UTC times, nulls as null."""
+    return df.to_json(orient="records", date_format="iso", date_unit="ms", indent=1).encode("utf-8")
+
+
+def download_buttons(df: pd.DataFrame, name: str, key: str) -> None:
+    """CSV and JSON download buttons for exactly the rows of `df`, files named `<name>.csv` / `<name>.json`."""
+    rows = f"{len(df):,} row" + ("" if len(df) == 1 else "s")
+    box = st.container(horizontal=True, gap="small")
+    box.download_button(
+        "⬇ CSV",
+        data=lambda: to_csv_bytes(df),
+        file_name=f"{name}.csv",
+        mime="text/csv",
+        key=f"{key}_csv",
+        on_click="ignore",
+        help=f"{rows} as {name}.csv",
+    )
+    box.download_button(
+        "⬇ JSON",
+        data=lambda: to_json_bytes(df),
+        file_name=f"{name}.json",
+        mime="application/json",
+        key=f"{key}_json",
+        on_click="ignore",
+        help=f"{rows} as {name}.json",
+    )
+
+
+def memory_column(label: str, unit: str, help: str | None = None) -> st.column_config.NumberColumn:
+    """Column config for a memory column already converted to `unit`."""
+    return st.column_config.NumberColumn(label, format=f"%.{1 if unit == 'MiB' else 2}f {unit}", help=help)
+
+
+def process_table_config(unit: str, metric_label: str = "RSS") -> dict[str, object]:
+    """Column configs for a process table (PID, PPID, name, cmdline, user, memory, lifetime)."""
+    return {
+        "pid": st.column_config.NumberColumn("PID", format="%d", help="Click to open the PID drill-down"),
+        "ppid": st.column_config.NumberColumn("PPID", format="%d", help="Click to open the parent"),
+        "name": st.column_config.TextColumn("Name"),
+        "cmdline": st.column_config.TextColumn("Command line", width="large"),
+        "user": st.column_config.TextColumn("User"),
+        "own": memory_column(f"Own {metric_label}", unit),
+        "subtree": memory_column(f"Subtree {metric_label}", unit, "Own + all descendants at this moment"),
+        "peak": memory_column(
+            f"Peak subtree {metric_label}", unit, "Highest subtree total at any one moment of the recording"
+        ),
+        "descendants": st.column_config.NumberColumn("Descendants", format="%d"),
+        "lifetime": st.column_config.TextColumn("Lifetime"),
+        "start": st.column_config.DatetimeColumn("Started", format="YYYY-MM-DD HH:mm:ss"),
+        "level": st.column_config.NumberColumn("Level", format="%d"),
+        "status": st.column_config.TextColumn("Status", help="alive at both ends of the window, new, or exited"),
+        "before": memory_column(f"{metric_label} at start", unit),
+        "after": memory_column(f"{metric_label} at end", unit),
+        "growth": memory_column(f"Growth {metric_label}", unit, "Own growth between the window's ends"),
+        "subtree growth": memory_column(f"Subtree growth {metric_label}", unit),
+    }
+
+
+def facts(rows: Sequence[tuple[str, str]]) -> None:
+    """Label/value pairs as a two-column table (values may come from data, so never as Markdown)."""
+    if not rows:
+        return
+    st.dataframe(
+        pd.DataFrame(rows, columns=["", "value"]),
+        hide_index=True,
+        width="stretch",
+        column_config={"": st.column_config.TextColumn(" ", width="small"), "value": st.column_config.TextColumn(" ")},
+    )

@@ -1,0 +1,180 @@
+"""URL query-string state: every value that defines a view, parsed, validated and written back without defaults.
+
+The URL is the state. Pages read a `ViewState` at the top of every run, widgets are seeded from it, widget callbacks
+write the changed value back into `st.query_params`, and navigation passes `to_query(...)` to `st.switch_page`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import pandas as pd
+import streamlit as st
+
+from memlib.schema import MEMORY_METRICS
+
+UNITS: dict[str, int] = {"MiB": 1 << 20, "GiB": 1 << 30}
+
+
+@dataclass(frozen=True)
+class ViewState:
+    """Everything a view depends on; `None` / default values are omitted from the URL."""
+
+    pid: int | None = None
+    start: pd.Timestamp | None = None  # start time of the process, when the pid was reused
+    at: pd.Timestamp | None = None  # snapshot moment; None = latest
+    level: int = 0
+    min_lifetime: float = 0.0  # seconds
+    min_rss_mb: float = 0.0  # MiB
+    min_subtree_mb: float = 0.0  # MiB
+    match: str = ""
+    from_: pd.Timestamp | None = None  # time window start; None = first sample
+    to: pd.Timestamp | None = None  # time window end; None = last sample
+    metric: str = "rss"
+    unit: str = "MiB"
+
+    def replace(self, **changes: object) -> ViewState:
+        """A copy of this state with `changes` applied (field names as in the dataclass)."""
+        return dataclasses.replace(self, **changes)
+
+
+DEFAULT = ViewState()
+# URL parameter name -> dataclass field name
+PARAM_FIELDS: dict[str, str] = {
+    "pid": "pid",
+    "start": "start",
+    "at": "at",
+    "level": "level",
+    "min_lifetime": "min_lifetime",
+    "min_rss_mb": "min_rss_mb",
+    "min_subtree_mb": "min_subtree_mb",
+    "match": "match",
+    "from": "from_",
+    "to": "to",
+    "metric": "metric",
+    "unit": "unit",
+}
+FIELD_PARAMS: dict[str, str] = {f: p for p, f in PARAM_FIELDS.items()}
+TIME_FIELDS = frozenset({"start", "at", "from_", "to"})
+MAX_MATCH_LEN = 200
+
+
+def iso_z(ts: pd.Timestamp) -> str:
+    """UTC timestamp -> compact ISO text for URLs: '2026-11-27T10:05:02Z' (milliseconds only when present)."""
+    ts = pd.Timestamp(ts)
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    if ts.microsecond or ts.nanosecond:
+        return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+    return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str) -> pd.Timestamp:
+    """ISO text (zone optional, naive = UTC) -> UTC Timestamp; raises ValueError with a clear message."""
+    try:
+        ts = pd.Timestamp(text.strip())
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"not an ISO time: {text!r}") from exc
+    if ts is pd.NaT or pd.isna(ts):
+        raise ValueError(f"not an ISO time: {text!r}")
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def _parse_number(text: str, *, integer: bool, minimum: float = 0) -> float | int:
+    value = float(text)
+    if not math.isfinite(value) or value < minimum:
+        raise ValueError(f"must be a number >= {minimum:g}")
+    if integer:
+        if value != int(value):
+            raise ValueError("must be a whole number")
+        return int(value)
+    return value
+
+
+def _parse_field(field: str, text: str) -> object:
+    if field in TIME_FIELDS:
+        return parse_time(text)
+    if field == "pid":
+        return _parse_number(text, integer=True, minimum=0)
+    if field == "level":
+        return _parse_number(text, integer=True, minimum=0)
+    if field in ("min_lifetime", "min_rss_mb", "min_subtree_mb"):
+        return _parse_number(text, integer=False)
+    if field == "match":
+        return text[:MAX_MATCH_LEN]
+    if field == "metric":
+        if text not in MEMORY_METRICS:
+            raise ValueError(f"must be one of {', '.join(MEMORY_METRICS)}")
+        return text
+    if field == "unit":
+        if text not in UNITS:
+            raise ValueError(f"must be one of {', '.join(UNITS)}")
+        return text
+    raise ValueError("unknown parameter")
+
+
+def parse_query(params: Mapping[str, str | list[str]]) -> tuple[ViewState, list[str]]:
+    """Query params -> (ViewState, warnings); a bad value is dropped with a warning naming it, never raised."""
+    values: dict[str, object] = {}
+    warnings: list[str] = []
+    for param, field in PARAM_FIELDS.items():
+        if param not in params:
+            continue
+        raw = params[param]
+        text = raw[-1] if isinstance(raw, list) else raw
+        if text is None or str(text).strip() == "":
+            continue
+        try:
+            values[field] = _parse_field(field, str(text))
+        except ValueError as exc:
+            warnings.append(f"Ignored URL parameter {param}={str(text)[:60]!r}: {exc}.")
+    state = ViewState(**values)
+    if state.from_ is not None and state.to is not None and state.from_ > state.to:
+        warnings.append("Ignored the time window: 'from' is after 'to'.")
+        state = state.replace(from_=None, to=None)
+    return state, warnings
+
+
+def _format_value(value: object) -> str:
+    if isinstance(value, pd.Timestamp):
+        return iso_z(value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def to_query(state: ViewState) -> dict[str, str]:
+    """ViewState -> query params dict with every default value left out (ordered as PARAM_FIELDS)."""
+    out: dict[str, str] = {}
+    for param, field in PARAM_FIELDS.items():
+        value = getattr(state, field)
+        if value is None or value == getattr(DEFAULT, field):
+            continue
+        out[param] = _format_value(value)
+    return out
+
+
+def read_state() -> ViewState:
+    """The current URL's ViewState (warnings about bad parameters are kept for `url_warnings`)."""
+    state, warnings = parse_query(st.query_params.to_dict())
+    st.session_state["_pmi_url_warnings"] = warnings
+    return state
+
+
+def url_warnings() -> list[str]:
+    """Warnings of the last `read_state` call (ignored, malformed URL parameters)."""
+    return list(st.session_state.get("_pmi_url_warnings", []))
+
+
+def write_state(state: ViewState) -> None:
+    """Make the browser URL show `state` (defaults omitted); no message is sent when nothing changed."""
+    wanted = to_query(state)
+    if st.query_params.to_dict() != wanted:
+        st.query_params.from_dict(wanted)
+
+
+def update_state(**changes: object) -> None:
+    """Callback helper: apply `changes` (ViewState field names) to the current URL state."""
+    write_state(read_state().replace(**changes))

@@ -161,3 +161,91 @@ def parse_btime(data: bytes) -> int:
 def start_time_ns(btime: int, start_ticks: int, clk_tck: int) -> int:
     """Boot time (s) + start ticks -> process start as ns since the epoch; pure integer math, so bit-identical."""
     return (btime * clk_tck + start_ticks) * 1_000_000_000 // clk_tck
+
+
+class CgroupPaths(NamedTuple):
+    """A process's cgroup paths: the v2 unified one ('0::/x') and the v1 memory controller one (None if absent)."""
+
+    unified: str | None
+    memory_v1: str | None
+
+
+def _strip_deleted(path: str) -> str:
+    """'/x (deleted)' (a removed v2 cgroup still holding a dying task) -> '/x'."""
+    return path[: -len(" (deleted)")] if path.endswith(" (deleted)") else path
+
+
+def parse_cgroup_paths(data: bytes) -> CgroupPaths:
+    """/proc/<pid>/cgroup bytes -> CgroupPaths (v2 '0::/path', v1 'N:...memory...:/path'); ' (deleted)' removed."""
+    unified = memory = None
+    for line in data.decode("utf-8", "replace").splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3 or not parts[2]:
+            continue
+        hid, controllers, path = parts
+        if hid == "0" and controllers == "":
+            unified = _strip_deleted(path)
+        elif "memory" in controllers.split(","):
+            memory = _strip_deleted(path)
+    return CgroupPaths(unified, memory)
+
+
+class CgroupMounts(NamedTuple):
+    """Where cgroup memory is accounted: the v2 mount (mount point, mount root) and the v1 memory mount, or None."""
+
+    unified: tuple[str, str] | None
+    memory_v1: tuple[str, str] | None
+
+    def memory_file(self, paths: CgroupPaths) -> tuple[str, str] | None:
+        """A process's CgroupPaths -> (recorded cgroup path, file holding that cgroup's memory use) or None.
+
+        The v1 memory hierarchy wins when mounted and the process has a v1 memory path (hybrid systems: the memory
+        controller is bound there, the unified tree has no memory.current); otherwise the v2 path. Paths outside
+        the mount's root (another cgroup namespace) give None."""
+        if self.memory_v1 is not None and paths.memory_v1 is not None:
+            where, path, name = self.memory_v1, paths.memory_v1, "memory.usage_in_bytes"
+        elif self.unified is not None and paths.unified is not None:
+            where, path, name = self.unified, paths.unified, "memory.current"
+        else:
+            return None
+        mount_point, mount_root = where
+        if "/.." in path or path.startswith(".."):  # outside our cgroup namespace: no file of ours holds it
+            return None
+        if mount_root != "/":
+            if path != mount_root and not path.startswith(mount_root.rstrip("/") + "/"):
+                return None
+            rel = path[len(mount_root.rstrip("/")) :]
+        else:
+            rel = path
+        rel = rel.strip("/")
+        return path, f"{mount_point.rstrip('/')}/{rel}/{name}" if rel else f"{mount_point.rstrip('/')}/{name}"
+
+
+def _unescape_mount(text: str) -> str:
+    """mountinfo octal escapes ('\\040' for a space) -> characters."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), text)
+
+
+def parse_cgroup_mounts(data: bytes) -> CgroupMounts:
+    """/proc/self/mountinfo bytes -> CgroupMounts: the first cgroup2 mount and the first v1 mount with 'memory'."""
+    unified = memory = None
+    for line in data.decode("utf-8", "replace").splitlines():
+        left, sep, right = line.partition(" - ")
+        fields, tail = left.split(), right.split()
+        if not sep or len(fields) < 5 or len(tail) < 1:
+            continue
+        root, mount_point = _unescape_mount(fields[3]), _unescape_mount(fields[4])
+        fstype = tail[0]
+        if fstype == "cgroup2" and unified is None:
+            unified = (mount_point, root)
+        elif fstype == "cgroup" and memory is None and len(tail) >= 3 and "memory" in tail[2].split(","):
+            memory = (mount_point, root)
+    return CgroupMounts(unified, memory)
+
+
+def parse_memory_value(data: bytes) -> int | None:
+    """memory.current / memory.usage_in_bytes bytes -> the number (bytes), None when empty or not a number."""
+    try:
+        return int(data.strip())
+    except ValueError:
+        return None

@@ -6,6 +6,12 @@ are read for a (pid, start time) not seen before and again when the process exec
 changed); the command line is also re-read once every REFRESH_EVERY samples per process (staggered by pid) to catch
 in-place rewrites (setproctitle without a comm change). smaps_rollup (PSS/USS/swap) is read within a time budget
 per sample, stalest first.
+
+cgroups: the recorded path is the one of the hierarchy that accounts memory (v1 memory controller when it is
+mounted there, hybrid systems included; else the v2 unified path; mounts from /proc/self/mountinfo, read once).
+Every `cgroup_mem_every`-th sample, each distinct cgroup holding a sampled process gets one read of its
+memory.current (v2) / memory.usage_in_bytes (v1), through descriptors kept open like the stat ones
+(`Sample.cgroup_mem`: path -> bytes; unreadable cgroups, e.g. permission denied or the v2 root, are left out).
 """
 
 from __future__ import annotations
@@ -24,11 +30,14 @@ import pandas as pd
 
 from collector.procfs import (
     PF_KTHREAD,
+    CgroupMounts,
     format_cmdline,
     parse_btime,
-    parse_cgroup,
+    parse_cgroup_mounts,
+    parse_cgroup_paths,
     parse_cmdline,
     parse_meminfo,
+    parse_memory_value,
     parse_smaps_rollup,
     parse_status_uid,
     split_stat,
@@ -91,10 +100,12 @@ class Sample:
     procs: dict[str, list]
     meminfo: dict[str, int]
     stats: dict[str, float] = field(default_factory=dict)
+    cgroup_mem: dict[str, int] = field(default_factory=dict)  # cgroup path -> memory.current / usage_in_bytes
 
 
 # per-identity cache entry (a list, mutated in place): indexes
-_COMM, _UID, _USER, _CMD, _CGROUP, _PSS, _USS, _SWAP, _SMAPS_TS, _START_NS, _KTHREAD, _SMAPS_TRY, _ARGV_AT = range(13)
+(_COMM, _UID, _USER, _CMD, _CGROUP, _PSS, _USS, _SWAP, _SMAPS_TS, _START_NS, _KTHREAD, _SMAPS_TRY, _ARGV_AT,
+ _CGFILE) = range(14)  # fmt: skip
 
 
 class Sampler:
@@ -109,8 +120,10 @@ class Sampler:
         clk_tck: int | None = None,
         host: str | None = None,
         smaps_max_reads: int | None = None,
+        cgroup_mem_every: int = 1,
     ) -> None:
-        """Reads btime and boot id once. Readers are injectable for tests (they raise OSError like os.open); without
+        """Reads btime, boot id and the cgroup mounts once; `cgroup_mem_every` = k reads cgroup memory every k-th
+        sample (0: never). Readers are injectable for tests (they raise OSError like os.open); without
         `read_small`, stat files are read through descriptors kept open between samples (one pread per process)."""
         if smaps not in SMAPS_MODES:
             raise ValueError(f"smaps must be one of {', '.join(SMAPS_MODES)}, not {smaps!r}")
@@ -125,6 +138,14 @@ class Sampler:
         except OSError:
             self.boot_id = ""
         self.host = host if host is not None else socket.gethostname()
+        if cgroup_mem_every < 0:
+            raise ValueError(f"cgroup_mem_every must be >= 0, not {cgroup_mem_every}")
+        self.cgroup_mem_every = cgroup_mem_every
+        try:
+            self.cgroup_mounts = parse_cgroup_mounts(read_whole(f"{self.proc_root}/self/mountinfo"))
+        except OSError:
+            self.cgroup_mounts = CgroupMounts(None, None)
+        self._cg_fds: dict[str, int] = {}  # memory file path -> open fd
         self._cache: dict[tuple[int, int], list] = {}
         self._users: dict[int, str] = {}
         self._count = 0
@@ -163,9 +184,10 @@ class Sampler:
         return data
 
     def close(self) -> None:
-        """Close the kept-open stat descriptors (the sampler stays usable: they are reopened on demand)."""
+        """Close the kept-open stat and cgroup descriptors (the sampler stays usable: they are reopened on demand)."""
         fds, self._fds = self._fds, {}
-        for fd in fds.values():
+        cg_fds, self._cg_fds = self._cg_fds, {}
+        for fd in [*fds.values(), *cg_fds.values()]:
             os.close(fd)
 
     def __del__(self) -> None:
@@ -209,14 +231,22 @@ class Sampler:
                 return None
             uid = None
         try:
-            cgroup = parse_cgroup(self._read_whole(base + "cgroup"))
+            paths = parse_cgroup_paths(self._read_whole(base + "cgroup"))
         except OSError as exc:
             if exc.errno in _GONE:
                 return None
-            cgroup = None
+            paths = None
+        cgroup = cgfile = None
+        if paths is not None:
+            where = self.cgroup_mounts.memory_file(paths)
+            if where is not None:
+                cgroup, cgfile = where
+            else:  # mounts unknown or outside our namespace: the v2 path, else the v1 memory one
+                cgroup = paths.unified if paths.unified is not None else paths.memory_v1
         if entry is None:
-            entry = [comm, uid, self._user(uid), cmdline, cgroup, None, None, None, None, 0, False, 0, b""]
+            entry = [comm, uid, self._user(uid), cmdline, cgroup, None, None, None, None, 0, False, 0, b"", cgfile]
         else:
+            entry[_CGFILE] = cgfile
             entry[_COMM], entry[_UID], entry[_USER], entry[_CMD], entry[_CGROUP] = (
                 comm,
                 uid,
@@ -298,6 +328,13 @@ class Sampler:
         except OSError:
             meminfo = {}
 
+        t2 = time.perf_counter()
+        cgroup_mem: dict[str, int] = {}
+        cg_failed = 0
+        if self.cgroup_mem_every and self._count % self.cgroup_mem_every == 0:
+            cgroup_mem, cg_failed = self._read_cgroup_mem(entries)
+        t_cg = time.perf_counter() - t2
+
         procs = {
             "pid": pid_l,
             "ppid": ppid_l,
@@ -326,9 +363,55 @@ class Sampler:
             "smaps_failed": smaps_failed,
             "stat_s": t_stat,
             "smaps_s": t_smaps,
+            "cgroups_read": len(cgroup_mem),
+            "cgroups_failed": cg_failed,
+            "cgroup_s": t_cg,
             "elapsed_s": time.perf_counter() - t0,
         }
-        return Sample(ts, procs, meminfo, stats)
+        return Sample(ts, procs, meminfo, stats, cgroup_mem)
+
+    def _read_cgroup_mem(self, entries: list[list]) -> tuple[dict[str, int], int]:
+        """One read per distinct cgroup of the sampled processes -> ({path: bytes}, failed reads)."""
+        files = {e[_CGFILE]: e[_CGROUP] for e in entries if e[_CGFILE] is not None}
+        out: dict[str, int] = {}
+        failed = 0
+        for path, cgroup in files.items():
+            try:
+                data = self._cg_read(path)
+            except OSError:  # permission denied, cgroup removed, no memory file (v2 root)
+                failed += 1
+                continue
+            value = parse_memory_value(data)
+            if value is None:
+                failed += 1
+            else:
+                out[cgroup] = value
+        for path in self._cg_fds.keys() - files.keys():  # cgroups no longer holding a sampled process
+            os.close(self._cg_fds.pop(path))
+        return out, failed
+
+    def _cg_read(self, path: str) -> bytes:
+        """A cgroup memory file's bytes: injected reader in tests, else a kept-open descriptor (pread at 0)."""
+        if self._read_small is not None:
+            return self._read_whole(path)
+        fd = self._cg_fds.get(path)
+        if fd is not None:
+            try:
+                return os.pread(fd, 64, 0)
+            except OSError:
+                del self._cg_fds[path]
+                os.close(fd)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            data = os.pread(fd, 64, 0)
+        except BaseException:
+            os.close(fd)
+            raise
+        if len(self._cg_fds) < 4096:
+            self._cg_fds[path] = fd
+        else:
+            os.close(fd)
+        return data
 
     def _read_smaps(
         self, pids: list[int], states: list[str], rss: list[int], entries: list[list], budget_s: float

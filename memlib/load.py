@@ -68,6 +68,7 @@ class Dataset:
     system: pd.DataFrame
     snapshots: pd.DataFrame
     info: SourceInfo
+    cgroup_mem: pd.DataFrame = field(default_factory=schema.empty_cgroup_mem)  # CGROUP_MEM (schema.py)
 
 
 # ------------------------------------------------------------------------------------------------ time zones
@@ -314,11 +315,39 @@ def _system_frame(frames: list[pd.DataFrame], snaps: pd.DataFrame) -> pd.DataFra
         "boot_id": snaps["boot_id"].take(pos).reset_index(drop=True),
     }
     for col in raw.columns:
-        if col in schema.SYSTEM_KEY_COLUMNS:
+        if col in schema.SYSTEM_KEY_COLUMNS or col.startswith(schema.CGROUP_MEM_FIELD_PREFIX):
             continue
         values = raw[col].take(rows).reset_index(drop=True)
         cols[col] = values if str(values.dtype) == "Int64" else values.astype("Int64")
     return pd.DataFrame(cols)
+
+
+def _cgroup_mem_frame(frames: list[pd.DataFrame], snaps: pd.DataFrame) -> pd.DataFrame:
+    """Raw system parts + SNAPSHOTS -> CGROUP_MEM (ts, host, cgroup, memory_current_bytes) from the system fields
+    named CGROUP_MEM_FIELD_PREFIX + path; rows of samples without a snapshot are dropped, nulls skipped."""
+    pre = schema.CGROUP_MEM_FIELD_PREFIX
+    parts = [f for f in frames if len(f) and any(c.startswith(pre) for c in f.columns)]
+    if not parts or snaps.empty:
+        return schema.empty_cgroup_mem()
+    raw = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].reset_index(drop=True)
+    cols = [c for c in raw.columns if c.startswith(pre)]
+    known = pd.MultiIndex.from_arrays([_ns(snaps["ts"]), snaps["host"].astype(str).to_numpy()])
+    here = pd.MultiIndex.from_arrays([_ns(raw["ts"]), raw["host"].astype(str).to_numpy()])
+    raw = raw[here.isin(known)]
+    values = raw[cols].astype("Int64")
+    mask = values.notna().to_numpy()
+    r, c = np.nonzero(mask)  # row-major: by sample, then cgroup
+    data = np.column_stack([values[col].to_numpy(dtype=np.int64, na_value=0) for col in cols])[r, c]
+    out = pd.DataFrame(
+        {
+            "ts": raw["ts"].take(r).reset_index(drop=True),
+            "host": raw["host"].astype(str).take(r).reset_index(drop=True),
+            "cgroup": pd.Categorical.from_codes(c, categories=[col[len(pre) :] for col in cols]),
+            "memory_current_bytes": pd.array(data, dtype="Int64"),
+        }
+    )
+    out = out.drop_duplicates(["ts", "host", "cgroup"], keep="last").reset_index(drop=True)
+    return schema.conform(out, schema.CGROUP_MEM_COLUMNS)
 
 
 def _text_rank(s: pd.Series) -> np.ndarray:
@@ -452,7 +481,8 @@ def _full_build(path: str, state: _State, zone: tzinfo, extra_notices: list[str]
     proc_id, state.identities = _assign_ids(raw, None)
     procs = _build_procs(raw, snap, proc_id)
     system = _system_frame([*native_system, seed_system] if has_seed else native_system, snaps)
-    return Dataset(procs, system, snaps, _info(path, procs, snaps, has_native, has_seed, notices))
+    cg_mem = _cgroup_mem_frame(native_system, snaps)
+    return Dataset(procs, system, snaps, _info(path, procs, snaps, has_native, has_seed, notices), cg_mem)
 
 
 def _append(
@@ -468,7 +498,11 @@ def _append(
     has_seed = base.info.kind in ("seed", "mixed")
     if raw.empty:  # e.g. a torn tail: nothing new yet (system rows come with their procs rows)
         return Dataset(
-            base.procs, base.system, base.snapshots, _info(path, base.procs, base.snapshots, True, has_seed, notices)
+            base.procs,
+            base.system,
+            base.snapshots,
+            _info(path, base.procs, base.snapshots, True, has_seed, notices),
+            base.cgroup_mem,
         )
     snap, snaps_new = _snapshot_keys(raw, len(base.snapshots))
     proc_id, state.identities = _assign_ids(raw, state.identities)
@@ -478,11 +512,15 @@ def _append(
     procs = _categorical_concat([base.procs, procs_new])
     snaps = _categorical_concat([base.snapshots, snaps_new])
     system = _categorical_concat([base.system, _system_frame(new_system, snaps_new)])
+    new_cg = _cgroup_mem_frame(new_system, snaps_new)
+    cg_mem = _categorical_concat([base.cgroup_mem, new_cg]) if len(new_cg) else base.cgroup_mem
     for frame, cols in ((procs, {**schema.PROC_COLUMNS, **schema.TREE_COLUMNS}), (snaps, schema.SNAPSHOT_COLUMNS)):
         for col, dtype in cols.items():
             if str(frame[col].dtype) != dtype:
                 frame[col] = frame[col].astype(dtype)
-    return Dataset(procs, system, snaps, _info(path, procs, snaps, True, has_seed, notices))
+    if len(cg_mem) and str(cg_mem["cgroup"].dtype) != "category":
+        cg_mem = schema.conform(cg_mem, schema.CGROUP_MEM_COLUMNS)
+    return Dataset(procs, system, snaps, _info(path, procs, snaps, True, has_seed, notices), cg_mem)
 
 
 # ------------------------------------------------------------------------------------------------ entry point

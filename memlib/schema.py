@@ -43,6 +43,14 @@ SYSTEM (one row per snapshot, sorted by ``snap``):
 
 SNAPSHOTS (memlib.load.Dataset.snapshots):
     snap int32, ts datetime64[ns, UTC], host category, boot_id category, processes int32
+
+CGROUP_MEM (memlib.load.Dataset.cgroup_mem; one row per sample and cgroup whose memory use was readable):
+    ts, host              as in PROCS (a ts of SNAPSHOTS)
+    cgroup   category     cgroup path as in PROCS ``cgroup``
+    memory_current_bytes  Int64   memory.current (v2) / memory.usage_in_bytes (v1): the kernel's figure for the
+                                  cgroup, page cache and kernel memory included
+    Stored in the system frame's long (field, value) rows as fields ``CGROUP_MEM_FIELD_PREFIX + path``: no new
+    frame kind, so files stay readable both ways; the loader moves them out of SYSTEM into this frame.
 """
 
 from __future__ import annotations
@@ -122,6 +130,20 @@ SNAPSHOT_COLUMNS: dict[str, str] = {
     "boot_id": "category",
     "processes": "int32",
 }
+
+
+CGROUP_MEM_COLUMNS: dict[str, str] = {
+    "ts": UTC_NS,
+    "host": "category",
+    "cgroup": "category",
+    "memory_current_bytes": "Int64",
+}
+CGROUP_MEM_FIELD_PREFIX = "cgroup_mem:"  # system-frame field name of a cgroup's memory use: prefix + cgroup path
+
+
+def empty_cgroup_mem() -> pd.DataFrame:
+    """An empty CGROUP_MEM frame at schema dtypes."""
+    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in CGROUP_MEM_COLUMNS.items()})
 
 
 def subtree_column(metric_column: str) -> str:

@@ -31,7 +31,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from memlib.schema import PROC_COLUMNS, SCHEMA_VERSION, STORED_PROC_COLUMNS, SYSTEM_KEY_COLUMNS, conform
+from memlib.schema import (
+    CGROUP_MEM_FIELD_PREFIX,
+    PROC_COLUMNS,
+    SCHEMA_VERSION,
+    STORED_PROC_COLUMNS,
+    SYSTEM_KEY_COLUMNS,
+    conform,
+)
 
 MAGIC = b"PMISEG1\n"
 HEADER = struct.Struct("<8sII")  # magic, schema version, reserved
@@ -611,8 +618,17 @@ class SegmentWriter:
         self.current = path
         self._opened_at = time.monotonic()
 
-    def append(self, ts: pd.Timestamp, procs: dict[str, Sequence], meminfo: dict[str, int]) -> None:
-        """Write one sample: procs (SAMPLE_PROC_COLUMNS, equal lengths; times int ns or datetimes), meminfo."""
+    def append(
+        self,
+        ts: pd.Timestamp,
+        procs: dict[str, Sequence],
+        meminfo: dict[str, int],
+        cgroup_mem: dict[str, int] | None = None,
+    ) -> None:
+        """Write one sample: procs (SAMPLE_PROC_COLUMNS, equal lengths; times int ns or datetimes), meminfo, and
+        optionally {cgroup path: memory bytes} (stored as system fields CGROUP_MEM_FIELD_PREFIX + path)."""
+        if cgroup_mem:
+            meminfo = {**meminfo, **{CGROUP_MEM_FIELD_PREFIX + k: v for k, v in cgroup_mem.items()}}
         frame = encode_sample(ts, procs, meminfo, self.host, self.boot_id)
         if self.current is not None and time.monotonic() - self._opened_at >= self.period_s:
             self.close()

@@ -150,6 +150,28 @@ class FakeProcFS:
             (d / "smaps_rollup").write_text(body)
         return proc
 
+    def mount_cgroups(self, v2: Path | None = None, v1_memory: Path | None = None, v2_root: str = "/") -> None:
+        """Write /proc/self/mountinfo naming a cgroup2 mount at `v2` and/or a v1 memory mount at `v1_memory`."""
+        lines = ["22 1 0:21 / /sys rw,nosuid - sysfs sysfs rw"]
+        if v2 is not None:
+            lines.append(f"30 22 0:26 {v2_root} {v2} rw,nosuid,nodev - cgroup2 cgroup2 rw,nsdelegate")
+        if v1_memory is not None:
+            lines.append(f"35 22 0:32 / {v1_memory} rw,relatime - cgroup cgroup rw,memory")
+            lines.append(f"36 22 0:33 / {v1_memory.parent / 'cpu'} rw,relatime - cgroup cgroup rw,cpu,cpuacct")
+        (self.root / "self" / "mountinfo").write_text("\n".join(lines) + "\n")
+
+    @staticmethod
+    def set_cgroup_memory(mount: Path, path: str, value: int | None, v1: bool = False) -> Path:
+        """Create cgroup `path` under `mount` with memory.current (v2) or memory.usage_in_bytes (v1); None: no file."""
+        d = mount / path.strip("/") if path.strip("/") else mount
+        d.mkdir(parents=True, exist_ok=True)
+        f = d / ("memory.usage_in_bytes" if v1 else "memory.current")
+        if value is None:
+            f.unlink(missing_ok=True)
+        else:
+            f.write_text(f"{value}\n")
+        return f
+
     def remove(self, pid: int) -> None:
         """The process exits: its directory disappears."""
         shutil.rmtree(self.root / str(pid), ignore_errors=True)

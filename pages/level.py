@@ -44,7 +44,10 @@ if view.level > max_level:
 # ---- filter: subtrees are computed on the whole tree first, filters only choose the rows shown
 at_level = snap_df[snap_df["level"] == level]
 filtered = filters.filter_snapshot(snap_df, ctx.filters, level=level)
-shown = filtered[filtered["kept"]]
+# biggest subtrees first (ties: biggest own memory, then pid), so the answer to "what is eating the RAM" is on top
+shown = filtered[filtered["kept"]].sort_values(
+    [sub_col, own_col, "pid"], ascending=[False, False, True], na_position="last", kind="stable"
+)
 hidden = at_level[~at_level["proc_id"].isin(shown["proc_id"])]
 
 peak_col = "subtree_rss_max_bytes" if ctx.metric == "rss" else None  # stats are computed for RSS

@@ -27,9 +27,12 @@ def test_level_rows_and_totals_match_memlib(run_page, seed_dumps: Path) -> None:
     assert not at.exception
     _, snap = _latest(seed_dumps)
     expected = filters.filter_snapshot(snap, filters.Filters(), level=1)
-    kept = expected[expected["kept"]]
+    kept = expected[expected["kept"]].sort_values(
+        ["subtree_rss_bytes", "rss_bytes", "pid"], ascending=[False, False, True], kind="stable"
+    )
     table = _level_table(at)
-    assert table["pid"].tolist() == kept["pid"].tolist()
+    assert table["pid"].tolist() == kept["pid"].tolist()  # biggest subtree first
+    assert table["subtree"].is_monotonic_decreasing
     assert table["ppid"].tolist() == kept["ppid"].tolist()
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Shown at level 1"] == f"{len(kept):,}"

@@ -5,6 +5,12 @@
 
 Sample k is due at t0 + k*interval on the monotonic clock (no drift); a sample that overruns its slot logs a warning
 and the missed slots are skipped (no burst). SIGTERM/SIGINT finish the current sample, compact and exit 0.
+
+Alerts: ``--alert-rules FILE`` (memlib.alerts format, docs/alerts.example.toml; a bad file exits 2 at start) keeps the
+recent samples in memory (the longest rule window + 60 s) and evaluates the rules on them every ``--alert-every``
+samples (default: about every 30 s). An alert that starts firing is logged and, with ``--on-alert CMD``, CMD runs
+through the shell with the alert as one JSON object (and a newline) on stdin, without waiting for it; it runs again
+only after the alert stopped and started firing again. An evaluation error is logged and never stops sampling.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import math
 import os
 import select
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -71,6 +78,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--retain-days", type=float, default=None, help="delete closed segments older than N days")
     p.add_argument("--retain-mb", type=float, default=None, help="keep the store under N MB (oldest deleted first)")
     p.add_argument("--period", type=float, default=3600.0, help="seconds covered by one closed segment (default 3600)")
+    p.add_argument("--alert-rules", default=None, metavar="FILE", help="TOML alert rules evaluated on recent samples")
+    p.add_argument("--on-alert", default=None, metavar="CMD", help="shell command run with the alert JSON on stdin")
+    p.add_argument("--alert-every", type=int, default=None, metavar="N", help="evaluate the rules every N samples")
     args = p.parse_args(argv)
     if not args.interval > 0:
         p.error("--interval must be > 0")
@@ -82,7 +92,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         value = getattr(args, name)
         if value is not None and value <= 0:
             p.error(f"--{name.replace('_', '-')} must be > 0")
+    args.rules = _alert_rules(p, args)
     return args
+
+
+def _alert_rules(p: argparse.ArgumentParser, args: argparse.Namespace) -> list | None:
+    """--alert-rules FILE -> parsed rules (None without the option); a bad or unreadable file is a usage error."""
+    if args.alert_rules is None:
+        if args.on_alert is not None or args.alert_every is not None:
+            p.error("--on-alert and --alert-every need --alert-rules FILE")
+        return None
+    if args.alert_every is not None and args.alert_every < 1:
+        p.error("--alert-every must be >= 1")
+    from memlib.alerts import RulesError, parse_rules
+
+    try:
+        return parse_rules(Path(args.alert_rules).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        p.error(f"cannot read --alert-rules {args.alert_rules}: {getattr(exc, 'strerror', None) or exc}")
+    except RulesError as exc:
+        p.error(f"bad --alert-rules {args.alert_rules}: {exc}")
+    return None
 
 
 def make_sampler(smaps: str) -> object:
@@ -148,6 +178,7 @@ def run(args: argparse.Namespace, sampler_factory: Callable[[str], object] = mak
         log(f"cannot use dumps directory {dumps}: {exc.strerror or exc}")
         return 1
     stopper = Stopper()
+    alerting: _Alerting | None = None
     writer: SegmentWriter | None = None
     sampler = None
     try:
@@ -158,6 +189,7 @@ def run(args: argparse.Namespace, sampler_factory: Callable[[str], object] = mak
         gc.collect()
         gc.freeze()  # imports are done: keep the long-lived heap out of every later collection
         retain_bytes = None if args.retain_mb is None else int(args.retain_mb * 1_000_000)
+        alerting = _Alerting(args, sampler) if getattr(args, "rules", None) else None
         log(f"recording into {dumps} every {args.interval:g} s (pid {os.getpid()}, smaps {args.smaps})")
         t0 = time.monotonic()
         end = math.inf if args.duration is None else t0 + args.duration
@@ -175,6 +207,8 @@ def run(args: argparse.Namespace, sampler_factory: Callable[[str], object] = mak
                 sample = sampler.sample()
                 writer.append(sample.ts, sample.procs, sample.meminfo)
                 failures = 0
+                if alerting is not None:
+                    alerting.after_sample(sample)
             except (OSError, ValueError) as exc:  # one bad sample is logged and skipped; many in a row stop us
                 failures += 1
                 log(f"sample failed ({failures} in a row): {type(exc).__name__}: {exc}")
@@ -208,8 +242,63 @@ def run(args: argparse.Namespace, sampler_factory: Callable[[str], object] = mak
         close = getattr(sampler, "close", None)
         if close is not None:
             close()
+        if alerting is not None:
+            alerting.close()
         stopper.restore()
         os.close(lock_fd)
+
+
+class _Alerting:
+    """Alert rules over the collector's recent samples (memlib.alerts.AlertWindow) and the --on-alert commands."""
+
+    def __init__(self, args: argparse.Namespace, sampler: object) -> None:
+        """Window over args.rules, evaluated every --alert-every samples (default ~30 s worth)."""
+        from memlib.alerts import AlertWindow
+
+        every = args.alert_every or max(1, round(30.0 / args.interval))
+        host, boot = getattr(sampler, "host", ""), getattr(sampler, "boot_id", "")
+        self.window = AlertWindow(args.rules, every=every, host=host, boot_id=boot)
+        self.command: str | None = args.on_alert
+        self.running: list[subprocess.Popen] = []
+        log(f"alerts: {len(args.rules)} rule(s) from {args.alert_rules}, evaluated every {every} sample(s)")
+
+    def after_sample(self, sample: object) -> None:
+        """Add the sample; for each alert that started firing, log it and start the command (never raises)."""
+        from memlib.alerts import alert_json
+
+        self.running = [c for c in self.running if c.poll() is None]  # reap finished commands
+        try:
+            started = self.window.add(sample.ts, sample.procs, sample.meminfo)
+        except Exception as exc:  # a rule problem must never stop the recording
+            log(f"alerts: evaluation failed: {type(exc).__name__}: {exc}")
+            return
+        for _, row in started.iterrows():  # alerts that just started: a handful at most
+            log(f"alert: {row['rule']}: {row['message']}")
+            if self.command:
+                self._run(alert_json(row) + "\n")
+
+    def _run(self, payload: str) -> None:
+        try:
+            child = subprocess.Popen(
+                self.command, shell=True, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, start_new_session=True
+            )
+        except OSError as exc:
+            log(f"alerts: cannot run --on-alert command: {exc}")
+            return
+        try:
+            assert child.stdin is not None
+            child.stdin.write(payload.encode())
+            child.stdin.close()
+        except OSError as exc:  # the command exited without reading its input
+            log(f"alerts: --on-alert command did not take the alert: {exc}")
+        self.running.append(child)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Wait up to `timeout` s for commands still running (they are left running after that)."""
+        deadline = time.monotonic() + timeout
+        for child in self.running:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(max(0.0, deadline - time.monotonic()))
 
 
 def _retention(dumps: Path, days: float | None, max_bytes: int | None) -> None:

@@ -17,6 +17,17 @@ or before it; a time without zone is UTC; ``--min-rss``/``--min-subtree`` are Mi
 - ``processes --pid P``: the processes that had that pid (proc_id, pid, start_time, first_seen, last_seen, ...)
 - ``export [--at T | --all] [filters] [--format csv|json|parquet] [--out FILE]``: every PROCS + TREE column of the
   rows passing the filters (at one snapshot, default latest, or every snapshot with ``--all``)
+- ``groups --by name|command|user|cgroup [--top K]``: ts, group, processes, rss_bytes, plus pss_bytes, uss_bytes,
+  swap_bytes when known for some process (memlib.groups; ``--top`` folds smaller groups into "(other)")
+- ``compare --from T1 --to T2 [--metric rss|pss|uss|swap] [--limit K]``: pid, start_time, name, change (new, exited,
+  grown, shrunk, unchanged, unknown), <metric>_before_bytes, <metric>_after_bytes, delta_bytes; largest |delta| first
+  (memlib.compare; a pid reused between the moments is one exited and one new process)
+- ``leaks [--from T1 --to T2] [--top K] [--subtrees] [--min-duration S]``: pid, start_time, name, cmdline,
+  rate_bytes_per_hour, growing_since, score; most suspicious first, score > 0 only (memlib.leaks; --subtrees ranks
+  subtrees by the sum of their members' growth and adds top_member_pid, top_member_name)
+- ``alerts --rules FILE [--at T] [--format table|json]``: the alerts firing (memlib.alerts; rules format in
+  docs/alerts.example.toml): rule, kind, ts, pid, start_time, name, cmdline, value, threshold, unit, message.
+  Exit status 1 when any alert fires, 0 when none; a bad rules file is one line on stderr and exit 2
 
 A pid names the latest process with that pid unless ``--start-time`` picks another (nearest within 1 s).
 Errors (unknown pid, empty or missing dumps directory, bad time or zone) print one line on stderr and exit 2.
@@ -35,7 +46,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from memlib import filters, load, stats, summary, timeline, tree
+from memlib import alerts, compare, filters, groups, leaks, load, schema, stats, summary, timeline, tree
 
 EXIT_ERROR = 2
 TABLE_TEXT_WIDTH = 100  # cmdline cut in table output only
@@ -150,6 +161,25 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--all", action="store_true", help="every snapshot")
     filter_options(p)
     p.add_argument("--out", default=None, help="write to this file instead of stdout")
+    p = sub.add_parser("groups", parents=[shown], help="totals over time per name, command, user or cgroup")
+    p.add_argument("--by", choices=list(groups.GROUP_BY), default="name")
+    p.add_argument("--top", type=_nonneg_int, default=None, help="keep the K largest groups, fold the rest")
+    p = sub.add_parser("compare", parents=[shown], help="processes new, exited, grown, shrunk between two moments")
+    p.add_argument("--from", dest="from_", required=True, metavar="T1", help="ISO 8601 time or 'latest'")
+    p.add_argument("--to", required=True, metavar="T2", help="ISO 8601 time or 'latest'")
+    p.add_argument("--metric", choices=list(schema.MEMORY_METRICS), default="rss")
+    p.add_argument("--limit", type=_nonneg_int, default=None, help="largest K changes only")
+    p = sub.add_parser("leaks", parents=[shown], help="processes or subtrees that keep growing")
+    p.add_argument("--from", dest="from_", default=None, metavar="T1", help="window start (default: first sample)")
+    p.add_argument("--to", default=None, metavar="T2", help="window end (default: last sample)")
+    p.add_argument("--top", type=_nonneg_int, default=10, help="the K most suspicious (default 10)")
+    p.add_argument("--subtrees", action="store_true", help="rank subtrees (sum of their members' growth)")
+    p.add_argument("--min-duration", type=_nonneg_float, default=600.0, metavar="S",
+                   help="seconds a process must be seen in the window to be a suspect (default 600)")  # fmt: skip
+    p = sub.add_parser("alerts", parents=[common], help="alert rules firing now (exit 1 when any fires)")
+    p.add_argument("--rules", required=True, metavar="FILE", help="TOML rules file (docs/alerts.example.toml)")
+    p.add_argument("--at", default="latest", help="ISO 8601 time or 'latest' (default)")
+    p.add_argument("--format", choices=["table", "json"], default="table", help="output format")
     return parser
 
 
@@ -325,7 +355,74 @@ def cmd_export(ds: load.Dataset, args: argparse.Namespace) -> pd.DataFrame:
     return out.drop(columns=["parent_row"]).reset_index(drop=True)
 
 
+def cmd_groups(ds: load.Dataset, args: argparse.Namespace) -> pd.DataFrame:
+    """Group totals over time: ts, group, processes, rss_bytes (+ pss/uss/swap_bytes when any is known)."""
+    out = groups.group_totals(ds.procs, args.by, top=args.top)
+    cols = ["ts", "group", "processes", "rss_bytes"]
+    cols += [c for c in ("pss_bytes", "uss_bytes", "swap_bytes") if out[c].notna().any()]
+    return out[cols]
+
+
+def cmd_compare(ds: load.Dataset, args: argparse.Namespace) -> pd.DataFrame:
+    """Two moments: pid, start_time, name, change, <m>_before_bytes, <m>_after_bytes, delta_bytes."""
+    try:
+        snap_from, snap_to = load.resolve_at(ds, args.from_), load.resolve_at(ds, args.to)
+    except ValueError as exc:
+        raise CliError(f"--from/--to: {exc}") from None
+    out = compare.compare_processes(ds.procs, snap_from, snap_to, metric=args.metric)
+    m = args.metric
+    out = out.rename(columns={"before_bytes": f"{m}_before_bytes", "after_bytes": f"{m}_after_bytes"})
+    out = out[["pid", "start_time", "name", "change", f"{m}_before_bytes", f"{m}_after_bytes", "delta_bytes"]]
+    return out if args.limit is None else out.head(args.limit)
+
+
+LEAK_COLUMNS = ["pid", "start_time", "name", "cmdline", "rate_bytes_per_hour", "growing_since", "score"]
+ALERT_COLUMNS = [
+    "rule", "kind", "ts", "pid", "start_time", "name", "cmdline", "value", "threshold", "unit", "message",
+]  # fmt: skip
+EXIT_ALERT = 1
+
+
+def _time_arg(text: str | None, option: str) -> pd.Timestamp | None:
+    if text is None:
+        return None
+    try:
+        return load.parse_time(text)
+    except ValueError as exc:
+        raise CliError(f"{option}: {exc}") from None
+
+
+def cmd_leaks(ds: load.Dataset, args: argparse.Namespace) -> pd.DataFrame:
+    """Leak suspects in the window, score > 0, top K: LEAK_COLUMNS (+ top_member_pid/name with --subtrees)."""
+    t_from, t_to = _time_arg(args.from_, "--from"), _time_arg(args.to, "--to")
+    if t_from is not None and t_to is not None and t_from > t_to:
+        raise CliError("--from is after --to")
+    out = leaks.leak_scores(ds.procs, t_from, t_to, min_duration_s=args.min_duration)
+    cols = LEAK_COLUMNS
+    if args.subtrees:
+        out = leaks.subtree_leak_scores(ds.procs, t_from, t_to, min_duration_s=args.min_duration, process_scores=out)
+        cols = [*LEAK_COLUMNS, "top_member_pid", "top_member_name"]
+    out = out[out["score"].to_numpy() > 0]
+    return out[cols].head(args.top).reset_index(drop=True)
+
+
+def cmd_alerts(ds: load.Dataset, args: argparse.Namespace) -> pd.DataFrame:
+    """Alerts firing at --at under the --rules file: ALERT_COLUMNS (main exits 1 when there is any)."""
+    try:
+        text = Path(args.rules).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliError(f"cannot read rules file {args.rules}: {getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        rules = alerts.parse_rules(text)
+    except alerts.RulesError as exc:
+        raise CliError(f"bad rules file {args.rules}: {exc}") from None
+    at = None if str(args.at).strip().lower() == "latest" else _time_arg(args.at, "--at")
+    return alerts.evaluate(rules, ds, at=at)[ALERT_COLUMNS]
+
+
 COMMANDS = {
+    "leaks": cmd_leaks,
+    "alerts": cmd_alerts,
     "system": cmd_system,
     "snapshot": cmd_snapshot,
     "timeline": cmd_timeline,
@@ -333,6 +430,8 @@ COMMANDS = {
     "top": cmd_top,
     "processes": cmd_processes,
     "export": cmd_export,
+    "groups": cmd_groups,
+    "compare": cmd_compare,
 }
 
 
@@ -359,4 +458,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
-    return 0
+    return EXIT_ALERT if args.command == "alerts" and len(result) else 0

@@ -214,3 +214,144 @@ def test_python_dash_m(tmp_path: Path) -> None:
         capture_output=True, text=True, cwd=ROOT, timeout=60,
     )  # fmt: skip
     assert proc.returncode == 2 and proc.stderr.startswith("error: ")
+
+
+# ---------------------------------------------------------------------------------------- groups, compare (issue 5)
+
+FROM_FILE, FROM_TS = "20261127_170213", "2026-11-27T17:02:13Z"
+
+
+def test_groups_by_user_match_the_csv(capsysbinary) -> None:
+    code, out, err = run(capsysbinary, "groups", "--by", "user", "--format", "csv")
+    assert code == 0, err
+    df = csv_of(out)
+    assert list(df.columns) == ["ts", "group", "processes", "rss_bytes"]  # seed dumps: no PSS/USS/swap
+    at = df[df["ts"] == "2026-11-27T17:02:59Z"].set_index("group")
+    csv = seed_csv("process_mem", AT_FILE)
+    expect = csv.groupby("USER").agg(processes=("PID", "size"), rss=("RSS_MB", "sum"))
+    assert sorted(at.index) == sorted(expect.index)
+    for user, row in expect.iterrows():
+        assert at.loc[user, "processes"] == row["processes"]
+        assert at.loc[user, "rss_bytes"] == row["rss"] * MIB
+    code, out, _ = run(capsysbinary, "groups", "--by", "command", "--top", "2", "--format", "json")
+    rows = json.loads(out)
+    assert code == 0 and len({r["group"] for r in rows}) == 3 and "(other)" in {r["group"] for r in rows}
+
+
+def test_groups_native_include_pss_and_bad_by_is_an_error(capsysbinary, tmp_path: Path) -> None:
+    from memlib.store import SegmentWriter
+    from tests.test_store import T0, fake_procs, meminfo
+
+    w = SegmentWriter(tmp_path, "h1", "boot-1")
+    for k in range(2):
+        w.append(T0 + pd.Timedelta(seconds=5 * k), fake_procs(12, k), meminfo(k))
+    w.close()
+    code, out, err = run(capsysbinary, "groups", "--by", "cgroup", "--format", "csv", "--dumps", str(tmp_path))
+    assert code == 0, err
+    df = csv_of(out)
+    assert list(df.columns) == ["ts", "group", "processes", "rss_bytes", "pss_bytes", "uss_bytes", "swap_bytes"]
+    assert df.groupby("ts")["processes"].sum().tolist() == [12, 12]
+    with pytest.raises(SystemExit):
+        main(["groups", "--by", "pid", "--dumps", str(tmp_path)])
+    capsysbinary.readouterr()
+
+
+def test_compare_two_rounds_match_the_csvs(capsysbinary) -> None:
+    code, out, err = run(capsysbinary, "compare", "--from", FROM_TS, "--to", AT, "--format", "csv")
+    assert code == 0, err
+    df = csv_of(out)
+    assert list(df.columns) == [
+        "pid", "start_time", "name", "change", "rss_before_bytes", "rss_after_bytes", "delta_bytes",
+    ]  # fmt: skip
+    a, b = seed_csv("process_mem", FROM_FILE), seed_csv("process_mem", AT_FILE)
+    both = a.merge(b, on=["PID", "CMD"], suffixes=("_a", "_b"))
+    alive = df[df["change"].isin(["grown", "shrunk", "unchanged"])].set_index("pid")
+    for r in both.itertuples():
+        if r.PID in alive.index:
+            assert alive.loc[r.PID, "delta_bytes"] == (r.RSS_MB_b - r.RSS_MB_a) * MIB
+    gone = set(a["PID"]) - set(b["PID"])
+    assert gone <= set(df[df["change"] == "exited"]["pid"])
+    born = set(b["PID"]) - set(a["PID"])
+    assert born <= set(df[df["change"] == "new"]["pid"])
+    deltas = df["delta_bytes"].abs().tolist()
+    assert deltas == sorted(deltas, reverse=True)
+    code, out, _ = run(capsysbinary, "compare", "--from", FROM_TS, "--to", AT, "--limit", "3", "--format", "csv")
+    assert code == 0 and len(csv_of(out)) == 3
+
+
+def test_compare_bad_time_is_one_line_error(capsysbinary) -> None:
+    code, _, err = run(capsysbinary, "compare", "--from", "yesterday-ish", "--to", "latest")
+    assert code == 2 and err.startswith("error: --from/--to") and err.count("\n") == 1
+
+
+# -------------------------------------------------------------------------------------------- leaks, alerts (issue 6)
+
+
+def _leak_dumps(tmp_path: Path) -> Path:
+    """A native recording: 40 samples 30 s apart; pid 20 grows 1 MiB per sample (120 MiB/h), the others are flat."""
+    from memlib.store import SegmentWriter
+    from tests.test_alerts import meminfo, sample_columns
+
+    dumps = tmp_path / "dumps"
+    writer = SegmentWriter(dumps, "h", "b")
+    t0 = pd.Timestamp("2026-11-27T10:00:00Z")
+    for i in range(40):
+        procs = [(1, 0, "init", 10 * MIB), (10, 1, "shell", 5 * MIB), (20, 10, "leaky", 50 * MIB + i * MIB),
+                 (30, 1, "flat", 80 * MIB)]  # fmt: skip
+        writer.append(t0 + pd.Timedelta(seconds=30 * i), sample_columns(procs), meminfo())
+    writer.close()
+    return dumps
+
+
+def test_leaks_command(capsysbinary, tmp_path: Path) -> None:
+    dumps = str(_leak_dumps(tmp_path))
+    code, out, err = run(capsysbinary, "leaks", "--dumps", dumps, "--format", "csv")
+    assert code == 0, err
+    df = csv_of(out)
+    assert list(df.columns) == ["pid", "start_time", "name", "cmdline", "rate_bytes_per_hour", "growing_since", "score"]
+    assert list(df["pid"]) == [20] and abs(df["rate_bytes_per_hour"].iloc[0] - 120 * MIB) < MIB
+    assert df["growing_since"].iloc[0].startswith("2026-11-27T10:0")
+    code, out, err = run(capsysbinary, "leaks", "--dumps", dumps, "--subtrees", "--format", "json")
+    assert code == 0, err
+    rows = json.loads(out)
+    assert [r["pid"] for r in rows] == [10]
+    assert rows[0]["top_member_pid"] == 20 and rows[0]["top_member_name"] == "leaky"
+    # a window too short for anyone to be a suspect, then a shorter minimum duration
+    args = ["leaks", "--dumps", dumps, "--from", "2026-11-27T10:10:00Z", "--format", "csv"]
+    code, out, _ = run(capsysbinary, *args)
+    assert code == 0 and csv_of(out).empty
+    code, out, _ = run(capsysbinary, *args, "--min-duration", "120")
+    assert code == 0 and list(csv_of(out)["pid"]) == [20]
+    code, _, err = run(capsysbinary, "leaks", "--dumps", dumps, "--from", "2026-11-27T11:00Z", "--to", "2026-11-27")
+    assert code == 2 and err.startswith("error: --from is after --to") and err.count("\n") == 1
+    code, _, err = run(capsysbinary, "leaks", "--dumps", dumps, "--from", "noon")
+    assert code == 2 and err.startswith("error: --from:") and err.count("\n") == 1
+
+
+def test_alerts_command_exit_codes(capsysbinary, tmp_path: Path) -> None:
+    dumps = str(_leak_dumps(tmp_path))
+    firing = tmp_path / "firing.toml"
+    grows = "[[rule]]\nname = 'grows'\nkind = 'growth'\nrate = '50 MiB/h'\nfor = '10m'\n"
+    firing.write_text(grows + "[[rule]]\nname = 'big'\nkind = 'size'\nabove = '70 MiB'\n[rule.select]\nname = 'fl*'\n")
+    code, out, err = run(capsysbinary, "alerts", "--dumps", dumps, "--rules", str(firing), "--format", "json")
+    assert code == 1, err
+    rows = json.loads(out)
+    assert [(r["rule"], r["pid"]) for r in rows] == [("grows", 20), ("big", 30)]
+    assert rows[0]["unit"] == "bytes/h" and rows[1]["value"] == 80 * MIB and rows[1]["ts"] == "2026-11-27T10:19:30Z"
+    code, out, _ = run(capsysbinary, "alerts", "--dumps", dumps, "--rules", str(firing))
+    assert code == 1 and b"grows" in out and b"leaky" in out
+    # before the leak had lasted 10 minutes only the size rule fires
+    code, out, _ = run(capsysbinary, "alerts", "--dumps", dumps, "--rules", str(firing), "--at", "2026-11-27T10:05:00Z",
+                       "--format", "json")  # fmt: skip
+    assert code == 1 and [r["rule"] for r in json.loads(out)] == ["big"]
+    quiet = tmp_path / "quiet.toml"
+    quiet.write_text("[[rule]]\nname = 'low'\nkind = 'system_available'\nbelow_percent = 5\n")
+    code, out, err = run(capsysbinary, "alerts", "--dumps", dumps, "--rules", str(quiet))
+    assert code == 0 and out == b"(no rows)\n", err
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[[rule]]\nname = 'x'\nkind = 'size'\n")
+    code, out, err = run(capsysbinary, "alerts", "--dumps", dumps, "--rules", str(bad))
+    assert code == 2 and out == b"" and err.count("\n") == 1
+    assert err.startswith(f"error: bad rules file {bad}: rule 1 ('x'): missing 'above'")
+    code, _, err = run(capsysbinary, "alerts", "--dumps", dumps, "--rules", str(tmp_path / "none.toml"))
+    assert code == 2 and "cannot read rules file" in err and err.count("\n") == 1

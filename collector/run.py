@@ -205,7 +205,7 @@ def run(args: argparse.Namespace, sampler_factory: Callable[[str], object] = mak
                 break
             try:
                 sample = sampler.sample()
-                writer.append(sample.ts, sample.procs, sample.meminfo)
+                writer.append(sample.ts, sample.procs, sample.meminfo, cgroup_mem=sample.cgroup_mem)
                 failures = 0
                 if alerting is not None:
                     alerting.after_sample(sample)

@@ -317,3 +317,22 @@ def test_alert_options_are_checked_at_start(tmp_path: Path) -> None:
     proc = start("--on-alert", "true")
     assert proc.returncode == 2 and "need --alert-rules" in proc.stderr
     assert not (tmp_path / "d").exists()  # refused before touching the dumps directory
+
+
+def test_cgroup_memory_reaches_the_dumps(tmp_path: Path) -> None:
+    """memory.current of each cgroup holding a process is recorded per sample and loads as Dataset.cgroup_mem."""
+    from memlib.load import load_dumps
+
+    fs = FakeProcFS(tmp_path / "proc")
+    mount = tmp_path / "sys" / "fs" / "cgroup"
+    fs.mount_cgroups(v2=mount)
+    fs.add(FakeProcess(1, "init", ["/sbin/init"], ppid=0, cgroup="0::/init.scope\n"))
+    fs.add(FakeProcess(10, "app", ["app"], cgroup="0::/system.slice/app.service\n"))
+    FakeProcFS.set_cgroup_memory(mount, "/init.scope", 5 << 20)
+    FakeProcFS.set_cgroup_memory(mount, "/system.slice/app.service", 42 << 20)
+    sampler = Sampler(proc_root=str(fs.root), smaps="off", clk_tck=100, host="h")
+    assert run_with(tmp_path, sampler, "--interval", "0.05", "--duration", "0.2") == 0
+    cg = load_dumps(tmp_path / "dumps").cgroup_mem
+    last = cg[cg["ts"] == cg["ts"].max()].set_index("cgroup")["memory_current_bytes"]
+    assert last["/system.slice/app.service"] == 42 << 20
+    assert last["/init.scope"] == 5 << 20

@@ -416,7 +416,7 @@ class Sampler:
     def _read_smaps(
         self, pids: list[int], states: list[str], rss: list[int], entries: list[list], budget_s: float
     ) -> tuple[int, int]:
-        """Read smaps_rollup, stalest first (never read, then oldest; biggest RSS on ties), while the running credit
+        """Read smaps_rollup, largest (RSS + 1 MiB) x staleness first, while the running credit
         lasts: each sample adds `budget_s` (capped at one sample's worth) and every read spends its duration, so one
         slow read (a few ms for a big process) is paid back over the next samples. Returns (read, failed)."""
         self._smaps_credit = min(self._smaps_credit + budget_s, budget_s)
@@ -428,7 +428,17 @@ class Sampler:
             for i, e in enumerate(entries)
             if not e[_KTHREAD] and states[i] != "Z" and (not own_only or e[_UID] == self._euid)
         ]
-        order.sort(key=lambda i: (entries[i][_SMAPS_TRY], -rss[i]))
+        # biggest memory x staleness first: a new process counts as stale since it started (at most 10 min), so big
+        # long-lived processes are not starved by a stream of small short-lived ones, and small ones still get a turn
+        now = time.time_ns()
+        floor = now - 600 * 10**9
+
+        def priority(i: int) -> float:
+            e = entries[i]
+            last = e[_SMAPS_TRY] or max(e[_START_NS], floor)
+            return -(rss[i] + (1 << 20)) * float(now - last)
+
+        order.sort(key=priority)
         if self.smaps_max_reads is not None:
             order = order[: self.smaps_max_reads]
         read_ok = failed = 0

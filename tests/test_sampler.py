@@ -468,3 +468,20 @@ def test_cgroup_parsers_mountinfo_namespaces_and_deleted() -> None:
     assert CgroupMounts(None, None).memory_file(paths) is None
     assert parse_memory_value(b"123456\n") == 123456 and parse_memory_value(b"") is None
     assert parse_memory_value(b"max\n") is None
+
+
+def test_big_long_lived_process_is_not_starved_by_new_small_ones(
+    fs: FakeProcFS, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With room for one smaps read per sample and a new small process every sample, the big one is still refreshed."""
+    monkeypatch.setattr(sampler_mod, "SMAPS_BUDGET", 1e9)
+    fs.add(FakeProcess(200, "postgres", ["postgres"], start_ticks=10, rss_pages=500_000))
+    readers = FailingReaders()
+    s = make(fs, smaps="on", readers=readers, smaps_max_reads=1)
+    for k in range(12):
+        just_now = int((time_mod.time() - BTIME) * 100)  # started now, as a real new job would
+        fs.add(FakeProcess(1000 + k, "job", ["job"], start_ticks=just_now, rss_pages=10))
+        s.sample()
+        time_mod.sleep(0.002)  # staleness grows with real time
+    big_reads = sum(1 for pid, f in readers.reads if (pid, f) == (200, "smaps_rollup"))
+    assert big_reads >= 3, [r for r in readers.reads if r[1] == "smaps_rollup"]

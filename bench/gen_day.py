@@ -182,20 +182,28 @@ def generate(
     # memory
     kind = np.asarray(p.kind)
     base = np.asarray(p.rss, np.int64)[pidx]
-    noise = rng.integers(-(1 << 19), 1 << 19, n) * (base > 0)
-    rss = base + noise
+    # like real RSS: whole 4 KiB pages, and most processes idle most of the time (a sample changes by a few pages
+    # for ~15 % of rows; the rest repeat the previous value because the noise is keyed on (process, minute))
+    page = 4096
+    minute = (snap * interval_s) // 60
+    jitter_key = (pidx.astype(np.int64) * 1_000_003 + minute) % 2_147_483_647
+    jitter = (jitter_key * 2_654_435_761 % 256 - 128) * page  # stable within a minute
+    busy = rng.random(n) < 0.15
+    noise = np.where(busy, rng.integers(-32, 33, n) * page, 0) + jitter
+    rss = np.where(base > 0, (base // page) * page + noise, 0)
     age_s = (snap - birth[pidx]) * interval_s
     k = kind[pidx]
     rss = np.where(k == "leak", base + (age_s * (2000 * MIB / 86400)).astype(np.int64), rss)
     spike = (k == "spike") & ((snap % max(1, int(7200 / interval_s))) < max(1, int(300 / interval_s)))
     rss = np.where(spike, rss + 1536 * MIB, rss).astype(np.int64)
-    rss = np.maximum(rss, 0)
+    rss = (np.maximum(rss, 0) // page) * page
     user_codes, users = _codes(p.user)
     ucode = user_codes[pidx]
     smaps_known = (users[ucode] == "alice") if len(users) else np.zeros(n, bool)
     smaps_known = np.asarray(smaps_known, bool)
-    pss = pd.arrays.IntegerArray(rss * 6 // 10, ~smaps_known)
-    uss = pd.arrays.IntegerArray(rss * 4 // 10, ~smaps_known)
+    # smaps_rollup reports kB
+    pss = pd.arrays.IntegerArray((rss * 6 // 10) // 1024 * 1024, ~smaps_known)
+    uss = pd.arrays.IntegerArray((rss * 4 // 10) // 1024 * 1024, ~smaps_known)
     swap = pd.arrays.IntegerArray(np.zeros(n, np.int64), ~smaps_known)
     # names/command lines; the "exec" process re-execs half way (same pid and start time)
     name_codes, names = _codes([*p.name, "exec-demo-2"])
@@ -226,7 +234,7 @@ def generate(
         "name": pd.Categorical.from_codes(ncode, categories=names),
         "cmdline": pd.Categorical.from_codes(ccode, categories=cmds),
         "rss_bytes": rss,
-        "vsz_bytes": np.where(kernel, 0, rss * 3 + 200 * MIB),
+        "vsz_bytes": np.where(kernel, 0, (base // MIB) * 3 * MIB + 200 * MIB),  # mappings change rarely
         "threads": pd.arrays.IntegerArray(np.where(kernel, 1, 4).astype(np.int64), np.zeros(n, bool)),
         "cgroup": pd.Categorical.from_codes(
             np.where(users[ucode] == "alice", 1, 0).astype(np.int8), categories=["/system.slice", "/user.slice"]

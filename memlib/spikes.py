@@ -208,7 +208,7 @@ def system_spikes(
     summ = system_summary(system, procs)
     used = summ["mem_used_bytes"]
     t = ns_of(summ["ts"])
-    mask = used.notna().to_numpy()
+    mask = used.notna().to_numpy().copy()  # pandas 3 hands out read-only views
     if t_from is not None:
         mask &= t >= _utc_ns(t_from)
     if t_to is not None:

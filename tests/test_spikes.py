@@ -97,3 +97,15 @@ def test_system_used_memory_spikes() -> None:
     row = sp.iloc[0]
     assert row["series"] == "mem_used" and row["start"] == ts_of(200) and row["end"] == ts_of(209)
     assert row["size_bytes"] == 1000 * MIB and row["baseline_bytes"] == total - 6000 * MIB
+
+
+def test_system_spikes_take_a_window() -> None:
+    """A window (t_from / t_to) narrows the series instead of failing on a read-only mask."""
+    from pathlib import Path
+
+    from memlib import load
+
+    ds = load.load_dumps(Path(__file__).resolve().parents[1] / "sample" / "dumps")
+    lo, hi = ds.snapshots["ts"].iloc[10], ds.snapshots["ts"].iloc[-10]
+    out = spikes.system_spikes(ds.system, ds.procs, lo, hi)
+    assert out.empty or ((out["start"] >= lo) & (out["end"] <= hi)).all()

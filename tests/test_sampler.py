@@ -471,17 +471,32 @@ def test_cgroup_parsers_mountinfo_namespaces_and_deleted() -> None:
 
 
 def test_big_long_lived_process_is_not_starved_by_new_small_ones(
-    fs: FakeProcFS, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With room for one smaps read per sample and a new small process every sample, the big one is still refreshed."""
+    """With room for two smaps reads per sample and a new small process every sample, the big one is still refreshed.
+
+    The wall clock is fake (5 s per sample), so the order depends on sizes and staleness only, not on machine speed.
+    """
+    import types
+
+    clock = [BTIME * 10**9 + 10**12]
+    fake_time = types.SimpleNamespace(**{k: getattr(time_mod, k) for k in dir(time_mod) if not k.startswith("_")})
+    fake_time.time_ns = lambda: clock[0]
+    monkeypatch.setattr(sampler_mod, "time", fake_time)
     monkeypatch.setattr(sampler_mod, "SMAPS_BUDGET", 1e9)
-    fs.add(FakeProcess(200, "postgres", ["postgres"], start_ticks=10, rss_pages=500_000))
+
+    def ticks_now() -> int:
+        return (clock[0] - BTIME * 10**9) // 10**7  # 100 Hz clock ticks since boot
+
+    fs = FakeProcFS(tmp_path / "proc")
+    fs.add(FakeProcess(1, "init", ["/sbin/init"], ppid=0, start_ticks=1, rss_pages=300))
+    fs.add(FakeProcess(200, "postgres", ["postgres"], start_ticks=ticks_now(), rss_pages=500_000))
     readers = FailingReaders()
-    s = make(fs, smaps="on", readers=readers, smaps_max_reads=1)
+    s = make(fs, smaps="on", readers=readers, smaps_max_reads=2)
     for k in range(12):
-        just_now = int((time_mod.time() - BTIME) * 100)  # started now, as a real new job would
-        fs.add(FakeProcess(1000 + k, "job", ["job"], start_ticks=just_now, rss_pages=10))
+        fs.add(FakeProcess(1000 + k, "job", ["job"], start_ticks=ticks_now(), rss_pages=10))
         s.sample()
-        time_mod.sleep(0.002)  # staleness grows with real time
-    big_reads = sum(1 for pid, f in readers.reads if (pid, f) == (200, "smaps_rollup"))
-    assert big_reads >= 3, [r for r in readers.reads if r[1] == "smaps_rollup"]
+        clock[0] += 5 * 10**9
+    smaps_reads = [pid for pid, f in readers.reads if f == "smaps_rollup"]
+    assert smaps_reads.count(200) >= 6, smaps_reads  # old order (never read first) read it once
+    assert any(pid >= 1000 for pid in smaps_reads), smaps_reads  # small ones still get a turn

@@ -18,11 +18,19 @@ Caching (module level, per (resolved path, tz), thread-safe, the 4 most recent p
 
 * every file is stat-ed (size + mtime_ns); when nothing changed, the previous Dataset is returned as is (milliseconds);
 * per-file results are kept: a new or changed seed CSV / closed parquet segment is the only one read again; the growing
-  ``.current`` segment is read from the byte offset where the previous read stopped (``SegmentRead.next_offset``);
+  ``.current`` segment is read from the byte offset where the previous read stopped (``SegmentTables.next_offset``);
+  closed parquet segments keep their system rows and notices only: a rebuild reads their procs again (a day of them
+  takes ~0.4 s; keeping them decoded would hold ~600 MB next to the Dataset);
 * when the change is only native rows later than everything loaded (the collector appending), the new rows get new
-  snapshot numbers, known identities keep their ``proc_id`` and trees are derived for the new rows only;
+  snapshot numbers, known identities keep their ``proc_id`` and trees are derived for the new rows only; they are
+  written behind the existing rows in buffers with room to spare (``_RowBuffer``), so an append costs O(new rows);
   anything else (seed files changed, a file removed or rewritten, compaction of ``.current`` into parquet, rows older
   than the loaded ones) rebuilds the frames from the cached per-file results.
+
+Speed (issue 7): procs stay Arrow tables (strings as dictionaries) until all parts are concatenated; keys (snap,
+proc_id) come from Arrow hash kernels on packed int64 keys; each column is gathered into (snap, pid) order and
+converted once, category columns straight from the dictionary indices (no per-file categorical union, no strings
+per row); command lines are scrubbed per distinct value in a thread while the numpy work runs.
 
 ``clear_cache()`` drops everything (tests).
 """
@@ -32,12 +40,15 @@ from __future__ import annotations
 import os
 import threading
 import zoneinfo
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from pandas.api.types import union_categoricals
 
 from memlib import schema, seed, store, tree
@@ -46,6 +57,7 @@ from memlib.scrub import scrub_cmdline
 SEED_DIR = "time"
 _MAX_CACHED_PATHS = 4
 _IDENTITY = ["host", "boot_id", "pid", "start_time"]
+_STRING_COLUMNS = [c for c, t in store.STORED_PROC_DTYPES.items() if t == "category"]
 
 
 @dataclass(frozen=True)
@@ -121,7 +133,7 @@ class _Segment:
     mtime_ns: int
     kind: str  # "parquet" | "current"
     offset: int
-    procs: list[pd.DataFrame]
+    procs: list[pa.Table]  # .current: the parts read so far; parquet: empty (re-read on a rebuild, saves memory)
     system: list[pd.DataFrame]
     notices: list[str]
 
@@ -133,6 +145,7 @@ class _State:
     signature: tuple = ()
     dataset: Dataset | None = None
     identities: pd.DataFrame | None = None  # host, boot_id, pid, start_time, proc_id of the dataset
+    rows: _RowBuffer | None = None  # the dataset's procs with room for appends (made by the first append)
 
 
 _CACHE: dict[tuple[str, str], _State] = {}
@@ -269,28 +282,19 @@ def _categorical_concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
     return out[[c for c in columns if c in out.columns] + [c for c in out.columns if c not in columns]]
 
 
-def _rescrub(cmdline: pd.Series) -> pd.Series:
-    """Category column of command lines -> the same, scrubbed again (once per distinct value; defence in depth for
-    files written by older collectors). Values that become equal are merged into one category."""
-    cat = cmdline.array
-    cats = pd.Index(cat.categories.astype(str), dtype=object)
-    cleaned = cats.map(scrub_cmdline)
-    if cleaned.equals(cats):
-        return cmdline
+def _scrubbed(values: pd.Index) -> pd.Index:
+    """Command lines -> the same, scrubbed again (defence in depth for files written by older collectors)."""
+    return pd.Index(values.map(scrub_cmdline), dtype="str")
+
+
+def _rescrub_codes(codes: np.ndarray, values: pd.Index, cleaned: pd.Index) -> tuple[np.ndarray, pd.Index]:
+    """Category codes over `values` and the scrubbed values -> (codes, categories) with values that became equal
+    merged into one category (categories sorted)."""
+    if cleaned.equals(values):
+        return codes, values
     uniq, remap = np.unique(np.asarray(cleaned, dtype=object), return_inverse=True)
-    codes = np.asarray(cat.codes, dtype=np.int64)
-    new_codes = np.where(codes >= 0, remap.reshape(-1)[codes], -1)
-    return pd.Series(pd.Categorical.from_codes(new_codes, categories=uniq), index=cmdline.index)
-
-
-def _stored(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    """Raw procs parts (native or seed) -> one frame at STORED_PROC_COLUMNS dtypes, command lines scrubbed."""
-    parts = [schema.conform(f, store.STORED_PROC_DTYPES) for f in frames if len(f)]
-    if not parts:
-        return schema.conform(schema.empty_procs(), store.STORED_PROC_DTYPES)
-    out = _categorical_concat(parts)
-    out["cmdline"] = _rescrub(out["cmdline"])
-    return out
+    remap = np.append(remap.reshape(-1), -1).astype(_code_dtype(len(uniq)))  # remap[-1] serves the null code
+    return remap[codes], pd.Index(uniq, dtype="str")
 
 
 def _system_frame(frames: list[pd.DataFrame], snaps: pd.DataFrame) -> pd.DataFrame:
@@ -350,16 +354,6 @@ def _cgroup_mem_frame(frames: list[pd.DataFrame], snaps: pd.DataFrame) -> pd.Dat
     return schema.conform(out, schema.CGROUP_MEM_COLUMNS)
 
 
-def _text_rank(s: pd.Series) -> np.ndarray:
-    """Category (or text) column -> int64 per row, ordered like the text values (nulls as "")."""
-    cat = s.array if isinstance(s.dtype, pd.CategoricalDtype) else pd.Categorical(s.astype(object))
-    cats = np.asarray(cat.categories.astype(str), dtype=object)
-    rank = np.empty(len(cats) + 1, np.int64)
-    rank[:-1] = np.argsort(np.argsort(cats, kind="stable"), kind="stable") + 1
-    rank[-1] = 0  # code -1 (null) -> "" sorts first
-    return rank[np.asarray(cat.codes, dtype=np.int64)]
-
-
 def _group_codes(keys: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Equal-length int64 key arrays (most significant first) -> (dense group code per row in key order, first row
     of each group)."""
@@ -383,59 +377,343 @@ def _ns(s: pd.Series) -> np.ndarray:
     return s.array.asi8 if hasattr(s.array, "asi8") else s.astype("int64").to_numpy()
 
 
-def _snapshot_keys(raw: pd.DataFrame, first_snap: int) -> tuple[np.ndarray, pd.DataFrame]:
-    """Rows (ts, host, boot_id) -> (snap per row, SNAPSHOTS frame), snaps numbered from first_snap by (ts, host)."""
-    codes, first_row = _group_codes([_ns(raw["ts"]), _text_rank(raw["host"])])
-    counts = np.bincount(codes, minlength=len(first_row))
+# ------------------------------------------------------------------------------------------------ Arrow -> PROCS
+# Every part (native segments, seed rows) is an Arrow table at store.PROC_TABLE_SCHEMA; they are concatenated once,
+# keys are computed on numpy arrays and each column is converted to its pandas dtype once, already in snap, pid order.
+
+_I64_MIN = np.iinfo(np.int64).min
+_PID_OFFSET = 1 << 31  # int32 pid -> non-negative, order kept
+
+
+def _seed_table(seed_procs: pd.DataFrame) -> pa.Table | None:
+    """Seed procs frame -> Arrow table at store.PROC_TABLE_SCHEMA (None when empty)."""
+    if seed_procs.empty:
+        return None
+    frame = schema.conform(seed_procs, store.STORED_PROC_DTYPES)
+    return store.procs_arrow(pa.Table.from_pandas(frame, preserve_index=False), None, None)
+
+
+def _chunks_numpy(col: pa.ChunkedArray, fill: int | None = None) -> np.ndarray:
+    """Arrow integer/timestamp column -> one numpy array (timestamps as int64 ns; nulls -> fill)."""
+    if pa.types.is_timestamp(col.type):
+        col = col.cast(pa.int64())
+    if fill is not None and col.null_count:
+        col = col.fill_null(fill)
+    chunks = [c.to_numpy() for c in col.chunks]
+    if not chunks:
+        return np.empty(0, col.type.to_pandas_dtype())
+    return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+
+
+def _code_dtype(n: int) -> type:
+    """Smallest signed integer dtype holding codes -1..n-1 (what pandas stores for n categories)."""
+    return np.int8 if n < 127 else np.int16 if n < 32767 else np.int32
+
+
+def _dictionary_codes(col: pa.ChunkedArray) -> tuple[np.ndarray, pd.Index]:
+    """Dictionary column with one dictionary for all chunks -> (codes into the sorted used values, -1 = null, in
+    the smallest dtype; those values as a str Index)."""
+    if col.num_chunks == 0:
+        return np.empty(0, np.int8), pd.Index([], dtype="str")
+    values = np.asarray(col.chunk(0).dictionary.to_numpy(zero_copy_only=False), dtype=object)
+    used = pc.unique(pa.chunked_array([c.indices for c in col.chunks], type=pa.int32())).drop_null().to_numpy()
+    keep = np.sort(used.astype(np.int64))
+    kept = values[keep]
+    order = np.argsort(kept, kind="stable")
+    dtype = _code_dtype(len(keep))
+    remap = np.full(len(values) + 1, -1, dtype)  # remap[-1] serves the null code
+    remap[keep[order]] = np.arange(len(keep))
+    codes = np.empty(len(col), dtype)
+    pos = 0
+    for chunk in col.chunks:  # one gather per chunk into the output: no concatenated copy of the indices
+        idx = chunk.indices.fill_null(-1) if chunk.null_count else chunk.indices
+        np.take(remap, idx.to_numpy(), out=codes[pos : pos + len(chunk)])
+        pos += len(chunk)
+    return codes, pd.Index(kept[order], dtype="str")
+
+
+def _dense(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """int64 values -> (dense int64 code per value, numbered in value order; the distinct values, sorted)
+    (Arrow's hash kernel: several times faster than pd.factorize on millions of rows)."""
+    enc = pc.dictionary_encode(pa.array(values))
+    uniq = enc.dictionary.to_numpy()
+    order = np.argsort(uniq, kind="stable")
+    rank = np.empty(len(uniq), np.int64)
+    rank[order] = np.arange(len(uniq))
+    return np.take(rank, enc.indices.to_numpy()), uniq[order]
+
+
+def _pack_bits(n: int) -> int:
+    """Bits needed for values 0..n-1 (at least 1)."""
+    return max(1, int(n - 1).bit_length())
+
+
+def _assemble(
+    parts: list[pa.Table], first_snap: int, known: pd.DataFrame | None
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame] | None:
+    """Procs tables (store.PROC_TABLE_SCHEMA) -> (PROCS + TREE sorted by snap, pid with parent_row relative to this
+    frame; SNAPSHOTS numbered from first_snap by (ts, host); identity table host, boot_id, pid, start_time (int64 ns),
+    proc_id) or None when there are no rows. Identities in `known` keep their proc_id, new ones get the next ids.
+    `parts` is emptied (its tables are released column by column while converting)."""
+    tables = [t for t in parts if t is not None and t.num_rows]
+    parts.clear()
+    if not tables:
+        return None
+    table = pa.concat_tables(tables).unify_dictionaries()
+    del tables
+    n = table.num_rows
+    cols = {name: table.column(name) for name in table.column_names}
+    del table
+    cats: dict[str, tuple[np.ndarray, pd.Index]] = {c: _dictionary_codes(cols.pop(c)) for c in _STRING_COLUMNS}
+    # command lines are scrubbed (pure Python, per distinct value) while the numpy work below runs
+    pool = ThreadPoolExecutor(max_workers=1)
+    scrubbing = pool.submit(_scrubbed, cats["cmdline"][1])
+    pool.shutdown(wait=False)
+    host_rank = cats["host"][0].astype(np.int64) + 1  # null -> 0, then values in text order
+    boot_rank = cats["boot_id"][0].astype(np.int64) + 1
+    n_host, n_boot = len(cats["host"][1]) + 1, len(cats["boot_id"][1]) + 1
+
+    # snap: dense over (ts, host) in that order
+    ts = _chunks_numpy(cols.pop("ts"), _I64_MIN)
+    snap, _ = _dense(ts)
+    if n_host > 2 or not host_rank.all():
+        snap, _ = _dense(snap * n_host + host_rank)
+    pid32 = _chunks_numpy(cols.pop("pid"))
+    pid = pid32.astype(np.int64)
+
+    # row order: snap, pid (stable: duplicate rows keep their input order)
+    key = snap << 32
+    key += pid
+    key += _PID_OFFSET  # == (snap << 32) | (pid + 2**31): one temporary instead of three
+    order = None if n < 2 or bool(np.all(key[1:] >= key[:-1])) else np.argsort(key, kind="stable")
+    del key
+
+    # proc_id: dense over (host, boot_id, pid, start_time), numbered in that order
+    start = _chunks_numpy(cols.pop("start_time"), _I64_MIN)
+    start_codes, start_values = _dense(start)
+    sb, hb, bb = _pack_bits(len(start_values)), _pack_bits(n_host), _pack_bits(n_boot)
+    if hb + bb + 32 + sb <= 63:
+        packed = host_rank << (bb + 32 + sb)  # in place: each temporary of a day's rows costs page faults
+        packed |= boot_rank << (32 + sb)
+        packed += (pid + _PID_OFFSET) << sb
+        packed |= start_codes
+        local, uniq = _dense(packed)
+        del packed
+        u_host = uniq >> (bb + 32 + sb)
+        u_boot = (uniq >> (32 + sb)) & ((1 << bb) - 1)
+        u_pid = ((uniq >> sb) & 0xFFFFFFFF) - _PID_OFFSET
+        u_start = np.asarray(start_values)[uniq & ((1 << sb) - 1)]
+    else:  # too many distinct values to pack into 63 bits: sort the keys instead
+        local, first_row = _group_codes([host_rank, boot_rank, pid, start])
+        u_host, u_boot, u_pid, u_start = host_rank[first_row], boot_rank[first_row], pid[first_row], start[first_row]
+    host_text = np.concatenate([[None], np.asarray(cats["host"][1], dtype=object)])
+    boot_text = np.concatenate([[None], np.asarray(cats["boot_id"][1], dtype=object)])
+    uniq_ids = pd.DataFrame(
+        {
+            "host": host_text[u_host],
+            "boot_id": boot_text[u_boot],
+            "pid": u_pid.astype(np.int64),
+            "start_time": u_start.astype(np.int64),
+        }
+    )
+    del start_codes
+    ids, identities = _match_identities(uniq_ids, known)
+    proc_id = ids[local]
+    del local
+
+    # SNAPSHOTS: per snap its first row in input order
+    snap_sorted = snap if order is None else snap[order]
+    bounds = np.flatnonzero(np.r_[True, snap_sorted[1:] != snap_sorted[:-1]])
+    first_row = bounds if order is None else np.minimum.reduceat(order, bounds)
+    counts = np.diff(np.r_[bounds, n])
     snaps = pd.DataFrame(
         {
-            "snap": np.arange(len(first_row), dtype=np.int64) + first_snap,
-            "ts": raw["ts"].take(first_row).reset_index(drop=True),
-            "host": raw["host"].take(first_row).astype(str).to_numpy(),
-            "boot_id": raw["boot_id"].take(first_row).astype(str).to_numpy(),
+            "snap": np.arange(len(bounds), dtype=np.int64) + first_snap,
+            "ts": pd.Series(ts[first_row].view("datetime64[ns]")).dt.tz_localize("UTC"),
+            "host": host_text[host_rank[first_row]],
+            "boot_id": boot_text[boot_rank[first_row]],
             "processes": counts,
         }
     )
-    return codes + first_snap, schema.conform(snaps, schema.SNAPSHOT_COLUMNS)
+    snaps["host"] = snaps["host"].fillna("nan")  # as text (the null category reads "nan", as before)
+    snaps["boot_id"] = snaps["boot_id"].fillna("nan")
+    snaps = schema.conform(snaps, schema.SNAPSHOT_COLUMNS)
+
+    def taken(a: np.ndarray) -> np.ndarray:
+        return a if order is None else a[order]
+
+    order_arr = None if order is None else pa.array(order)
+
+    def arrow_taken(col: pa.ChunkedArray) -> pa.Array:
+        """Column -> one Arrow array in frame order (Arrow gathers from the chunks: no concatenated copy first)."""
+        if order_arr is not None:
+            col = col.take(order_arr)
+        return col.chunk(0) if col.num_chunks == 1 else pa.concat_arrays(col.chunks)
+
+    data: dict[str, object] = {}
+    for name, dtype in schema.PROC_COLUMNS.items():
+        if name == "snap":
+            data[name] = (snap_sorted + first_snap).astype(np.int32)
+        elif name == "proc_id":
+            data[name] = taken(proc_id)
+        elif name == "ts":
+            data[name] = _utc(taken(ts))
+        elif name == "start_time":
+            data[name] = _utc(taken(start))
+        elif name == "pid":
+            data[name] = taken(pid32)
+        elif dtype == "category":
+            codes, values = cats.pop(name)
+            if name == "cmdline":
+                codes, values = _rescrub_codes(codes, values, scrubbing.result())
+            data[name] = pd.Categorical.from_codes(taken(codes), dtype=pd.CategoricalDtype(values), validate=False)
+        else:
+            arr = arrow_taken(cols.pop(name))
+            if dtype == schema.UTC_NS:
+                arr = arr.cast(pa.int64())
+                data[name] = _utc((arr.fill_null(_I64_MIN) if arr.null_count else arr).to_numpy())
+            elif dtype == "Int64":
+                # the values buffer as it is (what lies under a null does not matter to IntegerArray): no copy
+                mask = arr.is_null().to_numpy(zero_copy_only=False) if arr.null_count else np.zeros(n, bool)
+                buf = arr.buffers()[1]
+                values = (
+                    np.zeros(n, np.int64)
+                    if buf is None
+                    else np.frombuffer(buf, dtype=np.int64, count=arr.offset + n)[arr.offset :]
+                )
+                data[name] = pd.arrays.IntegerArray(values, mask)
+            else:
+                data[name] = arr.to_numpy().astype(dtype, copy=False)
+            del arr
+    del ts, start, pid, pid32, proc_id, snap
+    frame = pd.DataFrame(data, copy=False)
+    del data
+    trees = tree.derive_trees(frame)
+    return pd.concat([frame, trees], axis=1), snaps, identities
 
 
-def _assign_ids(raw: pd.DataFrame, known: pd.DataFrame | None) -> tuple[np.ndarray, pd.DataFrame]:
-    """Rows -> (proc_id per row, identity table); identities in `known` keep their id, new ones get the next ids.
+def _utc(ns: np.ndarray) -> pd.arrays.DatetimeArray:
+    """int64 ns since the epoch (int64 min = NaT) -> datetime64[ns, UTC] array (no copy)."""
+    return pd.arrays.DatetimeArray._simple_new(ns.view("datetime64[ns]"), dtype=pd.DatetimeTZDtype("ns", "UTC"))
 
-    The identity table holds one row per process: host, boot_id (text), pid, start_time (int64 ns), proc_id.
-    """
-    start_ns = _ns(raw["start_time"])
-    pid = raw["pid"].to_numpy(np.int64)
-    local, first_row = _group_codes([_text_rank(raw["host"]), _text_rank(raw["boot_id"]), pid, start_ns])
-    uniq = pd.DataFrame(
-        {
-            "host": raw["host"].take(first_row).astype(str).to_numpy(),
-            "boot_id": raw["boot_id"].take(first_row).astype(str).to_numpy(),
-            "pid": pid[first_row],
-            "start_time": start_ns[first_row],
-        }
-    )
+
+def _match_identities(uniq: pd.DataFrame, known: pd.DataFrame | None) -> tuple[np.ndarray, pd.DataFrame]:
+    """Distinct identities (host, boot_id, pid, start_time) in key order -> (proc_id of each, identity table):
+    identities in `known` keep their id, new ones get the next ids in key order."""
     if known is None or known.empty:
         ids = np.arange(len(uniq), dtype=np.int64)
-        table = uniq.assign(proc_id=ids)
-    else:
-        matched = uniq.merge(known, on=_IDENTITY, how="left")["proc_id"]
-        new = matched.isna().to_numpy()
-        start = int(known["proc_id"].max()) + 1
-        ids = np.array(matched.to_numpy(dtype=np.float64, na_value=np.nan), copy=True)
-        ids[new] = start + np.arange(int(new.sum()))
-        ids = ids.astype(np.int64)
-        table = pd.concat([known, uniq[new].assign(proc_id=ids[new])], ignore_index=True)
-    return ids[local], table
+        return ids, uniq.assign(proc_id=ids)
+    matched = uniq.merge(known, on=_IDENTITY, how="left")["proc_id"]
+    new = matched.isna().to_numpy()
+    start = int(known["proc_id"].max()) + 1
+    ids = np.array(matched.to_numpy(dtype=np.float64, na_value=np.nan), copy=True)
+    ids[new] = start + np.arange(int(new.sum()))
+    ids = ids.astype(np.int64)
+    table = pd.concat([known, uniq[new].assign(proc_id=ids[new])], ignore_index=True)
+    return ids, table
 
 
-def _build_procs(raw: pd.DataFrame, snap: np.ndarray, proc_id: np.ndarray) -> pd.DataFrame:
-    """Stored rows + snap + proc_id -> PROCS + TREE sorted by snap, pid (parent_row relative to this frame)."""
-    frame = raw.assign(snap=snap.astype(np.int32), proc_id=proc_id)
-    order = np.lexsort((frame["pid"].to_numpy(), snap))
-    frame = schema.conform(frame.take(order).reset_index(drop=True), schema.PROC_COLUMNS)
-    trees = tree.derive_trees(frame)
-    return pd.concat([frame, trees], axis=1)
+def _concat_rows(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
+    """Two frames of one layout -> rows of a then b, dtypes kept; category columns keep a's codes, b's new values
+    are appended to a's categories."""
+    data: dict[str, object] = {}
+    for col in a.columns:
+        x, y = a[col].array, b[col].array
+        if isinstance(x, pd.Categorical):
+            y_cats = y.categories
+            new_values = y_cats[~y_cats.isin(x.categories)]
+            cats = x.categories.append(new_values) if len(new_values) else x.categories
+            y_map = np.append(cats.get_indexer(y_cats), -1)  # y_map[-1] serves the null code
+            codes = np.concatenate([x.codes.astype(np.int32), y_map[y.codes.astype(np.int64)].astype(np.int32)])
+            data[col] = pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(cats), validate=False)
+        elif isinstance(x, np.ndarray | pd.arrays.NumpyExtensionArray):
+            data[col] = np.concatenate([np.asarray(x), np.asarray(y, dtype=np.asarray(x).dtype)])
+        else:
+            data[col] = type(x)._concat_same_type([x, y.astype(x.dtype)])
+    return pd.DataFrame(data, copy=False)
+
+
+class _RowBuffer:
+    """Column buffers with room to spare behind the PROCS + TREE frame of the latest Dataset of a path: an append
+    writes the new rows behind the end and builds a new frame of views over the longer prefix (no copy of the
+    existing rows; earlier frames keep seeing only their own rows). Untouched spare room costs no resident memory."""
+
+    def __init__(self, frame: pd.DataFrame, spare: int) -> None:
+        """A copy of `frame` with room for `spare` more rows."""
+        self.n = 0
+        self.capacity = len(frame) + spare
+        self.columns = list(frame.columns)
+        self.data: dict[str, list] = {}  # name -> [kind, buffers..., categories or dtype]
+        for col in self.columns:
+            arr = frame[col].array
+            if isinstance(arr, pd.Categorical):
+                self.data[col] = ["cat", np.empty(self.capacity, arr.codes.dtype), arr.categories]
+            elif isinstance(arr, pd.arrays.IntegerArray):
+                self.data[col] = ["int", np.empty(self.capacity, np.int64), np.empty(self.capacity, bool)]
+            elif isinstance(arr, pd.arrays.DatetimeArray):
+                self.data[col] = ["dt", np.empty(self.capacity, np.int64)]
+            else:
+                values = np.asarray(arr)
+                self.data[col] = ["np", np.empty(self.capacity, values.dtype)]
+        self.append(frame)
+
+    def _grow(self, need: int) -> None:
+        self.capacity = max(need, self.capacity + self.capacity // 4)
+        for entry in self.data.values():
+            for i, buf in enumerate(entry):
+                if isinstance(buf, np.ndarray):
+                    new = np.empty(self.capacity, buf.dtype)
+                    new[: self.n] = buf[: self.n]
+                    entry[i] = new
+
+    def append(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Rows of `frame` (same columns and dtypes as the buffered frame) -> the whole frame with them appended."""
+        n, k = self.n, len(frame)
+        if n + k > self.capacity:
+            self._grow(n + k)
+        end = n + k
+        for col in self.columns:
+            entry = self.data[col]
+            arr = frame[col].array
+            if entry[0] == "cat":
+                cats = entry[2]
+                known = cats.get_indexer(arr.categories)  # hash engine kept on `cats` between appends
+                new_values = arr.categories[known < 0]
+                if len(new_values):
+                    cats = cats.append(new_values)
+                    entry[2] = cats
+                    dtype = _code_dtype(len(cats))
+                    if np.dtype(dtype).itemsize > entry[1].itemsize:
+                        entry[1] = entry[1].astype(dtype)
+                if len(new_values):
+                    known = cats.get_indexer(arr.categories)
+                remap = np.append(known, -1)  # remap[-1] serves the null code
+                entry[1][n:end] = remap[arr.codes]
+            elif entry[0] == "int":
+                entry[1][n:end] = arr.to_numpy(dtype=np.int64, na_value=0)
+                entry[2][n:end] = arr.isna()
+            elif entry[0] == "dt":
+                entry[1][n:end] = arr.asi8
+            else:
+                entry[1][n:end] = np.asarray(arr)
+        self.n = end
+        return self.frame()
+
+    def frame(self) -> pd.DataFrame:
+        """The buffered rows as a frame of views (no copy)."""
+        n = self.n
+        data: dict[str, object] = {}
+        for col in self.columns:
+            entry = self.data[col]
+            if entry[0] == "cat":
+                data[col] = pd.Categorical.from_codes(entry[1][:n], dtype=pd.CategoricalDtype(entry[2]), validate=False)
+            elif entry[0] == "int":
+                data[col] = pd.arrays.IntegerArray(entry[1][:n], entry[2][:n])
+            elif entry[0] == "dt":
+                data[col] = _utc(entry[1][:n])
+            else:
+                data[col] = entry[1][:n]
+        return pd.DataFrame(data, copy=False)
 
 
 def _interval(snaps: pd.DataFrame) -> float | None:
@@ -464,22 +742,31 @@ def _empty_dataset(path: str, notices: list[str]) -> Dataset:
     return Dataset(procs, schema.empty_system(), snaps, SourceInfo(path, "empty", [], False, None, notices))
 
 
-def _full_build(path: str, state: _State, zone: tzinfo, extra_notices: list[str]) -> Dataset:
+def _full_build(
+    path: str, state: _State, zone: tzinfo, extra_notices: list[str], fresh: dict[str, pa.Table | None]
+) -> Dataset:
+    """Every cached part (parquet segments re-read unless in `fresh`, just read) -> a new Dataset."""
     seed_procs, seed_system, seed_notes = _seed_frames(state, zone)
-    native_procs = [p for seg in state.segments.values() for p in seg.procs]
+    parts: list[pa.Table | None] = []
+    for key, seg in state.segments.items():
+        if seg.kind == "parquet":
+            parts.append(fresh[key] if key in fresh else store.read_segment_tables(Path(key)).procs)
+        else:
+            parts.extend(seg.procs)
+    fresh.clear()
     native_system = [s for seg in state.segments.values() for s in seg.system]
-    has_native = any(len(p) for p in native_procs)
+    has_native = any(t is not None and t.num_rows for t in parts)
     has_seed = len(seed_procs) > 0
     notices = extra_notices + seed_notes
-    raw = _stored([*native_procs, seed_procs] if has_seed else native_procs)
-    if raw.empty:
+    if has_seed:
+        parts.append(_seed_table(seed_procs))
+    built = _assemble(parts, 0, None)
+    if built is None:
         state.identities = None
         if not notices:
             notices = [f"no dumps in {path}"]
         return _empty_dataset(path, notices)
-    snap, snaps = _snapshot_keys(raw, 0)
-    proc_id, state.identities = _assign_ids(raw, None)
-    procs = _build_procs(raw, snap, proc_id)
+    procs, snaps, state.identities = built
     system = _system_frame([*native_system, seed_system] if has_seed else native_system, snaps)
     cg_mem = _cgroup_mem_frame(native_system, snaps)
     return Dataset(procs, system, snaps, _info(path, procs, snaps, has_native, has_seed, notices), cg_mem)
@@ -489,14 +776,14 @@ def _append(
     path: str,
     state: _State,
     base: Dataset,
-    new_procs: list[pd.DataFrame],
+    new_procs: list[pa.Table | None],
     new_system: list[pd.DataFrame],
     notices: list[str],
 ) -> Dataset:
     """Add native rows later than everything in `base` (the collector appending) without rebuilding base."""
-    raw = _stored(new_procs)
     has_seed = base.info.kind in ("seed", "mixed")
-    if raw.empty:  # e.g. a torn tail: nothing new yet (system rows come with their procs rows)
+    built = _assemble(new_procs, len(base.snapshots), state.identities)
+    if built is None:  # e.g. a torn tail: nothing new yet (system rows come with their procs rows)
         return Dataset(
             base.procs,
             base.system,
@@ -504,20 +791,16 @@ def _append(
             _info(path, base.procs, base.snapshots, True, has_seed, notices),
             base.cgroup_mem,
         )
-    snap, snaps_new = _snapshot_keys(raw, len(base.snapshots))
-    proc_id, state.identities = _assign_ids(raw, state.identities)
-    procs_new = _build_procs(raw, snap, proc_id)
+    procs_new, snaps_new, state.identities = built
     parent = procs_new["parent_row"].to_numpy()
     procs_new["parent_row"] = np.where(parent >= 0, parent + len(base.procs), parent)
-    procs = _categorical_concat([base.procs, procs_new])
-    snaps = _categorical_concat([base.snapshots, snaps_new])
+    if state.rows is None or state.rows.n != len(base.procs):
+        state.rows = _RowBuffer(base.procs, spare=max(len(procs_new), len(base.procs) // 4))
+    procs = state.rows.append(procs_new)
+    snaps = _concat_rows(base.snapshots, snaps_new)
     system = _categorical_concat([base.system, _system_frame(new_system, snaps_new)])
     new_cg = _cgroup_mem_frame(new_system, snaps_new)
     cg_mem = _categorical_concat([base.cgroup_mem, new_cg]) if len(new_cg) else base.cgroup_mem
-    for frame, cols in ((procs, {**schema.PROC_COLUMNS, **schema.TREE_COLUMNS}), (snaps, schema.SNAPSHOT_COLUMNS)):
-        for col, dtype in cols.items():
-            if str(frame[col].dtype) != dtype:
-                frame[col] = frame[col].astype(dtype)
     if len(cg_mem) and str(cg_mem["cgroup"].dtype) != "category":
         cg_mem = schema.conform(cg_mem, schema.CGROUP_MEM_COLUMNS)
     return Dataset(procs, system, snaps, _info(path, procs, snaps, True, has_seed, notices), cg_mem)
@@ -570,8 +853,9 @@ def _load_locked(shown: str, folder: Path, zone: tzinfo, state: _State) -> Datas
 
     # native segments: new parquet read whole, growing .current read from its offset
     rebuilt = seed_changed or state.dataset is None
-    appended_procs: list[pd.DataFrame] = []
+    appended_procs: list[pa.Table | None] = []
     appended_system: list[pd.DataFrame] = []
+    fresh: dict[str, pa.Table | None] = {}  # parquet segments read now (a rebuild uses them instead of reading again)
     for key in set(state.segments) - set(seg_stats):
         del state.segments[key]
         rebuilt = True
@@ -582,18 +866,22 @@ def _load_locked(shown: str, folder: Path, zone: tzinfo, state: _State) -> Datas
         if old is not None and (old.size, old.mtime_ns) == size_mtime and old.kind == kind:
             continue
         if old is not None and kind == "current" and old.kind == "current" and size_mtime[0] >= old.size:
-            part = store.read_segment(Path(key), old.offset)
-            old.procs.append(part.procs)
+            part = store.read_segment_tables(Path(key), old.offset)
+            if part.procs is not None:
+                old.procs.append(part.procs)
             old.system.append(part.system)
             old.size, old.mtime_ns, old.offset = size_mtime[0], size_mtime[1], part.next_offset
             old.notices = part.notices
             appended_procs.append(part.procs)
             appended_system.append(part.system)
             continue
-        part = store.read_segment(Path(key), 0)
+        part = store.read_segment_tables(Path(key), 0)
+        kept = [part.procs] if kind == "current" and part.procs is not None else []
         state.segments[key] = _Segment(
-            size_mtime[0], size_mtime[1], kind, part.next_offset, [part.procs], [part.system], part.notices
+            size_mtime[0], size_mtime[1], kind, part.next_offset, kept, [part.system], part.notices
         )
+        if kind == "parquet":
+            fresh[key] = part.procs
         if old is not None:
             rebuilt = True
         appended_procs.append(part.procs)
@@ -605,16 +893,25 @@ def _load_locked(shown: str, folder: Path, zone: tzinfo, state: _State) -> Datas
 
     base = state.dataset
     if not rebuilt and base is not None and len(base.procs) and _all_later(appended_procs, base):
+        fresh.clear()
         ds = _append(shown, state, base, appended_procs, appended_system, notices)
     else:
-        ds = _full_build(shown, state, zone, notices)
+        appended_procs.clear()
+        state.rows = None
+        ds = _full_build(shown, state, zone, notices, fresh)
     state.dataset, state.signature = ds, signature
     return ds
 
 
-def _all_later(parts: list[pd.DataFrame], base: Dataset) -> bool:
-    latest = base.snapshots["ts"].max()
-    return all(part.empty or part["ts"].min() > latest for part in parts)
+def _all_later(parts: list[pa.Table | None], base: Dataset) -> bool:
+    latest = base.snapshots["ts"].max().value
+    for part in parts:
+        if part is None or part.num_rows == 0:
+            continue
+        first = pc.min(part.column("ts").cast(pa.int64())).as_py()
+        if first is None or first <= latest:
+            return False
+    return True
 
 
 # ------------------------------------------------------------------------------------------------ queries

@@ -101,6 +101,13 @@ def _int_column(values: tuple[str, ...]) -> np.ndarray:
         return pd.to_numeric(pd.Series(arr).str.strip(), errors="coerce").to_numpy(np.float64, na_value=np.nan)
 
 
+def _allow_fields_of(text: str) -> None:
+    """Raise the csv module's field size limit (128 KiB by default, process-wide) to `text`'s length: a command line
+    may be up to 2 MiB (the kernel's argument limit), and one long line must not make the whole file unreadable."""
+    if len(text) >= csv.field_size_limit():
+        csv.field_size_limit(len(text) + 1)
+
+
 def parse_process_csv(text: str) -> ParsedProcesses:
     """process_mem CSV text -> ParsedProcesses(frame: pid, ppid, user, rss_bytes, vsz_bytes, cmd (raw, unscrubbed)).
 
@@ -109,8 +116,10 @@ def parse_process_csv(text: str) -> ParsedProcesses:
     more fields than the header (an unquoted comma in CMD, the last column) gets its extra fields joined back.
     """
     notices: list[str] = []
+    text = text.removeprefix("\ufeff")  # a byte order mark (CSV saved by a spreadsheet)
     if not text.strip():
         raise ValueError("empty file")
+    _allow_fields_of(text)
     try:
         rows = list(csv.reader(io.StringIO(text)))
     except csv.Error as exc:
@@ -165,7 +174,12 @@ def parse_sys_csv(text: str) -> ParsedSystem:
     ``<Key>_MB`` -> key, * 2**20; ``<Key>_kB`` -> key, * 1024; HugePages_* counts as they are. Raises ValueError when
     there is no data row or no usable column; unknown or non-numeric columns are skipped and named in notices.
     """
-    rows = list(csv.reader(io.StringIO(text)))
+    text = text.removeprefix("\ufeff")
+    _allow_fields_of(text)
+    try:
+        rows = list(csv.reader(io.StringIO(text)))
+    except csv.Error as exc:
+        raise ValueError(f"unreadable CSV ({exc})") from None
     rows = [r for r in rows if any(cell.strip() for cell in r)]
     if len(rows) < 2:
         raise ValueError("no data row")

@@ -195,7 +195,8 @@ def _load(args: argparse.Namespace) -> load.Dataset:
         reason = ds.info.notices[0] if ds.info.notices else "no data"
         raise CliError(f"no snapshots in {args.dumps}: {reason}")
     if ds.info.notices:
-        print(f"note: {len(ds.info.notices)} notice(s) while loading, first: {ds.info.notices[0]}", file=sys.stderr)
+        for notice in ds.info.notices:  # every skipped or damaged part is named
+            print(f"note: {notice}", file=sys.stderr)
     return ds
 
 

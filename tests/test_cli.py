@@ -355,3 +355,20 @@ def test_alerts_command_exit_codes(capsysbinary, tmp_path: Path) -> None:
     assert err.startswith(f"error: bad rules file {bad}: rule 1 ('x'): missing 'above'")
     code, _, err = run(capsysbinary, "alerts", "--dumps", dumps, "--rules", str(tmp_path / "none.toml"))
     assert code == 2 and "cannot read rules file" in err and err.count("\n") == 1
+
+
+def test_every_skipped_file_is_named_on_stderr(tmp_path, capsys) -> None:
+    """Two damaged seed files: both are named, not only the first."""
+    import shutil
+
+    src = Path(__file__).resolve().parent / "data" / "seed" / "time"
+    dst = tmp_path / "time"
+    dst.mkdir()
+    for f in sorted(src.iterdir())[:6]:
+        shutil.copy(f, dst / f.name)
+    (dst / "process_mem_20261127_180000.csv").write_bytes(b"\xff\xfe garbage")
+    (dst / "process_mem_20261127_180002.csv").write_text("")
+    assert main(["system", "--dumps", str(tmp_path), "--tz", "UTC"]) == 0
+    err = capsys.readouterr().err
+    assert "process_mem_20261127_180000.csv" in err
+    assert "process_mem_20261127_180002.csv" in err

@@ -7,7 +7,7 @@ PORT ?= 8501
 DUMPS ?= dumps
 INTERVAL ?= 5
 
-.PHONY: run test lint format bench collect venv deps dev-deps browser clean-venv
+.PHONY: run share share-check test lint format bench collect venv deps dev-deps browser clean-venv
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,14 @@ run: $(VENV)/.deps
 	@$(PY) -m collector --dumps $(DUMPS) --interval $(INTERVAL) & cpid=$$!; \
 	trap 'kill $$cpid 2>/dev/null; wait $$cpid 2>/dev/null' EXIT INT TERM; \
 	PMI_DUMPS=$(DUMPS) $(PY) -m streamlit run app.py --server.port $(PORT) --server.address 127.0.0.1
+
+# serve the dashboard on every interface (0.0.0.0) for teammates: refused unless access control is configured,
+# i.e. PMI_TOKEN (>= 16 characters) or an [auth] OIDC section in .streamlit/secrets.toml (README, "Sharing")
+share-check:
+	@$(PYTHON) -m ui.auth --check-share
+
+share: share-check $(VENV)/.deps
+	$(PY) -m streamlit run app.py --server.port $(PORT) --server.address 0.0.0.0
 
 collect: $(VENV)/.deps
 	$(PY) -m collector --dumps $(DUMPS) --interval $(INTERVAL)

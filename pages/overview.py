@@ -39,7 +39,16 @@ st.caption(f"At {render.fmt_ts(ctx.snap_ts)}" + (" (latest)" if ctx.latest else 
 
 # ---- RAM chart: click a moment -> Level view at that moment
 fig = data.figure(
-    "ram", token, (lo, hi, unit, ctx.snap_ts), lambda: charts.ram_figure(data.decimate(sys_w), unit, ctx.snap_ts)
+    "ram",
+    token,
+    (lo, hi, unit, ctx.snap_ts),
+    lambda: charts.add_spike_bands(
+        charts.ram_figure(data.decimate(sys_w), unit, ctx.snap_ts),
+        data.system_spikes(token, ds, lo, hi),
+        unit,
+        pad_s=(ds.info.interval_s or 0) / 2,
+        label="RAM spike",
+    ),
 )
 ev = st.plotly_chart(
     fig,
@@ -53,20 +62,58 @@ moment = nav.clicked_point(ev)
 clicked_at = nav.parse_moment(moment)
 if clicked_at is not None:
     nav.go(nav.PAGE_LEVEL, view.replace(at=clicked_at))
+# ---- Σ RSS vs Σ PSS against used RAM (RSS counts every shared page once per process that maps it)
+if "procs_pss_bytes" in sys_w.columns and sys_w["procs_pss_bytes"].notna().any():
+    with st.expander("Σ RSS vs Σ PSS: which accounts for used memory", expanded=True):
+        if now is not None:
+            k1, k2, k3, k4 = st.columns(4)
+            k1.metric("Σ RSS", render.fmt_bytes(now.get("procs_rss_bytes")), help="Sum of every process's RSS")
+            k2.metric("Σ PSS", render.fmt_bytes(now.get("procs_pss_bytes")), help="Sum of the known PSS values")
+            rss_now, pss_now = now.get("procs_rss_bytes"), now.get("procs_pss_bytes")
+            gap = rss_now - pss_now if pd.notna(rss_now) and pd.notna(pss_now) else None
+            k3.metric("RSS − PSS", render.fmt_bytes(gap), help="Shared pages RSS counts more than once")
+            k4.metric("RAM used", render.fmt_bytes(now.get("mem_used_bytes")))
+            known, total = now.get("pss_known_processes"), now.get("processes")
+            if pd.notna(known) and pd.notna(total) and known < total:
+                st.caption(
+                    f"PSS known for {int(known):,} of {int(total):,} processes at this moment: Σ PSS covers only "
+                    "those, Σ RSS covers all."
+                )
+        st.plotly_chart(
+            data.figure(
+                "accounting",
+                token,
+                (lo, hi, unit, ctx.snap_ts),
+                lambda: charts.accounting_figure(data.decimate(sys_w), unit, ctx.snap_ts),
+            ),
+            width="stretch",
+            config=charts.plot_config(f"rss_vs_pss_{render.file_stamp(lo)}_{render.file_stamp(hi)}"),
+        )
+
 with st.expander(
     "Swap", expanded=bool(now is not None and pd.notna(now.get("swap_total_bytes")) and now.get("swap_total_bytes"))
 ):
     if now is not None and not now.get("swap_total_bytes"):
         st.caption("This machine has no swap configured.")
-    st.plotly_chart(
-        data.figure(
+    holders = data.swap_holders(token, ds)
+    holders_w = holders[(holders["ts"] >= lo) & (holders["ts"] <= hi)]
+    if holders_w["swap_bytes"].notna().any():
+        swap_fig = data.figure(
+            "swap_split",
+            token,
+            (lo, hi, unit, ctx.snap_ts),
+            lambda: charts.swap_split_figure(data.decimate(sys_w), holders_w, unit, ctx.snap_ts),
+        )
+        st.caption("Per-process swap comes from smaps_rollup; processes whose swap is unknown are not in the bands.")
+    else:
+        swap_fig = data.figure(
             "swap",
             token,
             (lo, hi, unit, ctx.snap_ts),
             lambda: charts.swap_figure(data.decimate(sys_w), unit, ctx.snap_ts),
-        ),
-        width="stretch",
-        config=charts.plot_config(f"swap_{render.file_stamp(lo)}_{render.file_stamp(hi)}"),
+        )
+    st.plotly_chart(
+        swap_fig, width="stretch", config=charts.plot_config(f"swap_{render.file_stamp(lo)}_{render.file_stamp(hi)}")
     )
 
 

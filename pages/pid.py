@@ -127,7 +127,8 @@ lifetime_end = proc["last_ts"] if not alive_now else ctx.snap_ts
 lifetime = (lifetime_end - proc["start_time"]).total_seconds()
 lifetime_note = "" if ds.info.start_times_exact else " (observed span: seed dumps carry no start time)"
 c1, c2, c3, c4 = st.columns(4)
-c1.metric("User", str(proc["user"]))
+c1.caption("User")
+c1.text(str(proc["user"]))  # a user name from a dump is text, never Markdown (st.metric renders Markdown)
 c2.metric(
     f"Started {pd.Timestamp(proc['start_time']).strftime('%Y-%m-%d')} (UTC)",
     pd.Timestamp(proc["start_time"]).strftime("%H:%M:%S"),
@@ -184,7 +185,12 @@ with left:
         "pid",
         token,
         (proc_id, lo, hi, unit, ctx.metric, ctx.snap_ts),
-        lambda: charts.process_figure(data.decimate(tl_w), own_col, sub_col, ctx.metric_label, unit, ctx.snap_ts),
+        lambda: charts.add_spike_bands(
+            charts.process_figure(data.decimate(tl_w), own_col, sub_col, ctx.metric_label, unit, ctx.snap_ts),
+            data.spikes_of_process(token, ds, proc_id, lo, hi, ctx.metric),
+            unit,
+            pad_s=(ds.info.interval_s or 0) / 2,
+        ),
     )
     ev = st.plotly_chart(
         fig,

@@ -87,13 +87,17 @@ def test_deep_link_first_on_a_fresh_server(browser, fresh_server) -> None:
         settle(pg)
         pg.get_by_text("PID 1", exact=True).wait_for(timeout=TIMEOUT_MS)
         assert pg.locator("h1").first.inner_text().strip() == "PID drill-down"
-        # the router ran: our three pages, not the legacy auto-discovered list (which would include "app")
+        # the router ran: our pages, not the legacy auto-discovered list (which would include "app")
         nav = pg.locator('[data-testid="stSidebarNav"]').inner_text()
-        icons = {"monitoring", "account_tree", "memory"}  # material icon ligatures are text too
+        icons = {"monitoring", "account_tree", "memory", "category", "folder_open", "compare_arrows", "trending_up"}
         assert [line.strip() for line in nav.splitlines() if line.strip() and line.strip() not in icons] == [
             "Overview",
             "Level view",
             "PID drill-down",
+            "Groups",
+            "cgroups",
+            "Compare two moments",
+            "Leaks & spikes",
         ]
         assert pg.locator('[data-testid="stException"]').count() == 0
         assert query(pg) == {"pid": "1", "level": "1"}

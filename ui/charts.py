@@ -23,6 +23,7 @@ COLORS = {
     "swap": "#8c564b",
     "own": "#1f77b4",
     "subtree": "#ff7f0e",
+    "spike": "#e377c2",
 }
 
 
@@ -293,3 +294,219 @@ def treemap_figure(snap_df: pd.DataFrame, own_col: str, unit: str, max_nodes: in
         title={"text": "Tree memory at this moment — click a box to open it", "x": 0, "font": {"size": 15}},
     )
     return fig
+
+
+def stacked_groups_figure(
+    totals: pd.DataFrame, value_col: str, title: str, unit: str, at: pd.Timestamp | None, max_points: int = 1500
+) -> go.Figure:
+    """group_totals frame (ts, group, <value_col>) -> stacked areas, one band per group (a group absent at a moment
+    counts 0 there), biggest peak at the bottom; each point's customdata is the group label."""
+    div = UNITS[unit]
+    fig = go.Figure()
+    if len(totals):
+        wide = totals.pivot_table(index="ts", columns="group", values=value_col, aggfunc="sum", observed=True)
+        wide = wide.reindex(pd.DatetimeIndex(totals["ts"].unique()).sort_values()).astype("Float64").fillna(0)
+        if len(wide) > max_points:
+            bucket = np.arange(len(wide)) // int(np.ceil(len(wide) / max_points))
+            first_ts = pd.Series(wide.index).groupby(bucket).first()
+            wide = wide.groupby(bucket).max()
+            wide.index = pd.DatetimeIndex(first_ts.to_numpy())
+        order = wide.max().sort_values(ascending=False).index
+        x = wide.index.tz_convert("UTC").tz_localize(None)
+        for group in order:
+            fig.add_trace(
+                go.Scatter(
+                    x=x,
+                    y=wide[group].astype("Float64") / div,
+                    name=plain(group),
+                    stackgroup="groups",
+                    mode="lines",
+                    line={"width": 0.8, "shape": "hv"},
+                    customdata=[str(group)] * len(wide),
+                    hovertemplate=f"%{{y:.1f}} {unit}",
+                )
+            )
+    _mark(fig, at)
+    _layout(fig, title, unit)
+    fig.update_layout(
+        legend={"orientation": "v", "x": 1.02, "y": 1, "yanchor": "top", "font": {"size": 10}, "traceorder": "reversed"}
+    )
+    return fig
+
+
+def accounting_figure(sysdf: pd.DataFrame, unit: str, at: pd.Timestamp | None) -> go.Figure:
+    """system_summary frame (ts, mem_used_bytes, procs_rss_bytes, procs_pss_bytes) -> used RAM against the sum of
+    process RSS and of process PSS; the gap between the two sums (shared pages counted once per process by RSS) is
+    shaded."""
+    div = UNITS[unit]
+    fig = go.Figure()
+    x = _x(sysdf["ts"])
+    pss = sysdf["procs_pss_bytes"].astype("Float64") / div if "procs_pss_bytes" in sysdf.columns else None
+    rss = sysdf["procs_rss_bytes"].astype("Float64") / div
+    if pss is not None:
+        fig.add_trace(
+            go.Scatter(
+                x=x, y=pss, name="Σ PSS", line={"color": "#2ca02c", "width": 2}, hovertemplate=f"%{{y:.1f}} {unit}"
+            )
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=rss,
+            name="Σ RSS",
+            line={"color": COLORS["procs"], "width": 2},
+            fill="tonexty" if pss is not None else None,
+            fillcolor="rgba(255,127,14,0.18)",
+            hovertemplate=f"%{{y:.1f}} {unit}",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=sysdf["mem_used_bytes"].astype("Float64") / div,
+            name="RAM used",
+            line={"color": COLORS["used"], "width": 1.4, "dash": "dash"},
+            hovertemplate=f"%{{y:.1f}} {unit}",
+        )
+    )
+    _mark(fig, at)
+    return _layout(fig, "Σ RSS vs Σ PSS against RAM used (shaded: shared pages RSS counts more than once)", unit)
+
+
+def swap_split_figure(
+    sysdf: pd.DataFrame, holders: pd.DataFrame, unit: str, at: pd.Timestamp | None, max_points: int = 1500
+) -> go.Figure:
+    """system_summary frame (ts, swap_used_bytes) and group_totals by name with metric swap (ts, group, swap_bytes)
+    -> the top holders' swap stacked, under the system's swap used line."""
+    fig = stacked_groups_figure(holders, "swap_bytes", "", unit, None, max_points)
+    div = UNITS[unit]
+    if "swap_used_bytes" in sysdf.columns:
+        fig.add_trace(
+            go.Scatter(
+                x=_x(sysdf["ts"]),
+                y=sysdf["swap_used_bytes"].astype("Float64") / div,
+                name="swap used (system)",
+                line={"color": COLORS["swap"], "width": 2},
+                hovertemplate=f"%{{y:.1f}} {unit}",
+            )
+        )
+    _mark(fig, at)
+    fig.update_layout(title={"text": "Swap used, split by the top swap holders (by name)", "x": 0}, height=300)
+    return fig
+
+
+def icicle_figure(tree_df: pd.DataFrame, value_col: str, unit: str) -> go.Figure:
+    """cgroup_tree frame (cgroup, parent, label, tree_<m>) -> icicle of rolled-up cgroup totals; ids are cgroup paths
+    (a click reports the path)."""
+    div = UNITS[unit]
+    values = (tree_df[value_col].astype("Float64").fillna(0) / div).tolist()
+    fig = go.Figure(
+        go.Icicle(
+            ids=tree_df["cgroup"].astype(str).tolist(),
+            labels=plain_series(tree_df["label"]).tolist(),
+            parents=tree_df["parent"].fillna("").astype(str).tolist(),
+            values=values,
+            branchvalues="total",
+            customdata=tree_df["cgroup"].astype(str).tolist(),
+            hovertemplate=f"%{{label}}<br>%{{value:.1f}} {unit}<extra></extra>",
+            texttemplate="%{label}<br>%{value:.0f} " + unit,
+            maxdepth=4,
+            marker={"colorscale": "Blues"},
+        )
+    )
+    fig.update_layout(
+        height=380,
+        margin={"l": 0, "r": 0, "t": 30, "b": 0},
+        title={"text": "cgroup tree (rolled-up totals) — click a box to select it", "x": 0, "font": {"size": 15}},
+    )
+    return fig
+
+
+def _fmt_size(n: float, unit: str) -> str:
+    return f"{n / UNITS[unit]:,.{0 if unit == 'MiB' else 2}f} {unit}"
+
+
+def add_spike_bands(
+    fig: go.Figure, spikes: pd.DataFrame, unit: str, pad_s: float = 0.0, label: str = "spike", max_bands: int = 60
+) -> go.Figure:
+    """Spike frame (start, end, peak_ts, peak_bytes, size_bytes) -> `fig` with a shaded band per spike and a marker at
+    each peak; returns `fig` (changed in place: call it inside a figure build, never on a cached figure).
+
+    Bands run from start - pad_s to end + pad_s (half a sample interval shows a one-sample spike); the peak markers
+    carry the ISO peak time as customdata, so a click on one selects that moment. At most `max_bands` (the largest).
+    """
+    if spikes is None or len(spikes) == 0:
+        return fig
+    shown = spikes.nlargest(max_bands, "size_bytes") if len(spikes) > max_bands else spikes
+    pad = pd.Timedelta(seconds=max(pad_s, 0.0))
+    x0 = _x(shown["start"] - pad)
+    x1 = _x(shown["end"] + pad)
+    bands = [
+        {
+            "type": "rect",
+            "xref": "x",
+            "yref": "paper",
+            "x0": a,
+            "x1": b,
+            "y0": 0,
+            "y1": 1,
+            "fillcolor": COLORS["spike"],
+            "opacity": 0.18,
+            "line": {"width": 0},
+            "layer": "below",
+        }
+        for a, b in zip(x0, x1, strict=True)  # one shape per spike (a few), not per sample
+    ]
+    fig.update_layout(shapes=[*fig.layout.shapes, *bands])
+    div = UNITS[unit]
+    text = (
+        f"{label} +"
+        + shown["size_bytes"].map(lambda v: _fmt_size(v, unit))
+        + " · "
+        + shown["start"].dt.strftime("%H:%M:%S")
+        + "–"
+        + shown["end"].dt.strftime("%H:%M:%S")
+        + " UTC"
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=_x(shown["peak_ts"]),
+            y=shown["peak_bytes"].astype("Float64") / div,
+            name=f"{label} (shaded)",
+            mode="markers",
+            marker={"symbol": "triangle-down", "size": 10, "color": COLORS["spike"], "line": {"width": 1}},
+            customdata=[iso_z(t) for t in shown["peak_ts"]],
+            hovertext=text.tolist(),
+            hovertemplate="%{hovertext}<extra></extra>",
+        )
+    )
+    return fig
+
+
+def cgroup_figure(tl: pd.DataFrame, value_col: str, label: str, unit: str, at: pd.Timestamp | None) -> go.Figure:
+    """cgroup_timeline frame of one cgroup (ts, <value_col>, memory_current_bytes) -> its processes' total over
+    time, and the kernel's memory.current when recorded."""
+    div = UNITS[unit]
+    fig = go.Figure()
+    x = _x(tl["ts"])
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=tl[value_col].astype("Float64") / div,
+            name=f"Σ {label} of its processes",
+            line={"color": COLORS["procs"], "width": 2},
+            hovertemplate=f"%{{y:.1f}} {unit}",
+        )
+    )
+    if "memory_current_bytes" in tl.columns and tl["memory_current_bytes"].notna().any():
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=tl["memory_current_bytes"].astype("Float64") / div,
+                name="memory.current (kernel, page cache included)",
+                line={"color": COLORS["used"], "width": 1.4, "dash": "dash"},
+                hovertemplate=f"%{{y:.1f}} {unit}",
+            )
+        )
+    _mark(fig, at)
+    return _layout(fig, f"{label} of the selected cgroup and everything below it", unit, height=300)

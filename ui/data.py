@@ -18,11 +18,12 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from memlib import load, stats, summary, timeline, tree
+from memlib import alerts, cgroups, compare, groups, leaks, load, spikes, stats, summary, timeline, tree
 from memlib.schema import MEMORY_METRICS
 
 APP_DIR = Path(__file__).resolve().parent.parent
 MAX_CHART_POINTS = 1500
+MAX_DATASETS = 2  # recordings kept loaded at once (server default + one viewer choice): bounds server memory
 
 
 @dataclass(frozen=True)
@@ -83,9 +84,16 @@ def resolve_source(argv: Sequence[str], env: Mapping[str, str], app_dir: Path = 
     return DataSource(None, "none", "No data: dumps/ is empty and the shipped sample is missing.", tz)
 
 
-def current_source() -> DataSource:
-    """The DataSource for this server process (sys.argv after `--`, os.environ)."""
+def server_source() -> DataSource:
+    """The DataSource for this server process (sys.argv after `--`, os.environ), before any viewer choice."""
     return resolve_source(sys.argv[1:], os.environ)
+
+
+def current_source() -> DataSource:
+    """The DataSource of this run: the viewer's listed choice (URL `source`, see ui.source), else server_source()."""
+    from ui import source  # ui.source imports this module
+
+    return source.current_choice().source
 
 
 def fingerprint(path: Path) -> tuple:
@@ -103,7 +111,7 @@ def fingerprint(path: Path) -> tuple:
     return tuple(sorted(out))
 
 
-@st.cache_resource(max_entries=1, show_spinner="Loading the recording…")
+@st.cache_resource(max_entries=MAX_DATASETS, show_spinner="Loading the recording…")
 def _load(path: str, tz: str | None, fp: tuple) -> load.Dataset:
     return load.load_dumps(path, tz=tz)
 
@@ -130,7 +138,7 @@ def load_current(source: DataSource | None = None) -> Loaded | None:
 # ---- derived, cached per dataset token (the `_ds` argument is not hashed) ----
 
 
-@st.cache_resource(max_entries=1, show_spinner=False)
+@st.cache_resource(max_entries=MAX_DATASETS, show_spinner=False)
 def system_summary(token: tuple, _ds: load.Dataset) -> pd.DataFrame:
     """summary.system_summary for the dataset: ts, mem_total/used/available/cached, swap_*, procs_rss, unattributed."""
     return summary.system_summary(_ds.system, _ds.procs)
@@ -142,7 +150,7 @@ def process_stats(token: tuple, _ds: load.Dataset, proc_ids: tuple[int, ...]) ->
     return stats.process_stats(_ds.procs, list(proc_ids), lifetime_exact=_ds.info.start_times_exact)
 
 
-@st.cache_resource(max_entries=1, show_spinner="Indexing the recording…")
+@st.cache_resource(max_entries=MAX_DATASETS, show_spinner="Indexing the recording…")
 def tree_index(token: tuple, _ds: load.Dataset) -> tree.TreeIndex:
     """tree.TreeIndex over the dataset's procs (row lookups by snapshot and by proc_id)."""
     return tree.TreeIndex.build(_ds.procs)
@@ -172,7 +180,7 @@ def ancestors(token: tuple, _ds: load.Dataset, proc_id: int, snap: int) -> pd.Da
     return tree.ancestors(_ds.procs, proc_id, snap, index=tree_index(token, _ds))
 
 
-@st.cache_resource(max_entries=1, show_spinner=False)
+@st.cache_resource(max_entries=MAX_DATASETS, show_spinner=False)
 def metrics_available(token: tuple, _ds: load.Dataset) -> list[str]:
     """Metric names (rss, pss, uss, swap) that have at least one non-null value in the dataset."""
     out = []
@@ -195,7 +203,7 @@ def decimate(df: pd.DataFrame, max_points: int = MAX_CHART_POINTS, ts: str = "ts
     return agg.reset_index(drop=True)
 
 
-@st.cache_resource(max_entries=1, show_spinner=False)
+@st.cache_resource(max_entries=MAX_DATASETS, show_spinner=False)
 def directory(token: tuple, _ds: load.Dataset) -> pd.DataFrame:
     """One row per process (proc_id): pid, start_time, name, cmdline, user, first_ts, last_ts, pid_uses.
 
@@ -262,3 +270,136 @@ def counts(token: tuple, _ds: load.Dataset, snap_from: int, snap_to: int) -> dic
 def figure(kind: str, token: tuple, key: tuple, _build: Callable[[], Any]) -> Any:
     """A Plotly figure built once per (kind, dataset token, key) by `_build()` and shared (never mutate it)."""
     return _build()
+
+
+# ---- issue 5: groups, cgroups, compare two moments, smaps coverage ----
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def group_totals(token: tuple, _ds: load.Dataset, by: str, metric: str, top: int | None = 10) -> pd.DataFrame:
+    """groups.group_totals over the whole recording: ts, snap, group, processes, rss/pss/uss/swap_bytes, smaps_known."""
+    return groups.group_totals(_ds.procs, by, top=top, metric=metric)
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def group_members(token: tuple, _ds: load.Dataset, by: str, group: str, snap: int) -> pd.DataFrame:
+    """groups.group_members: PROCS + TREE rows of `group` at `snap`, by RSS descending."""
+    return groups.group_members(_ds.procs, by, group, snap, index=tree_index(token, _ds))
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def cgroup_tree(token: tuple, _ds: load.Dataset, snap: int) -> pd.DataFrame:
+    """cgroups.cgroup_tree at `snap` (CGROUP_TREE_COLUMNS; attrs["unplaced_processes"])."""
+    return cgroups.cgroup_tree(_ds.procs, snap, getattr(_ds, "cgroup_mem", None), index=tree_index(token, _ds))
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def cgroup_timeline(token: tuple, _ds: load.Dataset, cgroup: str) -> pd.DataFrame:
+    """cgroups.cgroup_timeline of one cgroup, rolled up (CGROUP_TIMELINE_COLUMNS)."""
+    return cgroups.cgroup_timeline(
+        _ds.procs, cgroups=[cgroup], rollup=True, cgroup_mem=getattr(_ds, "cgroup_mem", None)
+    )
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def cgroup_members(token: tuple, _ds: load.Dataset, snap: int, cgroup: str) -> pd.DataFrame:
+    """cgroups.cgroup_members: processes in `cgroup` and below it at `snap`, by RSS descending."""
+    return cgroups.cgroup_members(_ds.procs, snap, cgroup, recursive=True, index=tree_index(token, _ds))
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def compare_processes(token: tuple, _ds: load.Dataset, snap_a: int, snap_b: int, metric: str) -> pd.DataFrame:
+    """compare.compare_processes between two snapshots (COMPARE_COLUMNS), biggest |delta| first."""
+    return compare.compare_processes(_ds.procs, snap_a, snap_b, metric=metric, index=tree_index(token, _ds))
+
+
+@st.cache_resource(max_entries=MAX_DATASETS, show_spinner=False)
+def smaps_coverage(token: tuple, _ds: load.Dataset) -> pd.DataFrame:
+    """Per snapshot: snap, ts, processes, smaps_known (processes with PSS), smaps_age_s (ts - smaps_ts, median of
+    the known ones; null when none is known)."""
+    p = _ds.procs
+    known = p["pss_bytes"].notna() if "pss_bytes" in p.columns else pd.Series(False, index=p.index)
+    age = (p["ts"] - p["smaps_ts"]).dt.total_seconds() if "smaps_ts" in p.columns else pd.Series(np.nan, index=p.index)
+    g = pd.DataFrame({"snap": p["snap"], "known": known, "age": age.where(known)}).groupby("snap", sort=True)
+    out = pd.DataFrame({"processes": g.size(), "smaps_known": g["known"].sum(), "smaps_age_s": g["age"].median()})
+    out = out.reset_index()
+    out.insert(1, "ts", _ds.snapshots.set_index("snap")["ts"].reindex(out["snap"]).to_numpy())
+    return out
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def swap_holders(token: tuple, _ds: load.Dataset, top: int = 5) -> pd.DataFrame:
+    """Top swap holders over time by name: groups.group_totals(procs, "name", top, metric="swap")."""
+    return groups.group_totals(_ds.procs, "name", top=top, metric="swap")
+
+
+# ---- issue 6: leak scores, spikes, alert rules (keyed on the token and the window) ----
+
+
+@st.cache_resource(max_entries=16, show_spinner="Scoring leaks…")
+def leak_scores(token: tuple, _ds: load.Dataset, lo: pd.Timestamp, hi: pd.Timestamp, metric: str) -> pd.DataFrame:
+    """leaks.leak_scores over [lo, hi] (LEAK_COLUMNS), most suspicious first."""
+    return leaks.leak_scores(_ds.procs, lo, hi, metric=metric, index=tree_index(token, _ds))
+
+
+@st.cache_resource(max_entries=16, show_spinner="Scoring subtrees…")
+def subtree_leak_scores(
+    token: tuple, _ds: load.Dataset, lo: pd.Timestamp, hi: pd.Timestamp, metric: str
+) -> pd.DataFrame:
+    """leaks.subtree_leak_scores over [lo, hi] (SUBTREE_LEAK_COLUMNS), reusing the cached process scores."""
+    scores = leak_scores(token, _ds, lo, hi, metric)
+    return leaks.subtree_leak_scores(
+        _ds.procs, lo, hi, metric=metric, process_scores=scores, index=tree_index(token, _ds)
+    )
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def leak_series(
+    token: tuple,
+    _ds: load.Dataset,
+    proc_ids: tuple[int, ...],
+    lo: pd.Timestamp,
+    hi: pd.Timestamp,
+    metric: str,
+    subtree: bool = False,
+) -> pd.DataFrame:
+    """leaks.leak_series (proc_id, ts, floor_bytes) of the given processes' own metric, or of their subtree total."""
+    procs = _ds.procs
+    if subtree:  # the same resampled floors over the subtree column, under the own column's name
+        col = MEMORY_METRICS[metric]
+        procs = procs[["ts", "proc_id", "subtree_" + col]].rename(columns={"subtree_" + col: col})
+    return leaks.leak_series(procs, list(proc_ids), lo, hi, metric=metric)
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def process_spikes(token: tuple, _ds: load.Dataset, lo: pd.Timestamp, hi: pd.Timestamp, metric: str) -> pd.DataFrame:
+    """spikes.process_spikes over [lo, hi] (PROCESS_SPIKE_COLUMNS), largest first."""
+    return spikes.process_spikes(_ds.procs, lo, hi, metric=metric, index=tree_index(token, _ds))
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def spikes_of_process(
+    token: tuple, _ds: load.Dataset, proc_id: int, lo: pd.Timestamp, hi: pd.Timestamp, metric: str
+) -> pd.DataFrame:
+    """spikes.process_spikes of one process over [lo, hi] (PROCESS_SPIKE_COLUMNS)."""
+    rows = tree_index(token, _ds).rows_of_proc(proc_id)
+    return spikes.process_spikes(_ds.procs.iloc[rows], lo, hi, metric=metric)
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def system_spikes(token: tuple, _ds: load.Dataset, lo: pd.Timestamp, hi: pd.Timestamp) -> pd.DataFrame:
+    """spikes.system_spikes of used RAM over [lo, hi] (SYSTEM_SPIKE_COLUMNS), in time order."""
+    system = _ds.system
+    ts = system["ts"]
+    inside = system[((ts >= lo) & (ts <= hi)).to_numpy()]
+    # the window is cut here (baseline included): only used RAM matters, so no process rows are needed
+    return spikes.system_spikes(inside, _ds.procs.iloc[0:0])
+
+
+@st.cache_resource(max_entries=8, show_spinner="Evaluating alert rules…")
+def firing_alerts(token: tuple, _ds: load.Dataset, rules_text: str, at: pd.Timestamp | None) -> pd.DataFrame:
+    """alerts.evaluate of the rules in `rules_text` at `at` (None = latest): ALERT_COLUMNS, one row per firing alert.
+
+    Raises alerts.RulesError (one line naming the rule and field) when the rules cannot be used.
+    """
+    return alerts.evaluate(alerts.parse_rules(rules_text), _ds, at=at)

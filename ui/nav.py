@@ -14,11 +14,15 @@ from typing import Any
 import streamlit as st
 
 from memlib.schema import MEMORY_METRICS  # noqa: F401  (fails early and clearly when memlib is not importable)
-from ui import state
+from ui import auth, state
 
 PAGE_OVERVIEW = "pages/overview.py"
 PAGE_LEVEL = "pages/level.py"
 PAGE_PID = "pages/pid.py"
+PAGE_GROUPS = "pages/groups.py"
+PAGE_CGROUPS = "pages/cgroups.py"
+PAGE_COMPARE = "pages/compare.py"
+PAGE_LEAKS = "pages/leaks.py"
 
 _local = threading.local()
 
@@ -29,6 +33,10 @@ def pages() -> list[Any]:
         st.Page(PAGE_OVERVIEW, title="Overview", icon=":material/monitoring:", url_path="", default=True),
         st.Page(PAGE_LEVEL, title="Level view", icon=":material/account_tree:", url_path="level"),
         st.Page(PAGE_PID, title="PID drill-down", icon=":material/memory:", url_path="pid"),
+        st.Page(PAGE_GROUPS, title="Groups", icon=":material/category:", url_path="groups"),
+        st.Page(PAGE_CGROUPS, title="cgroups", icon=":material/folder_open:", url_path="cgroups"),
+        st.Page(PAGE_COMPARE, title="Compare two moments", icon=":material/compare_arrows:", url_path="compare"),
+        st.Page(PAGE_LEAKS, title="Leaks & spikes", icon=":material/trending_up:", url_path="leaks"),
     ]
 
 
@@ -38,6 +46,7 @@ def run_router() -> None:
     depth = getattr(_local, "depth", 0)
     _local.depth = depth + 1
     try:
+        auth.gate(pages)  # PMI_TOKEN / OIDC access control before any page (deep links included)
         st.navigation(pages()).run()
     finally:
         _local.depth = depth

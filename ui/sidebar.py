@@ -16,6 +16,7 @@ import streamlit as st
 from memlib import filters
 from memlib.schema import MEMORY_METRICS
 from ui import data, render, state
+from ui import source as source_choice
 
 LIFETIME_STEPS = [0, 10, 30, 60, 300, 900, 3600, 6 * 3600, 86400]
 MIB_STEPS = [0, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2000, 4000, 8000, 16000]
@@ -281,6 +282,9 @@ def render_sidebar(loaded: data.Loaded | None) -> PageContext | None:
             args=("w_metric", "metric", str),
             help=" ".join(f"{METRIC_LABELS[m]}: {h.split(': ', 1)[-1]}" for m, h in _metric_help().items()),
         )
+        st.caption(_metric_help()[metric])
+        if metric != "rss":
+            st.caption(smaps_note(data.smaps_coverage(loaded.token, ds), int(snaps["snap"].iloc[snap_pos])))
         _seed("w_unit", view.unit)
         st.radio(
             "Unit",
@@ -312,6 +316,23 @@ def render_sidebar(loaded: data.Loaded | None) -> PageContext | None:
     )
 
 
+def smaps_note(coverage: pd.DataFrame, snap: int) -> str:
+    """data.smaps_coverage frame and a snapshot -> one line: how many processes have PSS/USS/swap there, how old."""
+    row = coverage[coverage["snap"] == snap]
+    if not len(row):
+        return "PSS/USS/swap: no processes at this moment."
+    known, total, age = int(row["smaps_known"].iloc[0]), int(row["processes"].iloc[0]), row["smaps_age_s"].iloc[0]
+    if known == 0:
+        return (
+            f"PSS/USS/swap unknown for all {total:,} processes at this moment (smaps_rollup not read): sums are empty."
+        )
+    age_text = render.fmt_duration(age)
+    text = f"PSS/USS/swap known for {known:,} of {total:,} processes here, read {age_text} earlier (median)"
+    if known * 2 < total:
+        text += "; most are unknown (not readable, or not read yet), so sums cover only those"
+    return text + "."
+
+
 def _metric_help() -> dict[str, str]:
     from memlib.schema import METRIC_HELP
 
@@ -330,7 +351,9 @@ def _empty_state(source: data.DataSource) -> None:
 def start_page(title: str) -> PageContext:
     """Page preamble: title, data load (clear message on failure), sidebar, URL warnings -> PageContext or st.stop()."""
     st.title(title)
-    source = data.current_source()
+    choice = source_choice.current_choice()  # URL `source`: only recordings listed under the configured roots
+    source_choice.sidebar_chooser(choice)
+    source = choice.source
     try:
         loaded = data.load_current(source)
     except Exception as exc:  # a damaged or unreadable folder must give a message, never a traceback

@@ -2,6 +2,8 @@
 
 The URL is the state. Pages read a `ViewState` at the top of every run, widgets are seeded from it, widget callbacks
 write the changed value back into `st.query_params`, and navigation passes `to_query(...)` to `st.switch_page`.
+`from`/`to` are the time window; `/compare` picks its two moments with `a` and `b` (ISO times), `/groups` its key
+with `by` (name|command|user|cgroup) and the listed group with `group`, `/cgroups` the selected path with `cgroup`.
 """
 
 from __future__ import annotations
@@ -35,6 +37,11 @@ class ViewState:
     to: pd.Timestamp | None = None  # time window end; None = last sample
     metric: str = "rss"
     unit: str = "MiB"
+    by: str = "name"  # /groups: group processes by name | command | user | cgroup
+    group: str | None = None  # /groups: the group whose processes are listed
+    cgroup: str | None = None  # /cgroups: the selected cgroup path; None = the root "/"
+    a: pd.Timestamp | None = None  # /compare: first moment; None = start of the time window
+    b: pd.Timestamp | None = None  # /compare: second moment; None = the snapshot moment (`at`, latest by default)
 
     def replace(self, **changes: object) -> ViewState:
         """A copy of this state with `changes` applied (field names as in the dataclass)."""
@@ -56,9 +63,15 @@ PARAM_FIELDS: dict[str, str] = {
     "to": "to",
     "metric": "metric",
     "unit": "unit",
+    "by": "by",
+    "group": "group",
+    "cgroup": "cgroup",
+    "a": "a",
+    "b": "b",
 }
 FIELD_PARAMS: dict[str, str] = {f: p for p, f in PARAM_FIELDS.items()}
-TIME_FIELDS = frozenset({"start", "at", "from_", "to"})
+TIME_FIELDS = frozenset({"start", "at", "from_", "to", "a", "b"})
+GROUP_BY = ("name", "command", "user", "cgroup")  # memlib.groups.GROUP_BY
 MAX_MATCH_LEN = 200
 
 
@@ -112,6 +125,14 @@ def _parse_field(field: str, text: str) -> object:
         if text not in UNITS:
             raise ValueError(f"must be one of {', '.join(UNITS)}")
         return text
+    if field == "by":
+        if text not in GROUP_BY:
+            raise ValueError(f"must be one of {', '.join(GROUP_BY)}")
+        return text
+    if field in ("group", "cgroup"):
+        if field == "cgroup" and not text.startswith("/"):
+            raise ValueError("must be a cgroup path starting with '/'")
+        return text[:MAX_MATCH_LEN]
     raise ValueError("unknown parameter")
 
 
@@ -145,6 +166,9 @@ def _format_value(value: object) -> str:
     return str(value)
 
 
+STICKY_PARAMS = ("source",)  # the chosen recording (ui/source.py)
+
+
 def to_query(state: ViewState) -> dict[str, str]:
     """ViewState -> query params dict with every default value left out (ordered as PARAM_FIELDS)."""
     out: dict[str, str] = {}
@@ -171,7 +195,11 @@ def url_warnings() -> list[str]:
 def write_state(state: ViewState) -> None:
     """Make the browser URL show `state` (defaults omitted); no message is sent when nothing changed."""
     wanted = to_query(state)
-    if st.query_params.to_dict() != wanted:
+    current = st.query_params.to_dict()
+    for sticky in STICKY_PARAMS:  # not part of the view state, but must survive a widget change
+        if sticky in current:
+            wanted[sticky] = current[sticky]
+    if current != wanted:
         st.query_params.from_dict(wanted)
 
 

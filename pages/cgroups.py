@@ -1,0 +1,155 @@
+"""cgroups: the cgroup tree at the moment with own and rolled-up totals, one cgroup over time, and its processes."""
+
+from ui.nav import ensure_router
+
+ensure_router()
+
+import pandas as pd  # noqa: E402
+import streamlit as st  # noqa: E402
+
+from memlib import filters  # noqa: E402
+from ui import charts, data, nav, render, sidebar, state  # noqa: E402
+
+ctx = sidebar.start_page("cgroups")
+view, ds, token, unit = ctx.view, ctx.loaded.ds, ctx.loaded.token, ctx.unit
+own_col, sub_col = ctx.metric_col, "subtree_" + ctx.metric_col
+lo, hi = ctx.window
+tree_df = data.cgroup_tree(token, ds, ctx.snap)
+unplaced = int(tree_df.attrs.get("unplaced_processes", 0))
+
+if len(tree_df) == 0:
+    st.info(
+        "No cgroup was recorded for any process at this moment (seed dumps and non-Linux recordings carry none).",
+        icon=":material/info:",
+    )
+    st.stop()
+if unplaced:
+    st.caption(f"{unplaced:,} processes of this moment have no recorded cgroup and are left out.")
+if len(tree_df) == 1:
+    st.caption(
+        "Every process sits in the root cgroup: the collector saw no other cgroup (e.g. it ran inside a container "
+        "with its own cgroup namespace)."
+    )
+
+selected = view.cgroup if view.cgroup in set(tree_df["cgroup"]) else "/"
+if view.cgroup is not None and view.cgroup != selected:
+    st.caption("The cgroup in the URL has no processes at this moment; showing the root.")
+
+# ---- the tree: table (path order, indented labels) and an icicle of the rolled-up totals
+tbl = pd.DataFrame(
+    {
+        "cgroup": (
+            pd.Series("\u00a0\u00a0\u00a0", index=tree_df.index).str.repeat(tree_df["depth"].astype(int).tolist())
+            + tree_df["label"].astype(str)
+        ).to_numpy(),
+        "kind": tree_df["kind"].astype(str).to_numpy(),
+        "processes": tree_df["processes"].to_numpy(),
+        "own": render.in_unit(tree_df[own_col], unit).to_numpy(),
+        "tree_processes": tree_df["tree_processes"].to_numpy(),
+        "tree": render.in_unit(tree_df["tree_" + own_col], unit).to_numpy(),
+        "current": render.in_unit(tree_df["memory_current_bytes"], unit).to_numpy(),
+        "path": tree_df["cgroup"].astype(str).to_numpy(),
+    }
+)
+cols = {
+    "cgroup": st.column_config.TextColumn("cgroup", help="Readable name: slices, services, scopes, containers"),
+    "kind": st.column_config.TextColumn("Kind"),
+    "processes": st.column_config.NumberColumn("Processes", format="%d", help="Directly in this cgroup"),
+    "own": render.memory_column(f"Own {ctx.metric_label}", unit, "Processes directly in this cgroup"),
+    "tree_processes": st.column_config.NumberColumn("Processes below", format="%d", help="This cgroup and below"),
+    "tree": render.memory_column(f"Rolled-up {ctx.metric_label}", unit, "This cgroup and every cgroup below it"),
+    "current": render.memory_column(
+        "memory.current", unit, "The kernel's figure (page cache, kernel memory included), when recorded"
+    ),
+    "path": st.column_config.TextColumn("Path", width="large"),
+}
+st.caption(f"{len(tree_df):,} cgroups at {render.fmt_ts(ctx.snap_ts)} · click a row or a box to select a cgroup")
+ev = st.dataframe(
+    tbl,
+    hide_index=True,
+    width="stretch",
+    height=min(38 + 35 * max(len(tbl), 1), 380),
+    column_config=cols,
+    on_select="rerun",
+    selection_mode=["single-row", "single-cell"],
+    key=f"cgroup_tree_{ctx.snap}",
+)
+render.download_buttons(tree_df, f"cgroups_{render.file_stamp(ctx.snap_ts)}", key="dl_cgroups")
+fig = data.figure(
+    "icicle", token, (ctx.snap, own_col, unit), lambda: charts.icicle_figure(tree_df, "tree_" + own_col, unit)
+)
+iev = None
+if len(tree_df) > 1:  # a single box says nothing
+    iev = st.plotly_chart(
+        fig,
+        width="stretch",
+        on_select="rerun",
+        selection_mode="points",
+        key=f"cgroup_icicle_{ctx.snap}",
+        config=charts.plot_config(f"cgroups_{render.file_stamp(ctx.snap_ts)}"),
+    )
+sel = getattr(ev, "selection", None) or {}
+rows = (sel.get("rows") if isinstance(sel, dict) else getattr(sel, "rows", None)) or []
+cells = (sel.get("cells") if isinstance(sel, dict) else getattr(sel, "cells", None)) or []
+row = int(cells[0][0]) if cells else (int(rows[0]) if rows else None)
+picked = str(tree_df["cgroup"].iloc[row]) if row is not None and row < len(tree_df) else None
+point = nav.clicked_point(iev)
+picked = picked or (str(point) if point is not None and str(point) in set(tree_df["cgroup"]) else None)
+if picked is not None and picked != selected:
+    state.update_state(cgroup=None if picked == "/" else picked)
+    st.rerun()
+
+# ---- the selected cgroup over time, and its processes now
+st.subheader("Selected cgroup", divider="gray", anchor=False)
+st.text(f"{tree_df.loc[tree_df['cgroup'] == selected, 'label'].iloc[0]}  ({selected})")
+tl = data.cgroup_timeline(token, ds, selected)
+tl_w = tl[(tl["ts"] >= lo) & (tl["ts"] <= hi)]
+st.plotly_chart(
+    data.figure(
+        "cgroup_tl",
+        token,
+        (selected, own_col, lo, hi, unit, ctx.snap_ts),
+        lambda: charts.cgroup_figure(data.decimate(tl_w), own_col, ctx.metric_label, unit, ctx.snap_ts),
+    ),
+    width="stretch",
+    config=charts.plot_config(f"cgroup_{ctx.metric}_{render.file_stamp(lo)}_{render.file_stamp(hi)}"),
+)
+snap_df = data.snapshot(token, ds, ctx.snap)
+members = data.cgroup_members(token, ds, ctx.snap, selected)
+members = members.merge(snap_df[["proc_id", sub_col]], on="proc_id", how="left") if sub_col not in members else members
+members = members.sort_values([own_col, "pid"], ascending=[False, True], na_position="last", kind="stable")
+members = members.reset_index(drop=True)
+kept = filters.filter_snapshot(snap_df, ctx.filters)
+kept_ids = kept.loc[kept["kept"].to_numpy(dtype=bool), "proc_id"]
+hidden_n = int((~members["proc_id"].isin(kept_ids)).sum())
+members = members[members["proc_id"].isin(kept_ids).to_numpy()]
+if hidden_n:
+    st.caption(f"{hidden_n:,} processes hidden by the sidebar filters.")
+st.caption(f"{len(members):,} processes in this cgroup and below it · click a row to open the process")
+mtable = pd.DataFrame(
+    {
+        "pid": members["pid"].to_numpy(),
+        "ppid": members["ppid"].to_numpy(),
+        "name": members["name"].astype(str).to_numpy(),
+        "own": render.in_unit(members[own_col], unit).to_numpy(),
+        "subtree": render.in_unit(members[sub_col], unit).to_numpy(),
+        "user": members["user"].astype(str).to_numpy(),
+        "cgroup": members["cgroup"].astype(str).to_numpy(),
+        "cmdline": members["cmdline"].astype(str).to_numpy(),
+    }
+)
+mev = st.dataframe(
+    mtable,
+    hide_index=True,
+    width="stretch",
+    height=min(38 + 35 * max(len(mtable), 1), 420),
+    column_config=render.process_table_config(unit, ctx.metric_label)
+    | {"cgroup": st.column_config.TextColumn("cgroup path")},
+    on_select="rerun",
+    selection_mode=["single-row", "single-cell"],
+    key=f"cgroup_members_{ctx.snap}_{selected}",
+)
+render.download_buttons(members, f"cgroup_members_{render.file_stamp(ctx.snap_ts)}", key="dl_cgroup_members")
+target = nav.clicked_process(mev, members, snap_df)
+if target is not None:
+    nav.go(nav.PAGE_PID, data.view_for_process(token, ds, target, view))

@@ -1,0 +1,163 @@
+"""Groups: memory totals over time per process name, command (argv[0]), user or cgroup; a group's processes."""
+
+from ui.nav import ensure_router
+
+ensure_router()
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import streamlit as st  # noqa: E402
+
+from memlib import filters, groups  # noqa: E402
+from ui import charts, data, nav, render, sidebar, state  # noqa: E402
+
+BY_LABELS = {"name": "Name", "command": "Command (argv[0])", "user": "User", "cgroup": "cgroup"}
+TOP = 10
+
+ctx = sidebar.start_page("Groups")
+view, ds, token, unit = ctx.view, ctx.loaded.ds, ctx.loaded.token, ctx.unit
+own_col, sub_col = ctx.metric_col, "subtree_" + ctx.metric_col
+lo, hi = ctx.window
+by = view.by
+
+
+def _set_by() -> None:
+    chosen = st.session_state.get("w_by")
+    if chosen is not None:
+        state.update_state(by=str(chosen), group=None)
+
+
+st.session_state["w_by"] = by
+st.segmented_control(
+    "Group by",
+    options=list(groups.GROUP_BY),
+    format_func=lambda b: BY_LABELS[b],
+    key="w_by",
+    on_change=_set_by,
+    help="A group's value at a moment is the sum over all its processes at that moment; the sidebar filters only "
+    "narrow the list of a group's processes.",
+)
+
+# ---- over time: the TOP groups by peak, the rest summed as "(other)"
+totals = data.group_totals(token, ds, by, ctx.metric, TOP)
+in_window = totals[(totals["ts"] >= lo) & (totals["ts"] <= hi)]
+fig = data.figure(
+    "groups",
+    token,
+    (by, ctx.metric, lo, hi, unit, ctx.snap_ts),
+    lambda: charts.stacked_groups_figure(
+        in_window,
+        own_col,
+        f"{ctx.metric_label} per {BY_LABELS[by].lower()} (top {TOP} by peak, stacked) — click a band to list it",
+        unit,
+        ctx.snap_ts,
+    ),
+)
+ev = st.plotly_chart(
+    fig,
+    width="stretch",
+    on_select="rerun",
+    selection_mode="points",
+    key=f"groups_chart_{by}",
+    config=charts.plot_config(f"groups_{by}_{ctx.metric}_{render.file_stamp(lo)}_{render.file_stamp(hi)}"),
+)
+clicked = nav.clicked_point(ev)
+if clicked is not None and str(clicked) != view.group and str(clicked) != groups.OTHER_GROUP:
+    state.update_state(group=str(clicked))
+    st.rerun()
+
+# ---- every group at the snapshot moment (no top-K cut), with its peak in the window
+snap_df = data.snapshot(token, ds, ctx.snap)
+now = groups.group_totals(snap_df, by)
+rank = np.argsort(-now[own_col].to_numpy(dtype=np.float64, na_value=-1.0), kind="stable")
+now = now.iloc[rank].reset_index(drop=True)
+table = pd.DataFrame(
+    {
+        "group": now["group"].astype(str).to_numpy(),
+        "processes": now["processes"].to_numpy(),
+        "own": render.in_unit(now[own_col], unit).to_numpy(),
+        "rss": render.in_unit(now["rss_bytes"], unit).to_numpy(),
+        "pss": render.in_unit(now["pss_bytes"], unit).to_numpy(),
+        "uss": render.in_unit(now["uss_bytes"], unit).to_numpy(),
+        "swap": render.in_unit(now["swap_bytes"], unit).to_numpy(),
+        "smaps_known": now["smaps_known"].to_numpy(),
+    }
+).drop(columns=[ctx.metric])  # the chosen metric is the `own` column
+st.subheader(f"Groups at {render.fmt_ts(ctx.snap_ts)}", divider="gray", anchor=False)
+st.caption(f"{len(now):,} groups · click a row to list its processes")
+gev = st.dataframe(
+    table,
+    hide_index=True,
+    width="stretch",
+    height=min(38 + 35 * max(len(table), 1), 420),
+    column_config={
+        "group": st.column_config.TextColumn(BY_LABELS[by]),
+        "processes": st.column_config.NumberColumn("Processes", format="%d"),
+        "own": render.memory_column(ctx.metric_label, unit, "The chosen metric, summed over the group"),
+        "rss": render.memory_column("RSS", unit),
+        "pss": render.memory_column("PSS", unit, "Sum of the known values; empty when none is known"),
+        "uss": render.memory_column("USS", unit),
+        "swap": render.memory_column("Swap", unit),
+        "smaps_known": st.column_config.NumberColumn("PSS known", format="%d", help="Members with PSS/USS/swap read"),
+    },
+    on_select="rerun",
+    selection_mode=["single-row", "single-cell"],
+    key=f"groups_now_{by}_{ctx.snap}",
+)
+render.download_buttons(now, f"groups_{by}_{render.file_stamp(ctx.snap_ts)}", key="dl_groups_now")
+sel = getattr(gev, "selection", None) or {}
+rows = (sel.get("rows") if isinstance(sel, dict) else getattr(sel, "rows", None)) or []
+cells = (sel.get("cells") if isinstance(sel, dict) else getattr(sel, "cells", None)) or []
+row = int(cells[0][0]) if cells else (int(rows[0]) if rows else None)
+if row is not None and row < len(now) and str(now["group"].iloc[row]) != view.group:
+    state.update_state(group=str(now["group"].iloc[row]))
+    st.rerun()
+
+with st.expander(f"Totals over time (top {TOP} groups + other)", expanded=False):
+    render.download_buttons(in_window, f"groups_{by}_{render.file_stamp(lo)}_{render.file_stamp(hi)}", "dl_groups_t")
+    st.dataframe(in_window, hide_index=True, width="stretch", height=300)
+
+# ---- the processes of the selected group at the moment
+if view.group is not None:
+    st.subheader("Processes of the group", divider="gray", anchor=False)
+    st.text(f"{BY_LABELS[by]}: {view.group}")
+    members = data.group_members(token, ds, by, view.group, ctx.snap)
+    members = (
+        members.merge(snap_df[["proc_id", sub_col]], on="proc_id", how="left") if sub_col not in members else members
+    )
+    members = members.sort_values([own_col, "pid"], ascending=[False, True], na_position="last", kind="stable")
+    members = members.reset_index(drop=True)
+    kept = filters.filter_snapshot(snap_df, ctx.filters)
+    kept_ids = kept.loc[kept["kept"].to_numpy(dtype=bool), "proc_id"]
+    hidden_n = int((~members["proc_id"].isin(kept_ids)).sum())
+    members = members[members["proc_id"].isin(kept_ids).to_numpy()]
+    if hidden_n:
+        st.caption(f"{hidden_n:,} processes hidden by the sidebar filters.")
+    if len(members) == 0:
+        st.caption("The group has no processes at this moment.")
+    else:
+        mtable = pd.DataFrame(
+            {
+                "pid": members["pid"].to_numpy(),
+                "ppid": members["ppid"].to_numpy(),
+                "name": members["name"].astype(str).to_numpy(),
+                "own": render.in_unit(members[own_col], unit).to_numpy(),
+                "subtree": render.in_unit(members[sub_col], unit).to_numpy(),
+                "user": members["user"].astype(str).to_numpy(),
+                "cmdline": members["cmdline"].astype(str).to_numpy(),
+            }
+        )
+        mev = st.dataframe(
+            mtable,
+            hide_index=True,
+            width="stretch",
+            height=min(38 + 35 * max(len(mtable), 1), 420),
+            column_config=render.process_table_config(unit, ctx.metric_label),
+            on_select="rerun",
+            selection_mode=["single-row", "single-cell"],
+            key=f"group_members_{by}_{ctx.snap}",
+        )
+        render.download_buttons(members, f"group_{by}_{render.file_stamp(ctx.snap_ts)}", key="dl_group_members")
+        target = nav.clicked_process(mev, members, snap_df)
+        if target is not None:
+            nav.go(nav.PAGE_PID, data.view_for_process(token, ds, target, view))

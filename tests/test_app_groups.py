@@ -1,0 +1,81 @@
+"""AppTest: the Groups page — totals per group at the moment match memlib, a group's processes, the `by` param."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from native_crafted import MIB, write_native_crafted
+
+from memlib import groups, load
+
+SAMPLE = Path(__file__).resolve().parent.parent / "sample" / "dumps"
+
+
+@pytest.fixture
+def native_dumps(tmp_path: Path) -> Path:
+    """The crafted native recording with PSS and cgroups (see native_crafted.py)."""
+    return write_native_crafted(tmp_path / "dumps")
+
+
+def _frame(at: object, column: str) -> object:
+    return next(d.value for d in at.main.dataframe if column in d.value.columns)
+
+
+def test_groups_by_user_on_a_crafted_recording(run_page, native_dumps: Path) -> None:
+    at = run_page(native_dumps, "pages/groups.py", by="user")
+    assert not at.exception
+    table = _frame(at, "smaps_known").set_index("group")
+    # latest moment: root = init 10 + nginx 20 + worker 50; postgres 100 (PSS unknown); alice = sleep 1
+    assert table.loc["root", "own"] == 80.0 and table.loc["root", "processes"] == 3
+    assert table.loc["root", "pss"] == 5 + 10 + 25.0
+    assert table.loc["postgres", "own"] == 100.0 and table.loc["postgres", "smaps_known"] == 0
+    assert table["pss"].isna().tolist().count(True) == 1  # unknown stays unknown, never 0
+    assert table.loc["alice", "own"] == 1.0
+    assert table.index[0] == "postgres"  # biggest first by the chosen metric (RSS)
+
+
+def test_metric_switch_orders_by_pss(run_page, native_dumps: Path) -> None:
+    at = run_page(native_dumps, "pages/groups.py", by="user", metric="pss")
+    assert not at.exception
+    table = _frame(at, "smaps_known")
+    assert table["group"].tolist()[0] == "root" and table["own"].iloc[0] == 40.0
+    assert any("known for 4 of 5 processes" in c.value for c in at.sidebar.caption)
+
+
+def test_a_group_lists_its_processes(run_page, native_dumps: Path) -> None:
+    at = run_page(native_dumps, "pages/groups.py", by="command", group="nginx", at="2026-11-27T10:00:10Z")
+    assert not at.exception
+    members = at.main.dataframe[-1].value
+    assert members["pid"].tolist() == [11, 10]  # by own RSS: worker 40 MiB, master 20 MiB
+    assert members["own"].tolist() == [40.0, 20.0]
+    assert members["subtree"].tolist() == [40.0, 60.0]
+
+
+def test_groups_on_the_shipped_sample_add_up(run_page) -> None:
+    at = run_page(SAMPLE, "pages/groups.py")
+    assert not at.exception
+    ds = load.load_dumps(SAMPLE)
+    last = int(ds.snapshots["snap"].iloc[-1])
+    want = groups.group_totals(ds.procs, "name", snaps=[last])
+    table = _frame(at, "smaps_known")
+    assert int(table["processes"].sum()) == int(ds.snapshots["processes"].iloc[-1])
+    assert table["own"].sum() * MIB == pytest.approx(float(want["rss_bytes"].sum()))
+    assert set(table["group"]) == set(want["group"].astype(str))
+    assert "demo-leaker" in set(table["group"])
+
+
+def test_bad_by_is_named_and_ignored(run_page, native_dumps: Path) -> None:
+    at = run_page(native_dumps, "pages/groups.py", by="colour")
+    assert not at.exception
+    assert any("by='colour'" in t.value for t in at.text)
+    assert "group" in _frame(at, "smaps_known").columns
+
+
+def test_sidebar_filters_narrow_the_member_list_not_the_totals(run_page, native_dumps: Path) -> None:
+    at = run_page(native_dumps, "pages/groups.py", by="command", group="nginx", match="master")
+    assert not at.exception
+    assert at.main.dataframe[-1].value["pid"].tolist() == [10]
+    assert any("1 processes hidden by the sidebar filters" in c.value for c in at.caption)
+    table = next(d.value for d in at.main.dataframe if "smaps_known" in d.value.columns).set_index("group")
+    assert table.loc["nginx", "processes"] == 2

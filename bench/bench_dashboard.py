@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import statistics
 import tempfile
 import time
 from pathlib import Path
+
+from bench.timing import timing_row as _row
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [
@@ -24,24 +25,6 @@ PAGES = [
 ]
 WARM_TARGET_S = 0.3
 FIRST_TARGET_S = 2.0
-
-
-def _row(name: str, values: list[float], limit_s: float, judge: bool, note: str = "") -> dict:
-    median = statistics.median(values)
-    return {
-        "name": name,
-        "median_s": median,
-        "value": median,
-        "unit": "s",
-        "min": min(values),
-        "max": max(values),
-        "min_s": min(values),
-        "max_s": max(values),
-        "repeats": len(values),
-        "target": f"≤ {limit_s:g} s",
-        "ok": (median <= limit_s) if judge else None,
-        "note": note,
-    }
 
 
 def _write_recording(out: Path, hours: float) -> str:

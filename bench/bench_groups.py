@@ -9,41 +9,12 @@ uses a quarter of an hour so the smoke test stays fast; targets are then not jud
 
 from __future__ import annotations
 
-import statistics
-import time
-from collections.abc import Callable
-
 import pandas as pd
 
 from bench.gen_day import generate
+from bench.timing import time_calls as _time
+from bench.timing import timing_row as _row
 from memlib import cgroups, compare, groups, tree
-
-
-def _time(fn: Callable[[], object], repeats: int) -> list[float]:
-    out = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return out
-
-
-def _row(name: str, values: list[float], limit_s: float, judge: bool, note: str = "") -> dict:
-    median = statistics.median(values)
-    return {
-        "name": name,
-        "median_s": median,
-        "value": median,
-        "unit": "s",
-        "min": min(values),
-        "max": max(values),
-        "min_s": min(values),
-        "max_s": max(values),
-        "repeats": len(values),
-        "target": f"≤ {limit_s:g} s",
-        "ok": (median <= limit_s) if judge else None,
-        "note": note,
-    }
 
 
 def _spread_cgroups(procs: pd.DataFrame, n: int = 80) -> pd.DataFrame:

@@ -9,14 +9,14 @@ hour so the smoke test stays fast; targets are then not judged (ok is None).
 
 from __future__ import annotations
 
-import statistics
 import time
-from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 
 from bench.gen_day import generate
+from bench.timing import time_calls as _time
+from bench.timing import timing_row as _row
 from memlib import alerts, leaks, spikes, tree
 
 ALERT_RULES = """
@@ -37,34 +37,6 @@ name = "low memory"
 kind = "system_available"
 below_percent = 10
 """
-
-
-def _time(fn: Callable[[], object], repeats: int) -> list[float]:
-    out = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return out
-
-
-def _row(name: str, values: list[float], limit_s: float | None, judge: bool, note: str = "") -> dict:
-    median = statistics.median(values)
-    ok = (median <= limit_s) if (judge and limit_s is not None) else None
-    return {
-        "name": name,
-        "median_s": median,
-        "value": median,
-        "unit": "s",
-        "min": min(values),
-        "max": max(values),
-        "min_s": min(values),
-        "max_s": max(values),
-        "repeats": len(values),
-        "target": f"≤ {limit_s:g} s" if limit_s is not None else "",
-        "ok": ok,
-        "note": note,
-    }
 
 
 def _window_samples(procs: pd.DataFrame, system: pd.DataFrame, n_samples: int) -> list[tuple]:

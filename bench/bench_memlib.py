@@ -9,43 +9,14 @@ judged (ok is None).
 
 from __future__ import annotations
 
-import statistics
 import time
-from collections.abc import Callable
 
 import pandas as pd
 
 from bench.gen_day import generate
+from bench.timing import time_calls as _time
+from bench.timing import timing_row as _row
 from memlib import filters, stats, summary, timeline, tree
-
-
-def _time(fn: Callable[[], object], repeats: int) -> list[float]:
-    out = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return out
-
-
-def _row(name: str, values: list[float], limit_s: float | None, judge: bool, note: str = "") -> dict:
-    median = statistics.median(values)
-    target = f"≤ {limit_s:g} s" if limit_s is not None else ""
-    ok = (median <= limit_s) if (judge and limit_s is not None) else None
-    return {
-        "name": name,
-        "median_s": median,
-        "value": median,
-        "unit": "s",
-        "min": min(values),
-        "max": max(values),
-        "min_s": min(values),
-        "max_s": max(values),
-        "repeats": len(values),
-        "target": target,
-        "ok": ok,
-        "note": note,
-    }
 
 
 def _pick(procs: pd.DataFrame, name: str) -> int:

@@ -14,7 +14,7 @@ categories; TREE columns come from ``memlib.tree.derive_trees``. Seed identity i
 Faults never raise: a missing or empty directory gives an empty Dataset (kind "empty") with a notice; damaged or unknown
 files are skipped and named in ``info.notices``. Only a bad ``tz`` raises (ValueError), as it is the caller's mistake.
 
-Caching (module level, per (resolved path, tz), thread-safe, the 4 most recent paths):
+Caching (module level, per (resolved path, tz, selected segments), thread-safe, the 2 most recent):
 
 * every file is stat-ed (size + mtime_ns); when nothing changed, the previous Dataset is returned as is (milliseconds);
 * per-file results are kept: a new or changed seed CSV / closed parquet segment is the only one read again; the growing
@@ -52,12 +52,14 @@ import pyarrow.compute as pc
 from pandas.api.types import union_categoricals
 
 from memlib import schema, seed, store, tree
+from memlib import window as windows
 from memlib.scrub import scrub_cmdline
 
 SEED_DIR = "time"
-_MAX_CACHED_PATHS = 4
+_MAX_CACHED_PATHS = 2  # each holds a Dataset (a day of history is ~0.8 GB)
 _IDENTITY = ["host", "boot_id", "pid", "start_time"]
 _STRING_COLUMNS = [c for c, t in store.STORED_PROC_DTYPES.items() if t == "category"]
+_READERS = max(1, min(4, os.cpu_count() or 1))
 
 
 @dataclass(frozen=True)
@@ -459,6 +461,7 @@ def _assemble(
     parts.clear()
     if not tables:
         return None
+    tables.sort(key=lambda t: pc.min(t.column("ts")).value or 0)  # files in time order: rows often need no reorder
     table = pa.concat_tables(tables).unify_dictionaries()
     del tables
     n = table.num_rows
@@ -750,9 +753,12 @@ def _full_build(
     parts: list[pa.Table | None] = []
     for key, seg in state.segments.items():
         if seg.kind == "parquet":
-            parts.append(fresh[key] if key in fresh else store.read_segment_tables(Path(key)).procs)
+            parts.append(fresh.get(key))
         else:
             parts.extend(seg.procs)
+    missing = [key for key, seg in state.segments.items() if seg.kind == "parquet" and key not in fresh]
+    reread = _read_many(missing)
+    parts += [reread[key].procs for key in missing]
     fresh.clear()
     native_system = [s for seg in state.segments.values() for s in seg.system]
     has_native = any(t is not None and t.num_rows for t in parts)
@@ -809,10 +815,14 @@ def _append(
 # ------------------------------------------------------------------------------------------------ entry point
 
 
-def load_dumps(path: str | Path, tz: str | None = None) -> Dataset:
+def load_dumps(
+    path: str | Path, tz: str | None = None, window: tuple[pd.Timestamp | None, pd.Timestamp | None] | None = None
+) -> Dataset:
     """Dumps directory (native segments + seed CSVs under time/) -> Dataset; cached (see module docstring).
 
     tz: zone of the seed stamps (IANA name; None = the zone of this machine). Raises ValueError only for a bad tz.
+    window: (lo, hi) UTC times (either None = open): only native segments overlapping it are loaded, whole (their
+    procs and system rows); seed files are always loaded. None loads everything.
     """
     zone = resolve_zone(tz)
     folder = Path(path).expanduser()
@@ -820,17 +830,25 @@ def load_dumps(path: str | Path, tz: str | None = None) -> Dataset:
     if not folder.is_dir():
         reason = "is not a directory" if folder.exists() else "does not exist"
         return _empty_dataset(shown, [f"dumps directory {shown} {reason}"])
-    cache_key = (str(folder.resolve()), str(zone))
+    keys = None
+    if window is not None:
+        spans = windows.segment_spans(folder)
+        lo = window[0] if window[0] is not None else pd.Timestamp.min.tz_localize("UTC")
+        hi = window[1] if window[1] is not None else pd.Timestamp.max.tz_localize("UTC")
+        keys = windows.selected_keys(spans, lo, hi)
+    cache_key = (str(folder.resolve()), str(zone), keys)
     with _LOCK:
         state = _CACHE.pop(cache_key, None) or _State()
         _CACHE[cache_key] = state  # most recent last
         while len(_CACHE) > _MAX_CACHED_PATHS:
             _CACHE.pop(next(iter(_CACHE)))
-        return _load_locked(shown, folder, zone, state)
+        return _load_locked(shown, folder, zone, state, None if keys is None else set(keys))
 
 
-def _load_locked(shown: str, folder: Path, zone: tzinfo, state: _State) -> Dataset:
+def _load_locked(shown: str, folder: Path, zone: tzinfo, state: _State, keys: set[str] | None = None) -> Dataset:
     segments = store.list_segments(folder)
+    if keys is not None:
+        segments = [s for s in segments if s.key in keys]
     seg_stats = {str(s.path): (_stat(s.path), s.kind) for s in segments}
     seed_stats, unknown = _scan(folder)
     signature = (
@@ -859,14 +877,22 @@ def _load_locked(shown: str, folder: Path, zone: tzinfo, state: _State) -> Datas
     for key in set(state.segments) - set(seg_stats):
         del state.segments[key]
         rebuilt = True
+    to_read = [
+        key
+        for key, (size_mtime, kind) in seg_stats.items()
+        if size_mtime is not None
+        and not _unchanged(state.segments.get(key), size_mtime, kind)
+        and not _grown_current(state.segments.get(key), size_mtime, kind)
+    ]
+    whole = _read_many(to_read)
     for key, (size_mtime, kind) in seg_stats.items():
         if size_mtime is None:
             continue
         old = state.segments.get(key)
-        if old is not None and (old.size, old.mtime_ns) == size_mtime and old.kind == kind:
+        if _unchanged(old, size_mtime, kind):
             continue
-        if old is not None and kind == "current" and old.kind == "current" and size_mtime[0] >= old.size:
-            part = store.read_segment_tables(Path(key), old.offset)
+        if _grown_current(old, size_mtime, kind):
+            part = _read_ordered(key, old.offset)
             if part.procs is not None:
                 old.procs.append(part.procs)
             old.system.append(part.system)
@@ -875,7 +901,7 @@ def _load_locked(shown: str, folder: Path, zone: tzinfo, state: _State) -> Datas
             appended_procs.append(part.procs)
             appended_system.append(part.system)
             continue
-        part = store.read_segment_tables(Path(key), 0)
+        part = whole.pop(key)
         kept = [part.procs] if kind == "current" and part.procs is not None else []
         state.segments[key] = _Segment(
             size_mtime[0], size_mtime[1], kind, part.next_offset, kept, [part.system], part.notices
@@ -901,6 +927,44 @@ def _load_locked(shown: str, folder: Path, zone: tzinfo, state: _State) -> Datas
         ds = _full_build(shown, state, zone, notices, fresh)
     state.dataset, state.signature = ds, signature
     return ds
+
+
+def _unchanged(old: _Segment | None, size_mtime: tuple[int, int], kind: str) -> bool:
+    return old is not None and (old.size, old.mtime_ns) == size_mtime and old.kind == kind
+
+
+def _grown_current(old: _Segment | None, size_mtime: tuple[int, int], kind: str) -> bool:
+    return old is not None and kind == "current" and old.kind == "current" and size_mtime[0] >= old.size
+
+
+def _time_ordered(table: pa.Table | None) -> pa.Table | None:
+    """Procs table -> the same rows in (ts, pid) order (stable). Files are stored in (pid, start_time, ts) order for
+    compression; reordering each file on its own is several times faster than one gather over a day of rows (the
+    source stays in cache), and files that follow each other in time then concatenate already in frame order."""
+    if table is None or table.num_rows < 2:
+        return table
+    ts = _chunks_numpy(table.column("ts"), _I64_MIN)
+    pid = _chunks_numpy(table.column("pid"))
+    if bool(np.all(ts[1:] >= ts[:-1])) and bool(np.all((ts[1:] > ts[:-1]) | (pid[1:] >= pid[:-1]))):
+        return table
+    by_pid = np.argsort(pid, kind="stable")
+    order = by_pid[np.argsort(ts[by_pid], kind="stable")]
+    return table.take(pa.array(order))
+
+
+def _read_ordered(key: str, offset: int = 0) -> store.SegmentTables:
+    """store.read_segment_tables with the procs in (ts, pid) order."""
+    part = store.read_segment_tables(Path(key), offset)
+    part.procs = _time_ordered(part.procs)
+    return part
+
+
+def _read_many(keys: list[str]) -> dict[str, store.SegmentTables]:
+    """Segments read whole, two at a time (Parquet decoding and Arrow gathers release the GIL) -> {key: tables}."""
+    if len(keys) < 2:
+        return {key: _read_ordered(key) for key in keys}
+    with ThreadPoolExecutor(max_workers=_READERS) as pool:
+        return dict(zip(keys, pool.map(_read_ordered, keys), strict=True))
 
 
 def _all_later(parts: list[pa.Table | None], base: Dataset) -> bool:

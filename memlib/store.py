@@ -23,6 +23,7 @@ import zlib
 from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple
 
@@ -821,6 +822,37 @@ def list_segments(dumps_dir: Path) -> list[SegmentFile]:
             out.append(SegmentFile(dumps_dir / name, "current", key))
     out.sort(key=lambda s: (s.key, s.kind))
     return out
+
+
+def stamp_time(key: str) -> pd.Timestamp | None:
+    """A segment key ('20260101T000000.000Z-host') -> the UTC time its name starts with (None when malformed)."""
+    try:
+        return pd.Timestamp(datetime.strptime(key[:19], "%Y%m%dT%H%M%S.%f"), tz="UTC")
+    except ValueError:
+        return None
+
+
+def segment_span(segment: SegmentFile) -> tuple[int, int] | None:
+    """A segment -> (first, last) sample time in ns since the epoch, from the Parquet footer's statistics of `ts`
+    (no data read), or for a growing `.current` from its name's stamp to its modification time; None when unknown
+    (unreadable footer, no statistics): such a segment must be treated as overlapping every window."""
+    try:
+        if segment.kind == "current":
+            first = stamp_time(segment.key)
+            return None if first is None else (first.value, segment.path.stat().st_mtime_ns)
+        meta = pq.read_metadata(segment.path)
+        col = meta.schema.names.index("ts")
+        lo, hi = None, None
+        for i in range(meta.num_row_groups):
+            stats = meta.row_group(i).column(col).statistics
+            if stats is None or not stats.has_min_max:
+                return None
+            a, b = pd.Timestamp(stats.min), pd.Timestamp(stats.max)
+            lo = a.value if lo is None else min(lo, a.value)
+            hi = b.value if hi is None else max(hi, b.value)
+        return None if lo is None else (lo, hi)
+    except (OSError, ValueError, pa.ArrowException):
+        return None
 
 
 def _empty_read(offset: int, notices: list[str]) -> SegmentRead:

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from memlib import alerts, cgroups, compare, groups, leaks, load, spikes, stats, summary, timeline, tree
+from memlib import alerts, cgroups, compare, groups, leaks, load, spikes, stats, store, summary, timeline, tree, window
 from memlib.schema import MEMORY_METRICS
 
 APP_DIR = Path(__file__).resolve().parent.parent
@@ -96,13 +96,16 @@ def current_source() -> DataSource:
     return source.current_choice().source
 
 
-def fingerprint(path: Path) -> tuple:
-    """(name, size, mtime_ns) of every file in `path` and `path/time`, sorted: changes when samples are added."""
+def fingerprint(path: Path, keys: tuple[str, ...] | None = None) -> tuple:
+    """(name, size, mtime_ns) of every file in `path` and `path/time` (with `keys`: of the native segments with
+    those keys only, plus every other file), sorted: changes when samples are added."""
     out = []
     for folder in (path, path / "time"):
         try:
             with os.scandir(folder) as it:
                 for entry in it:
+                    if keys is not None and folder is path and _segment_key(entry.name) not in (None, *keys):
+                        continue
                     if entry.is_file():
                         st_ = entry.stat()
                         out.append((folder.name, entry.name, st_.st_size, st_.st_mtime_ns))
@@ -111,18 +114,68 @@ def fingerprint(path: Path) -> tuple:
     return tuple(sorted(out))
 
 
+def _segment_key(name: str) -> str | None:
+    m = store.SEGMENT_RE.match(name)
+    return None if m is None else f"{m.group(1)}Z-{m.group(2)}"
+
+
 @st.cache_resource(max_entries=MAX_DATASETS, show_spinner="Loading the recording…")
-def _load(path: str, tz: str | None, fp: tuple) -> load.Dataset:
-    return load.load_dumps(path, tz=tz)
+def _load(path: str, tz: str | None, fp: tuple, keys: tuple[str, ...] | None, _window: tuple | None) -> load.Dataset:
+    return load.load_dumps(path, tz=tz, window=_window)
 
 
 @dataclass(frozen=True)
 class Loaded:
-    """A loaded dataset plus the cache key (`token`) the derived caches use."""
+    """A loaded dataset plus the cache key (`token`) the derived caches use.
+
+    For a recording longer than window.MAX_WINDOW_HOURS, `ds` holds the process rows of `window` only (whole
+    segments around it) and `span` is the whole recording's (first, last); both are None otherwise."""
 
     source: DataSource
     ds: load.Dataset
     token: tuple
+    span: tuple[pd.Timestamp, pd.Timestamp] | None = None
+    window: tuple[pd.Timestamp, pd.Timestamp] | None = None
+
+
+@dataclass(frozen=True)
+class _Plan:
+    token: tuple
+    fp: tuple
+    keys: tuple[str, ...] | None
+    span: tuple[pd.Timestamp, pd.Timestamp] | None
+    window: tuple[pd.Timestamp, pd.Timestamp] | None
+
+
+def _plan(source: DataSource) -> _Plan:
+    """What to load for the current URL: the whole folder, or for a long native recording the segments around the
+    view's window (URL from/to/at, see window.choose_window) -> cache token, fingerprint, keys, span, window."""
+    assert source.path is not None
+    span = win = keys = None
+    spans = window.segment_spans(source.path)
+    if window.needs_window(spans, max_window_hours()):
+        from ui import state  # ui.state is Streamlit-bound; imported here to keep this module's import light
+
+        view = state.read_state()
+        span = window.recording_span(spans)
+        assert span is not None
+        win = window.choose_window(span, view.from_, view.to, view.at, max_window_hours())
+        keys = window.selected_keys(spans, *win)
+    fp = fingerprint(source.path, keys)
+    return _Plan((str(source.path), source.tz, keys, hash(fp)), fp, keys, span, win)
+
+
+def max_window_hours() -> float:
+    """Hours of process rows held in memory at once (`PMI_WINDOW_HOURS`, default window.MAX_WINDOW_HOURS)."""
+    try:
+        return max(1.0, float(os.environ.get("PMI_WINDOW_HOURS", window.MAX_WINDOW_HOURS)))
+    except ValueError:
+        return window.MAX_WINDOW_HOURS
+
+
+def load_token(source: DataSource) -> tuple:
+    """The cache token load_current would use now (changes when the data or the loaded window changes)."""
+    return _plan(source).token if source.path is not None else ()
 
 
 def load_current(source: DataSource | None = None) -> Loaded | None:
@@ -130,9 +183,9 @@ def load_current(source: DataSource | None = None) -> Loaded | None:
     source = source or current_source()
     if source.path is None:
         return None
-    fp = fingerprint(source.path)
-    ds = _load(str(source.path), source.tz, fp)
-    return Loaded(source, ds, (str(source.path), source.tz, hash(fp)))
+    plan = _plan(source)
+    ds = _load(str(source.path), source.tz, plan.fp, plan.keys, plan.window)
+    return Loaded(source, ds, plan.token, plan.span, plan.window)
 
 
 # ---- derived, cached per dataset token (the `_ds` argument is not hashed) ----

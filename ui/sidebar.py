@@ -145,11 +145,39 @@ def _live(loaded: data.Loaded) -> None:
     def watch() -> None:
         if source.path is None:
             return
-        now = (str(source.path), source.tz, hash(data.fingerprint(source.path)))
-        if now != token:
+        if data.load_token(source) != token:
             st.rerun(scope="app")
 
     watch()
+
+
+def _loaded_part(loaded: data.Loaded, view: state.ViewState) -> None:
+    """For a recording longer than the loaded window: its extent and a slider moving the loaded part."""
+    assert loaded.span is not None and loaded.window is not None
+    first, last = loaded.span
+    hours = data.max_window_hours()
+    width = pd.Timedelta(hours=hours)
+    ends = pd.date_range(first.ceil("h") + width, last, freq="h").tolist()
+    current = loaded.window[1]
+    options = sorted({*ends, current, last})
+
+    def move() -> None:
+        end = st.session_state["w_part"]
+        state.update_state(from_=end - width, to=None if end >= last else end, at=None)
+
+    st.caption(
+        f"Recording {render.fmt_ts(first)} – {render.fmt_ts(last)} ({(last - first) / pd.Timedelta(days=1):.1f} days): "
+        f"process detail is loaded for {hours:g} h at a time."
+    )
+    _seed("w_part", current)
+    st.select_slider(
+        f"Loaded {hours:g} h ending at (UTC)",
+        options=options,
+        format_func=lambda t: t.strftime("%m-%d %H:%M"),
+        key="w_part",
+        on_change=move,
+        help="Which part of the recording the pages show; a URL's from/to/at move it too.",
+    )
 
 
 def render_sidebar(loaded: data.Loaded | None) -> PageContext | None:
@@ -168,7 +196,8 @@ def render_sidebar(loaded: data.Loaded | None) -> PageContext | None:
     step = timedelta(seconds=max(1, round(interval)))
     single = t_first == t_last
 
-    # ---- time window
+    # ---- time window (a long recording: within the loaded part, which the URL's from/to/at choose)
+    rec_first, rec_last = loaded.span or (t_first, t_last)
     w_from = view.from_ if view.from_ is not None else t_first
     w_to = view.to if view.to is not None else t_last
     w_from, w_to = max(w_from, t_first), min(w_to, t_last)
@@ -177,7 +206,7 @@ def render_sidebar(loaded: data.Loaded | None) -> PageContext | None:
 
     def window_value(v: object) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
         lo, hi = (_utc(x) for x in v)  # type: ignore[union-attr]
-        return (None if lo <= _utc(_naive(t_first)) else lo, None if hi >= _utc(_naive(t_last)) else hi)
+        return (None if lo <= _utc(_naive(rec_first)) else lo, None if hi >= _utc(_naive(rec_last)) else hi)
 
     def set_window() -> None:
         lo, hi = window_value(st.session_state["w_window"])
@@ -197,6 +226,8 @@ def render_sidebar(loaded: data.Loaded | None) -> PageContext | None:
 
     with sb:
         st.subheader("Time", divider="gray")
+        if loaded.span is not None:
+            _loaded_part(loaded, view)
         if not single:
             _seed("w_window", (_naive(w_from), _naive(w_to)))
             st.slider(

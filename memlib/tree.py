@@ -22,6 +22,8 @@ as ``index=`` to the timeline/summary functions.
 from __future__ import annotations
 
 import itertools
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -92,6 +94,7 @@ def link_rows(snap: np.ndarray, pid: np.ndarray, ppid: np.ndarray) -> tuple[np.n
 
 
 _CHUNK_ROWS = 1 << 16
+_WORKERS = max(1, min(4, os.cpu_count() or 1))  # numpy releases the GIL in the sorts, searches and gathers
 
 
 def _snapshot_chunks(snap: np.ndarray) -> list[tuple[int, int]]:
@@ -192,11 +195,21 @@ def derive_trees(procs: pd.DataFrame) -> pd.DataFrame:
     # (about 40% faster than whole-array passes on a day of history).
     parent = np.empty(n, np.int64)
     level = np.empty(n, np.int16)
-    for a, b in _snapshot_chunks(snap):
+
+    def chunk(bounds: tuple[int, int]) -> None:  # writes only rows [a, b) of the outputs: chunks run in parallel
+        a, b = bounds
         p, lv = link_rows(snap[a:b], pid[a:b], ppid[a:b])
         _sum_up(p, lv, [x[a:b] for x in acc])
         parent[a:b] = np.where(p >= 0, p + a, -1)
         level[a:b] = lv
+
+    chunks = _snapshot_chunks(snap)
+    if len(chunks) > 1 and _WORKERS > 1:
+        with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
+            list(pool.map(chunk, chunks))
+    else:
+        for bounds in chunks:
+            chunk(bounds)
     if perm is not None:
         parent = np.where(parent >= 0, perm[np.maximum(parent, 0)], -1)
         inverse = np.empty(n, np.int64)

@@ -152,3 +152,16 @@ def test_with_tree_keeps_a_duplicate_index_and_derives_only_when_missing():
     full = tree.with_tree(procs)
     assert full["subtree_rss_bytes"].tolist() == [12 * MIB, 7 * MIB] and list(full.index) == [3, 3]
     assert tree.with_tree(full) is full
+
+
+def test_chunks_in_parallel_give_the_same_trees_as_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench.gen_day import generate
+
+    procs, _ = generate(hours=0.5, interval_s=5, n_procs=40, seed=7)
+    procs = procs.drop(columns=list(schema.TREE_COLUMNS), errors="ignore")
+    monkeypatch.setattr(tree, "_CHUNK_ROWS", 1 << 30)
+    whole = tree.derive_trees(procs)
+    monkeypatch.setattr(tree, "_CHUNK_ROWS", 500)  # many chunks of whole snapshots, two threads
+    monkeypatch.setattr(tree, "_WORKERS", 2)
+    assert len(tree._snapshot_chunks(procs["snap"].to_numpy())) > 20
+    pd.testing.assert_frame_equal(tree.derive_trees(procs), whole)

@@ -119,9 +119,13 @@ def _segment_key(name: str) -> str | None:
     return None if m is None else f"{m.group(1)}Z-{m.group(2)}"
 
 
-@st.cache_resource(max_entries=MAX_DATASETS, show_spinner="Loading the recording…")
-def _load(path: str, tz: str | None, fp: tuple, keys: tuple[str, ...] | None, _window: tuple | None) -> load.Dataset:
-    return load.load_dumps(path, tz=tz, window=_window)
+def _load(path: str, tz: str | None, window: tuple | None) -> load.Dataset:
+    """memlib's cached loader (it keeps the 2 most recent recordings, one window of a long one; an unchanged folder
+    costs a listing, appended samples are read alone), with a spinner when the data is not in memory yet."""
+    if load.is_loaded(path, tz, window):
+        return load.load_dumps(path, tz=tz, window=window)
+    with st.spinner("Loading the recording…"):
+        return load.load_dumps(path, tz=tz, window=window)
 
 
 @dataclass(frozen=True)
@@ -141,7 +145,6 @@ class Loaded:
 @dataclass(frozen=True)
 class _Plan:
     token: tuple
-    fp: tuple
     keys: tuple[str, ...] | None
     span: tuple[pd.Timestamp, pd.Timestamp] | None
     window: tuple[pd.Timestamp, pd.Timestamp] | None
@@ -162,7 +165,7 @@ def _plan(source: DataSource) -> _Plan:
         win = window.choose_window(span, view.from_, view.to, view.at, max_window_hours())
         keys = window.selected_keys(spans, *win)
     fp = fingerprint(source.path, keys)
-    return _Plan((str(source.path), source.tz, keys, hash(fp)), fp, keys, span, win)
+    return _Plan((str(source.path), source.tz, keys, hash(fp)), keys, span, win)
 
 
 def max_window_hours() -> float:
@@ -184,7 +187,7 @@ def load_current(source: DataSource | None = None) -> Loaded | None:
     if source.path is None:
         return None
     plan = _plan(source)
-    ds = _load(str(source.path), source.tz, plan.fp, plan.keys, plan.window)
+    ds = _load(str(source.path), source.tz, plan.window)
     return Loaded(source, ds, plan.token, plan.span, plan.window)
 
 

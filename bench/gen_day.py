@@ -35,6 +35,7 @@ class _Plan:
         self.rss: list[int] = []
         self.kind: list[str] = []
         self.fixed_pid: list[int] = []  # 0 = allocate
+        self.n_base = 0  # the first n_base entries are the base tree (alive all recording, started before it)
 
     def add(self, parent: int, birth: int, death: int, name: str, cmd: str, user: str, rss: int, kind: str = "",
             pid: int = 0) -> int:  # fmt: skip
@@ -50,7 +51,8 @@ class _Plan:
         return len(self.parent) - 1
 
 
-def _plan(n_snaps: int, n_procs: int, rng: np.random.Generator) -> _Plan:
+def _plan(n_snaps: int, n_procs: int, rng: np.random.Generator, churn_rng: np.random.Generator | None = None) -> _Plan:
+    """The processes of one recording: the base tree from `rng`, then the churn from `churn_rng` (default: `rng`)."""
     p = _Plan()
     end = n_snaps
     init = p.add(-1, 0, end, "systemd", "/sbin/init splash", "root", 12 * MIB, pid=1)
@@ -88,6 +90,9 @@ def _plan(n_snaps: int, n_procs: int, rng: np.random.Generator) -> _Plan:
         label = "Web Content" if par == browser else "node"
         p.add(par, 0, end, label, f"{label} -childID {len(p.parent)}", "alice", int(rng.integers(20, 250)) * MIB)
     base_parents = [*services, *shells, user_sd, term]
+    p.n_base = len(p.parent)  # the base tree: the same for every call with the same seed and n_procs
+    if churn_rng is not None:
+        rng = churn_rng
     # medium-lived services (10 min - 3 h) with children that may outlive them (re-parented to init)
     n_medium = max(1, int(n_procs * 0.12))
     mean_life = 1080
@@ -144,17 +149,58 @@ def _codes(values: list[str]) -> tuple[np.ndarray, pd.Index]:
 
 
 def generate(
-    hours: float = 24, interval_s: float = 5, n_procs: int = 300, seed: int = 0, pid_max: int = 16384
+    hours: float = 24,
+    interval_s: float = 5,
+    n_procs: int = 300,
+    seed: int = 0,
+    pid_max: int = 16384,
+    *,
+    t0: pd.Timestamp | None = None,
+    epoch: pd.Timestamp | None = None,
+    churn_seed: int | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(hours, interval, processes alive per snapshot, seed) -> (PROCS frame, SYSTEM frame) at schema dtypes.
 
     PROCS is sorted by snap, pid with ``snap`` and ``proc_id`` assigned as the loader would (proc_id dense over
     (pid, start_time) in order of first appearance); SYSTEM has one row per snapshot with common meminfo keys.
+
+    One part of a longer recording (bench/gen_week.py): `t0` is the part's first snapshot (default T0), `epoch` the
+    recording's start and `churn_seed` seeds this part's short- and medium-lived processes and noise. With `epoch`
+    the base tree (init, kthreadd, services, the user session: ``_Plan.n_base``) has the same pids and start times in
+    every part generated with the same seed and n_procs, so it is one set of processes over all parts; the leaker's
+    age, the spiker's phase and the re-exec point count from `epoch`; other processes alive at a later part's start
+    began just before it. ``snap`` and ``proc_id`` stay local to the part. Without these keywords the output is
+    exactly the historical one (pinned by tests/test_gen_week.py).
     """
+    start = T0 if t0 is None else pd.Timestamp(t0)
+    start = start.tz_localize("UTC") if start.tzinfo is None else start.tz_convert("UTC")
     rng = np.random.default_rng(seed)
+    churn = None if churn_seed is None else np.random.default_rng(churn_seed)
     n_snaps = max(1, round(hours * 3600 / interval_s))
-    p = _plan(n_snaps, n_procs, rng)
+    p = _plan(n_snaps, n_procs, rng, churn)
+    if churn is not None:
+        rng = churn
     pids = _allocate_pids(p, pid_max)
+    step = pd.Timedelta(seconds=interval_s)
+    # the row columns are built in a helper so that its temporaries are freed before the frame is assembled
+    procs = schema.conform(
+        pd.DataFrame(_rows(p, pids, n_snaps, interval_s, seed, rng, start, epoch)), schema.PROC_COLUMNS
+    )
+    system = _system(procs, n_snaps, step, rng, start)
+    return procs, system
+
+
+def _rows(
+    p: _Plan,
+    pids: np.ndarray,
+    n_snaps: int,
+    interval_s: float,
+    seed: int,
+    rng: np.random.Generator,
+    start: pd.Timestamp,
+    epoch: pd.Timestamp | None,
+) -> dict:
+    """The planned processes expanded to one row per (process, snapshot): PROCS columns as arrays (see generate)."""
     parent = np.asarray(p.parent, np.int64)
     birth = np.asarray(p.birth, np.int64)
     death = np.asarray(p.death, np.int64)
@@ -168,13 +214,23 @@ def generate(
     pidx, snap = pidx[order], snap[order]
     n = pidx.size
     step = pd.Timedelta(seconds=interval_s)
-    ts_ns = T0.value + snap.astype(np.int64) * step.value
+    ts_ns = start.value + snap.astype(np.int64) * step.value
     # start time: before the recording for the base tree, between two snapshots for the rest
     uptime = rng.integers(1, 86400, nproc) * 10**9
-    start_ns = np.where(
-        birth == 0, T0.value - uptime, T0.value + birth * step.value - rng.integers(0, step.value, nproc)
-    )
-    start_ns[0:2] = T0.value - 200_000 * 10**9  # init and kthreadd started at boot
+    before = rng.integers(0, step.value, nproc)
+    start_ns = np.where(birth == 0, start.value - uptime, start.value + birth * step.value - before)
+    start_ns[0:2] = start.value - 200_000 * 10**9  # init and kthreadd started at boot
+    g = snap  # snapshot number counted from the recording's start (leak age, spike phase, re-exec, idle noise)
+    if epoch is not None:
+        ep = pd.Timestamp(epoch)
+        ep = ep.tz_localize("UTC") if ep.tzinfo is None else ep.tz_convert("UTC")
+        snap0 = round((start.value - ep.value) / step.value)
+        g = snap.astype(np.int64) + snap0
+        nb = p.n_base
+        if snap0 > 0:  # a later part: what is alive at its start without being base began just before it
+            start_ns = np.where(birth == 0, start.value - before, start_ns)
+        start_ns[:nb] = ep.value - np.random.default_rng([seed, 1]).integers(1, 86400, nb) * 10**9
+        start_ns[0:2] = ep.value - 200_000 * 10**9
     pr = parent[pidx]
     has_parent = pr >= 0
     pr_safe = np.where(has_parent, pr, 0)
@@ -185,18 +241,19 @@ def generate(
     # like real RSS: whole 4 KiB pages, and most processes idle most of the time (a sample changes by a few pages
     # for ~15 % of rows; the rest repeat the previous value because the noise is keyed on (process, minute))
     page = 4096
-    minute = (snap * interval_s) // 60
+    minute = (g * interval_s) // 60
     jitter_key = (pidx.astype(np.int64) * 1_000_003 + minute) % 2_147_483_647
     jitter = (jitter_key * 2_654_435_761 % 256 - 128) * page  # stable within a minute
     busy = rng.random(n) < 0.15
     noise = np.where(busy, rng.integers(-32, 33, n) * page, 0) + jitter
     rss = np.where(base > 0, (base // page) * page + noise, 0)
-    age_s = (snap - birth[pidx]) * interval_s
+    age_s = (g - birth[pidx]) * interval_s
     k = kind[pidx]
     rss = np.where(k == "leak", base + (age_s * (2000 * MIB / 86400)).astype(np.int64), rss)
-    spike = (k == "spike") & ((snap % max(1, int(7200 / interval_s))) < max(1, int(300 / interval_s)))
+    spike = (k == "spike") & ((g % max(1, int(7200 / interval_s))) < max(1, int(300 / interval_s)))
     rss = np.where(spike, rss + 1536 * MIB, rss).astype(np.int64)
     rss = (np.maximum(rss, 0) // page) * page
+    del minute, jitter_key, jitter, busy, noise, age_s, spike, offs, order, lens  # bound the peak
     user_codes, users = _codes(p.user)
     ucode = user_codes[pidx]
     smaps_known = (users[ucode] == "alice") if len(users) else np.zeros(n, bool)
@@ -210,7 +267,7 @@ def generate(
     cmd_codes, cmds = _codes([*p.cmdline, "/usr/bin/exec-demo --phase 2"])
     ncode = name_codes[:-1][pidx]
     ccode = cmd_codes[:-1][pidx]
-    after_exec = (k == "exec") & (snap >= n_snaps // 2)
+    after_exec = (k == "exec") & (g >= n_snaps // 2)
     ncode = np.where(after_exec, name_codes[-1], ncode)
     ccode = np.where(after_exec, cmd_codes[-1], ccode)
     # proc_id: dense over (pid, start_time) in order of first appearance
@@ -219,7 +276,7 @@ def generate(
     rank = np.empty(nproc, np.int64)
     rank[np.argsort(first_row, kind="stable")] = np.arange(nproc)
     kernel = k == "kernel"
-    frame = {
+    return {
         "snap": snap,
         "ts": pd.to_datetime(ts_ns, utc=True),
         "host": pd.Categorical.from_codes(np.zeros(n, np.int8), categories=["benchhost"]),
@@ -244,12 +301,11 @@ def generate(
         "swap_bytes": swap,
         "smaps_ts": pd.to_datetime(np.where(smaps_known, ts_ns, np.iinfo(np.int64).min), utc=True),
     }
-    procs = schema.conform(pd.DataFrame(frame), schema.PROC_COLUMNS)
-    system = _system(procs, n_snaps, step, rng)
-    return procs, system
 
 
-def _system(procs: pd.DataFrame, n_snaps: int, step: pd.Timedelta, rng: np.random.Generator) -> pd.DataFrame:
+def _system(
+    procs: pd.DataFrame, n_snaps: int, step: pd.Timedelta, rng: np.random.Generator, start: pd.Timestamp = T0
+) -> pd.DataFrame:
     snap = procs["snap"].to_numpy()
     rss_sum = np.bincount(snap, weights=procs["rss_bytes"].to_numpy(), minlength=n_snaps).astype(np.int64)
     s = np.arange(n_snaps)
@@ -262,7 +318,7 @@ def _system(procs: pd.DataFrame, n_snaps: int, step: pd.Timedelta, rng: np.rando
     available = free + cached + buffers + srecl // 2
     out = {
         "snap": s.astype(np.int32),
-        "ts": pd.to_datetime(T0.value + s * step.value, utc=True),
+        "ts": pd.to_datetime(start.value + s * step.value, utc=True),
         "host": pd.Categorical(["benchhost"] * n_snaps),
         "boot_id": pd.Categorical(["0f0e-bench-boot"] * n_snaps),
     }

@@ -149,6 +149,7 @@ class _State:
     dataset: Dataset | None = None
     identities: pd.DataFrame | None = None  # host, boot_id, pid, start_time, proc_id of the dataset
     rows: _RowBuffer | None = None  # the dataset's procs with room for appends (made by the first append)
+    lock: threading.Lock = field(default_factory=threading.Lock)  # one load of this state at a time
 
 
 _CACHE: dict[tuple[str, str], _State] = {}
@@ -849,17 +850,24 @@ def load_dumps(
         return _empty_dataset(shown, [f"dumps directory {shown} {reason}"])
     keys = _window_keys(folder, window)
     cache_key = (str(folder.resolve()), str(zone), keys)
-    with _LOCK:
+    with _LOCK:  # guards the cache only: loads of different states run in parallel (a background load, a viewer)
         state = _CACHE.pop(cache_key, None)
         if state is None:
             state = _State()
             if keys is not None:  # another window of this recording is dropped first: one window in memory at once
-                for other in [k for k in _CACHE if k[:2] == cache_key[:2] and k[2] is not None]:
+                for other in [k for k in _CACHE if k[:2] == cache_key[:2] and k[2] is not None and _done(k)]:
                     del _CACHE[other]
         _CACHE[cache_key] = state  # most recent last
-        while len(_CACHE) > _MAX_CACHED_PATHS:
-            _CACHE.pop(next(iter(_CACHE)))
+        for old in [k for k in _CACHE if k != cache_key and _done(k)][: max(0, len(_CACHE) - _MAX_CACHED_PATHS)]:
+            del _CACHE[old]  # least recent first; a state still loading is never dropped
+    with state.lock:
         return _load_locked(shown, folder, zone, state, None if keys is None else set(keys))
+
+
+def _done(cache_key: tuple) -> bool:
+    """True when the cached state under `cache_key` holds a Dataset and no load of it is running (call under _LOCK)."""
+    state = _CACHE[cache_key]
+    return state.dataset is not None and not state.lock.locked()
 
 
 def _window_keys(folder: Path, window: tuple | None) -> tuple[str, ...] | None:

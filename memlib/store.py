@@ -832,6 +832,16 @@ def stamp_time(key: str) -> pd.Timestamp | None:
         return None
 
 
+def segment_rows(segment: SegmentFile) -> int | None:
+    """A closed segment -> its number of process rows from the Parquet footer (None for `.current` or unreadable)."""
+    if segment.kind != "parquet":
+        return None
+    try:
+        return int(pq.read_metadata(segment.path).num_rows)
+    except (OSError, ValueError, pa.ArrowException):
+        return None
+
+
 def segment_span(segment: SegmentFile) -> tuple[int, int] | None:
     """A segment -> (first, last) sample time in ns since the epoch, from the Parquet footer's statistics of `ts`
     (no data read), or for a growing `.current` from its name's stamp to its modification time; None when unknown

@@ -21,12 +21,13 @@ MAX_WINDOW_HOURS = 24.0
 
 @dataclass(frozen=True)
 class SegmentSpan:
-    """A native segment's key (stamp + host), kind and first/last sample time (ns; None when unknown)."""
+    """A native segment's key (stamp + host), kind, first/last sample time (ns) and process rows (None: unknown)."""
 
     key: str
     kind: str
     first_ns: int | None
     last_ns: int | None
+    rows: int | None = None
 
 
 _SPANS: dict[tuple[str, int, int, str], SegmentSpan] = {}  # (path, size, mtime_ns, kind) -> span
@@ -46,7 +47,7 @@ def segment_spans(path: str | Path) -> list[SegmentSpan]:
             span = _SPANS.get(cache_key)
         if span is None:
             ns = store.segment_span(seg)
-            span = SegmentSpan(seg.key, seg.kind, *(ns if ns else (None, None)))
+            span = SegmentSpan(seg.key, seg.kind, *(ns if ns else (None, None)), store.segment_rows(seg))
             with _LOCK:
                 if len(_SPANS) > 10_000:
                     _SPANS.clear()
@@ -114,3 +115,8 @@ def selected_keys(spans: list[SegmentSpan], lo: pd.Timestamp, hi: pd.Timestamp) 
         or (s.kind == "current" and s.first_ns <= b)
     }
     return tuple(sorted(keep))
+
+
+def selected_rows(spans: list[SegmentSpan], keys: tuple[str, ...] | None) -> int:
+    """Process rows in the segments with `keys` (all segments for None); segments of unknown size count 0."""
+    return sum(s.rows or 0 for s in spans if keys is None or s.key in keys)

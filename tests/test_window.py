@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -153,3 +154,33 @@ def test_a_moment_outside_the_loaded_part_moves_it(run_page, four_hours: Path, m
     expected = full.procs[(full.procs["snap"] == snap) & (full.procs["level"] == 0)]
     assert sorted(table["pid"]) == sorted(expected["pid"].tolist())
     assert np.isin(table["pid"], expected["pid"]).all()
+
+
+def test_a_big_load_paints_the_last_hour_first_then_the_whole_recording(
+    run_page, four_hours: Path, monkeypatch
+) -> None:
+    from ui import data
+
+    load.clear_cache()
+    monkeypatch.setattr(data, "FIRST_PAINT_ROWS", 10)  # the 4 h recording counts as big
+    gate = threading.Event()
+    real = load.load_dumps
+
+    def slow_whole(path, tz=None, window=None):  # the background load waits until the first paint was checked
+        if window is None:
+            gate.wait(30)
+        return real(path, tz=tz, window=window)
+
+    monkeypatch.setattr(data.load, "load_dumps", slow_whole)
+    at = run_page(four_hours, "pages/level.py")
+    assert not at.exception
+    assert any("while the rest of the recording loads" in i.value for i in at.sidebar.info)
+    assert "Snapshot 2026-03-02 03:55:00 UTC" in " ".join(c.value for c in at.sidebar.caption)
+    expander = next(e for e in at.sidebar.expander if e.label.startswith("Data:"))
+    assert "24 snapshots" in expander.label  # the files overlapping the last hour: 2 of 4 (5 min samples)
+    gate.set()
+    for fut in list(data._BACKGROUND.values()):
+        fut.result(timeout=60)
+    at.run()
+    assert not at.exception and not at.sidebar.info
+    assert "48 snapshots" in next(e for e in at.sidebar.expander if e.label.startswith("Data:")).label

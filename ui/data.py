@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -133,39 +135,45 @@ class Loaded:
     """A loaded dataset plus the cache key (`token`) the derived caches use.
 
     For a recording longer than window.MAX_WINDOW_HOURS, `ds` holds the process rows of `window` only (whole
-    segments around it) and `span` is the whole recording's (first, last); both are None otherwise."""
+    segments around it) and `span` is the whole recording's (first, last); both are None otherwise. `partial`: `ds`
+    is only the most recent part (FIRST_PAINT_HOURS) while the rest loads in the background (see load_current)."""
 
     source: DataSource
     ds: load.Dataset
     token: tuple
     span: tuple[pd.Timestamp, pd.Timestamp] | None = None
     window: tuple[pd.Timestamp, pd.Timestamp] | None = None
+    partial: bool = False
 
 
 @dataclass(frozen=True)
 class _Plan:
     token: tuple
     keys: tuple[str, ...] | None
-    span: tuple[pd.Timestamp, pd.Timestamp] | None
+    span: tuple[pd.Timestamp, pd.Timestamp] | None  # the whole recording, when only a window of it is loaded
     window: tuple[pd.Timestamp, pd.Timestamp] | None
+    recording: tuple[pd.Timestamp, pd.Timestamp] | None  # first/last sample of the native segments (None: unknown)
+    rows: int  # process rows the plan loads (closed segments; 0 when unknown)
 
 
 def _plan(source: DataSource) -> _Plan:
     """What to load for the current URL: the whole folder, or for a long native recording the segments around the
-    view's window (URL from/to/at, see window.choose_window) -> cache token, fingerprint, keys, span, window."""
+    view's window (URL from/to/at, see window.choose_window) -> cache token, keys, spans, window, rows."""
     assert source.path is not None
     span = win = keys = None
     spans = window.segment_spans(source.path)
+    recording = window.recording_span(spans)
     if window.needs_window(spans, max_window_hours()):
         from ui import state  # ui.state is Streamlit-bound; imported here to keep this module's import light
 
         view = state.read_state()
-        span = window.recording_span(spans)
+        span = recording
         assert span is not None
         win = window.choose_window(span, view.from_, view.to, view.at, max_window_hours())
         keys = window.selected_keys(spans, *win)
     fp = fingerprint(source.path, keys)
-    return _Plan((str(source.path), source.tz, keys, hash(fp)), keys, span, win)
+    rows = window.selected_rows(spans, keys)
+    return _Plan((str(source.path), source.tz, keys, hash(fp)), keys, span, win, recording, rows)
 
 
 def max_window_hours() -> float:
@@ -181,12 +189,64 @@ def load_token(source: DataSource) -> tuple:
     return _plan(source).token if source.path is not None else ()
 
 
+def fully_loaded(source: DataSource) -> bool:
+    """True when what load_current plans to show for `source` is in memory (a partial first paint can go)."""
+    if source.path is None:
+        return True
+    return load.is_loaded(str(source.path), source.tz, _plan(source).window)
+
+
+FIRST_PAINT_ROWS = 1_000_000  # a load of more process rows than this shows the last FIRST_PAINT_HOURS first
+FIRST_PAINT_HOURS = 1.0
+_BACKGROUND: dict[tuple, Future] = {}
+_BACKGROUND_LOCK = threading.Lock()
+_LOADER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pmi-load")
+
+
+def _background_load(path: str, tz: str | None, win: tuple | None) -> Future:
+    """Start (once per path, zone and window) load_dumps in the loader thread -> its Future."""
+    key = (path, tz, win)
+    with _BACKGROUND_LOCK:
+        fut = _BACKGROUND.get(key)
+        if fut is None:
+            for old in [k for k, f in _BACKGROUND.items() if f.done()]:
+                del _BACKGROUND[old]  # the result lives in memlib's cache; the Future is not needed any more
+            fut = _LOADER.submit(load.load_dumps, path, tz, win)
+            _BACKGROUND[key] = fut
+        return fut
+
+
+def _first_paint(source: DataSource, plan: _Plan) -> load.Dataset | None:
+    """For a big load not in memory yet: start it in the background and return the recent part of it (the last
+    FIRST_PAINT_HOURS of the planned window) to show meanwhile; None when the whole load is quick or done."""
+    path = str(source.path)
+    if plan.rows <= FIRST_PAINT_ROWS or plan.recording is None or load.is_loaded(path, source.tz, plan.window):
+        return None
+    key = (path, source.tz, plan.window)
+    with _BACKGROUND_LOCK:
+        running = _BACKGROUND.get(key)
+    if running is not None and running.done():
+        return None
+    hi = plan.window[1] if plan.window is not None else plan.recording[1]
+    part = (hi - pd.Timedelta(hours=FIRST_PAINT_HOURS), None if plan.window is None else hi)
+    ds = load.load_dumps(path, tz=source.tz, window=part)  # before the big load starts: it has both cores to itself
+    _background_load(path, source.tz, plan.window)
+    return ds if len(ds.snapshots) else None
+
+
 def load_current(source: DataSource | None = None) -> Loaded | None:
-    """Load the current source (cached on its fingerprint); None when there is no data folder."""
+    """Load the current source (cached on its fingerprint); None when there is no data folder.
+
+    A load of more than FIRST_PAINT_ROWS process rows that is not in memory yet runs in a background thread while
+    the page shows its last FIRST_PAINT_HOURS (`partial=True`; the sidebar says so and the page reruns by itself
+    when the rest is in)."""
     source = source or current_source()
     if source.path is None:
         return None
     plan = _plan(source)
+    first = _first_paint(source, plan)
+    if first is not None:
+        return Loaded(source, first, (*plan.token, "partial"), plan.span, plan.window, partial=True)
     ds = _load(str(source.path), source.tz, plan.window)
     return Loaded(source, ds, plan.token, plan.span, plan.window)
 

@@ -141,11 +141,14 @@ def _live(loaded: data.Loaded) -> None:
     source = loaded.source
     token = loaded.token
 
-    @st.fragment(run_every=timedelta(seconds=max(2.0, float(interval))))
+    partial = loaded.partial
+    every = 1.0 if partial else max(2.0, float(interval))  # a partial first paint is replaced as soon as can be
+
+    @st.fragment(run_every=timedelta(seconds=every))
     def watch() -> None:
         if source.path is None:
             return
-        if data.load_token(source) != token:
+        if data.load_token(source) != token if not partial else data.fully_loaded(source):
             st.rerun(scope="app")
 
     watch()
@@ -187,6 +190,12 @@ def render_sidebar(loaded: data.Loaded | None) -> PageContext | None:
     with sb:
         if loaded is None or len(loaded.ds.snapshots) == 0:
             return None
+        if loaded.partial:
+            st.info(
+                f"Showing the last {data.FIRST_PAINT_HOURS:g} h while the rest of the recording loads "
+                "in the background; the page updates by itself when it is in.",
+                icon=":material/hourglass_top:",
+            )
         _source_facts(loaded)
         _live(loaded)
     ds = loaded.ds

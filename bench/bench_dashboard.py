@@ -84,6 +84,16 @@ def _check(at: object, name: str) -> None:
         raise RuntimeError(f"{name}: the page raised: {at.exception[0].value}")  # type: ignore[attr-defined]
 
 
+def _wait_for_background() -> bool:
+    """Wait for the dashboard's background loads (ui.data) -> True when the first paint was a partial one."""
+    from ui import data
+
+    futures = list(data._BACKGROUND.values())
+    for fut in futures:
+        fut.result()
+    return bool(futures)
+
+
 def run(quick: bool = False) -> list[dict]:
     """Time each page's first load (cold caches) and warm reruns on a generated day -> result rows."""
     hours, repeats = (0.25, 3) if quick else (24, 5)
@@ -110,15 +120,28 @@ def _measure(timer: _ScriptTimer, repeats: int, judge: bool, size: str) -> list[
     import streamlit as st
 
     from memlib import load
+    from ui import data
 
     rows = []
     for name, page, params in PAGES:
         st.cache_resource.clear()
         st.cache_data.clear()
         load.clear_cache()
+        data._BACKGROUND.clear()
+        t0 = time.perf_counter()
         first, at = _run_page(timer, page, params)
         _check(at, name)
-        rows.append(_row(f"{name}: first load (cold caches)", [first], FIRST_TARGET_S, judge, size))
+        partial = _wait_for_background()
+        whole, at = _run_page(timer, page, params)
+        _check(at, name)
+        total = time.perf_counter() - t0
+        how = "the last hour, the rest loading in the background" if partial else "the whole recording"
+        rows.append(_row(f"{name}: first load (cold caches)", [first], FIRST_TARGET_S, judge, f"{size}; shows {how}"))
+        if partial:
+            rows.append(
+                _row(f"{name}: whole recording on screen (cold start)", [total], None, judge,
+                     f"first paint + background load + the rerun that shows it (that rerun: {whole:.2f} s)")
+            )  # fmt: skip
         warm = []
         for _ in range(repeats):
             t, at = _run_page(timer, page, params)

@@ -101,8 +101,9 @@ DASH_SCRIPT = """
 import gc, json, sys
 args = json.loads(sys.argv[1])
 import streamlit as st
-from bench.bench_dashboard import _ScriptTimer, _run_page, _check
+from bench.bench_dashboard import _ScriptTimer, _run_page, _check, _wait_for_background
 from memlib import load
+from ui import data
 def status(key):
     for line in open("/proc/self/status"):
         if line.startswith(key):
@@ -111,6 +112,7 @@ def clear():
     st.cache_resource.clear()
     st.cache_data.clear()
     load.clear_cache()
+    data._BACKGROUND.clear()
     gc.collect()
 out = {"session": [], "cold": [], "rss_after_imports_mib": status("VmHWM:")}
 with _ScriptTimer() as timer:
@@ -119,6 +121,9 @@ with _ScriptTimer() as timer:
     for name, page, params in args["pages"]:
         first, at = _run_page(timer, page, params)
         _check(at, name)
+        if _wait_for_background():  # the first paint showed the last hour: time the page once the window is in
+            whole, at = _run_page(timer, page, params)
+            _check(at, name)
         warm = []
         for _ in range(args["warm"]):
             t, at = _run_page(timer, page, params)

@@ -487,11 +487,11 @@ def _assemble(
     pid = pid32.astype(np.int64)
 
     # row order: snap, pid (stable: duplicate rows keep their input order)
-    key = snap << 32
-    key += pid
-    key += _PID_OFFSET  # == (snap << 32) | (pid + 2**31): one temporary instead of three
-    order = None if n < 2 or bool(np.all(key[1:] >= key[:-1])) else np.argsort(key, kind="stable")
-    del key
+    order = _frame_order(snap, pid)
+    split = _split_repeated_samples(snap, pid, order)
+    if split is not None:  # one host sampled twice at the same time (a clock stepped back onto earlier samples)
+        snap = split
+        order = _frame_order(snap, pid)
 
     # proc_id: dense over (host, boot_id, pid, start_time), numbered in that order
     start = _chunks_numpy(cols.pop("start_time"), _I64_MIN)
@@ -595,6 +595,30 @@ def _assemble(
     del data
     trees = tree.derive_trees(frame)
     return pd.concat([frame, trees], axis=1), snaps, identities
+
+
+def _frame_order(snap: np.ndarray, pid: np.ndarray) -> np.ndarray | None:
+    """int64 snap and pid per row -> the stable permutation into (snap, pid) order, None when already in it."""
+    key = snap << 32
+    key += pid
+    key += _PID_OFFSET  # == (snap << 32) | (pid + 2**31): one temporary instead of three
+    return None if len(key) < 2 or bool(np.all(key[1:] >= key[:-1])) else np.argsort(key, kind="stable")
+
+
+def _split_repeated_samples(snap: np.ndarray, pid: np.ndarray, order: np.ndarray | None) -> np.ndarray | None:
+    """Snapshots in which a pid occurs more than once (two samples of one host with the same time, e.g. after the
+    clock was stepped back) -> new dense snap numbers where the k-th row of a pid at that time (input order) belongs
+    to the k-th sample; None when no pid repeats (the usual case, checked on adjacent keys)."""
+    s_snap = snap if order is None else snap[order]
+    s_pid = pid if order is None else pid[order]
+    same = (s_snap[1:] == s_snap[:-1]) & (s_pid[1:] == s_pid[:-1])
+    if not same.any():
+        return None
+    idx = np.arange(len(snap))
+    run_start = np.maximum.accumulate(np.where(np.r_[True, ~same], idx, 0))
+    rank = np.empty(len(snap), np.int64)
+    rank[idx if order is None else order] = idx - run_start
+    return _dense(snap * (int(rank.max()) + 1) + rank)[0]
 
 
 def _utc(ns: np.ndarray) -> pd.arrays.DatetimeArray:
@@ -817,19 +841,30 @@ def _append(
 # ------------------------------------------------------------------------------------------------ entry point
 
 
-def _arrow_pool() -> None:
-    """Use Arrow's jemalloc pool unless ARROW_DEFAULT_MEMORY_POOL names one: loading a day took 3.5-4.2 s and
-    1.4 GB peak with it against 6.2 s and 1.5-1.7 GB with the default mimalloc pool (pyarrow 26, this project's
-    bench machine, same run), as freed blocks are reused instead of faulting in fresh pages."""
-    global _POOL_SET
-    if _POOL_SET or os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+def _allocators() -> None:
+    """Allocator settings for loading millions of rows (once per process; the environment variables win):
+
+    * Arrow's jemalloc pool unless ARROW_DEFAULT_MEMORY_POOL names one: loading a day took 3.5-4.2 s and 1.4 GB
+      peak with it against 6.2 s and 1.5-1.7 GB with the default mimalloc pool (pyarrow 26, same run), as freed
+      blocks are reused instead of faulting in fresh pages;
+    * numpy's madvise(MADV_HUGEPAGE) off unless NUMPY_MADVISE_HUGEPAGE is set: with the kernel's transparent huge
+      pages on "madvise" (Debian's default), faulting a huge page in may compact memory synchronously; a day's load
+      spent 3.8 s in the kernel with it and 1.9-2.2 s without (CPU 7.2 vs 4.5-5.6 s, same run)."""
+    global _ALLOCATORS_SET
+    if _ALLOCATORS_SET:
         return
-    _POOL_SET = True
-    with contextlib.suppress(NotImplementedError, pa.ArrowException):
-        pa.set_memory_pool(pa.jemalloc_memory_pool())
+    _ALLOCATORS_SET = True
+    if not os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+        with contextlib.suppress(NotImplementedError, pa.ArrowException):
+            pa.set_memory_pool(pa.jemalloc_memory_pool())
+    if "NUMPY_MADVISE_HUGEPAGE" not in os.environ:
+        with contextlib.suppress(ImportError, AttributeError):
+            from numpy._core.multiarray import _set_madvise_hugepage
+
+            _set_madvise_hugepage(False)
 
 
-_POOL_SET = False
+_ALLOCATORS_SET = False
 
 
 def load_dumps(
@@ -842,7 +877,7 @@ def load_dumps(
     procs and system rows); seed files are always loaded. None loads everything.
     """
     zone = resolve_zone(tz)
-    _arrow_pool()
+    _allocators()
     folder = Path(path).expanduser()
     shown = str(folder)
     if not folder.is_dir():

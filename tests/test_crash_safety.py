@@ -389,15 +389,11 @@ def test_restart_after_clock_step_back_never_overwrites(tmp_path: Path) -> None:
     assert read_dumps_dir(tmp_path).procs["ts"].nunique() == 6
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="loader bug (memlib/load.py, not owned here): two samples of one host with the same ts are merged into "
-    "one snapshot, so each pid appears twice in it and subtree totals double",
-)
-def test_two_samples_with_the_same_time_stay_apart(tmp_path: Path) -> None:
+@pytest.mark.parametrize("period_s", [0, 3600])  # a segment per sample, or all six in one compacted file
+def test_two_samples_with_the_same_time_stay_apart(tmp_path: Path, period_s: int) -> None:
     """A clock stepped back onto an earlier sample's exact time (or a segment copied under another name): the
     loader must not merge the two samples into one snapshot with every pid twice."""
-    w = SegmentWriter(tmp_path, "h", "b", period_s=0)
+    w = SegmentWriter(tmp_path, "h", "b", period_s=period_s)
     for k in range(4):
         w.append(T0 + pd.Timedelta(seconds=5 * k), fake_procs(4, k), meminfo(k))
     for k in range(2, 4):  # stepped back by 10 s: lands on the stamps of samples 2 and 3
@@ -406,6 +402,12 @@ def test_two_samples_with_the_same_time_stay_apart(tmp_path: Path) -> None:
     clear_cache()
     ds = load_dumps(tmp_path)
     assert not ds.procs.duplicated(["snap", "pid"]).any()
+    assert len(ds.snapshots) == 6  # 4 samples + the 2 that landed on earlier stamps
+    assert ds.procs.groupby("snap")["pid"].size().tolist() == [4] * 6
+    # each snapshot's tree sums only its own sample: subtree totals are not doubled
+    roots = ds.procs[ds.procs["level"] == 0]
+    per_snap = ds.procs.groupby("snap")["rss_bytes"].sum()
+    assert (roots.groupby("snap")["subtree_rss_bytes"].sum() == per_snap).all()
 
 
 # ---------------------------------------------------------------------------------------------------- denied reads

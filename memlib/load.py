@@ -431,7 +431,7 @@ def _dictionary_codes(col: pa.ChunkedArray) -> tuple[np.ndarray, pd.Index]:
     pos = 0
     for chunk in col.chunks:  # one gather per chunk into the output: no concatenated copy of the indices
         idx = chunk.indices.fill_null(-1) if chunk.null_count else chunk.indices
-        np.take(remap, idx.to_numpy(), out=codes[pos : pos + len(chunk)])
+        np.take(remap, idx.to_numpy(), out=codes[pos : pos + len(chunk)], mode="wrap")  # unbuffered; -1 = last
         pos += len(chunk)
     return codes, pd.Index(kept[order], dtype="str")
 

@@ -116,6 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="dumps directory (native segments, seed CSVs under time/); default $PMI_DUMPS or ./dumps",
     )
     common.add_argument("--tz", default=None, help="zone of seed-dump stamps (IANA name); default: this machine's")
+    common.add_argument(
+        "--load-from", default=None, metavar="T", help="load only native files with samples at or after T (ISO 8601)"
+    )
+    common.add_argument(
+        "--load-to", default=None, metavar="T", help="load only native files with samples at or before T (ISO 8601)"
+    )
 
     def at_option(p: argparse.ArgumentParser) -> None:
         p.add_argument("--at", default="latest", help="ISO 8601 time or 'latest' (default)")
@@ -188,7 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _load(args: argparse.Namespace) -> load.Dataset:
     try:
-        ds = load.load_dumps(args.dumps, tz=args.tz)
+        lo, hi = (None if t is None else load.parse_time(t) for t in (args.load_from, args.load_to))
+        window = None if lo is None and hi is None else (lo, hi)
+        ds = load.load_dumps(args.dumps, tz=args.tz, window=window)
     except ValueError as exc:
         raise CliError(str(exc)) from None
     if ds.info.kind == "empty":

@@ -184,3 +184,13 @@ def test_a_big_load_paints_the_last_hour_first_then_the_whole_recording(
     at.run()
     assert not at.exception and not at.sidebar.info
     assert "48 snapshots" in next(e for e in at.sidebar.expander if e.label.startswith("Data:")).label
+
+
+def test_the_cli_loads_only_the_files_of_a_window(four_hours: Path, capsys) -> None:
+    from memlib.cli import main
+
+    assert main(["system", "--dumps", str(four_hours), "--load-from", "2026-03-02T02:30:00Z", "--format", "csv"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()[1:]
+    assert len(lines) == 24 and lines[0].startswith("2026-03-02T02:00:00")  # the last two hourly files, whole
+    assert main(["system", "--dumps", str(four_hours), "--load-to", "yesterday-ish"]) == 2
+    assert "is not a time" in capsys.readouterr().err

@@ -64,16 +64,7 @@ cols = {
     "path": st.column_config.TextColumn("Path", width="large"),
 }
 st.caption(f"{len(tree_df):,} cgroups at {render.fmt_ts(ctx.snap_ts)} · click a row or a box to select a cgroup")
-ev = st.dataframe(
-    tbl,
-    hide_index=True,
-    width="stretch",
-    height=min(38 + 35 * max(len(tbl), 1), 380),
-    column_config=cols,
-    on_select="rerun",
-    selection_mode=["single-row", "single-cell"],
-    key=f"cgroup_tree_{ctx.snap}",
-)
+row = render.clickable_table(tbl, key=f"cgroup_tree_{ctx.snap}", column_config=cols, max_height=380)
 render.download_buttons(tree_df, f"cgroups_{render.file_stamp(ctx.snap_ts)}", key="dl_cgroups")
 fig = data.figure(
     "icicle", token, (ctx.snap, own_col, unit), lambda: charts.icicle_figure(tree_df, "tree_" + own_col, unit)
@@ -88,11 +79,7 @@ if len(tree_df) > 1:  # a single box says nothing
         key=f"cgroup_icicle_{ctx.snap}",
         config=charts.plot_config(f"cgroups_{render.file_stamp(ctx.snap_ts)}"),
     )
-sel = getattr(ev, "selection", None) or {}
-rows = (sel.get("rows") if isinstance(sel, dict) else getattr(sel, "rows", None)) or []
-cells = (sel.get("cells") if isinstance(sel, dict) else getattr(sel, "cells", None)) or []
-row = int(cells[0][0]) if cells else (int(rows[0]) if rows else None)
-picked = str(tree_df["cgroup"].iloc[row]) if row is not None and row < len(tree_df) else None
+picked = str(tree_df["cgroup"].iloc[row]) if row is not None else None
 point = nav.clicked_point(iev)
 picked = picked or (str(point) if point is not None and str(point) in set(tree_df["cgroup"]) else None)
 if picked is not None and picked != selected:
@@ -138,18 +125,14 @@ mtable = pd.DataFrame(
         "cmdline": members["cmdline"].astype(str).to_numpy(),
     }
 )
-mev = st.dataframe(
+target = render.clickable_table(
     mtable,
-    hide_index=True,
-    width="stretch",
-    height=min(38 + 35 * max(len(mtable), 1), 420),
+    key=f"cgroup_members_{ctx.snap}_{selected}",
     column_config=render.process_table_config(unit, ctx.metric_label)
     | {"cgroup": st.column_config.TextColumn("cgroup path")},
-    on_select="rerun",
-    selection_mode=["single-row", "single-cell"],
-    key=f"cgroup_members_{ctx.snap}_{selected}",
+    processes=members,
+    snapshot=snap_df,
 )
 render.download_buttons(members, f"cgroup_members_{render.file_stamp(ctx.snap_ts)}", key="dl_cgroup_members")
-target = nav.clicked_process(mev, members, snap_df)
 if target is not None:
     nav.go(nav.PAGE_PID, data.view_for_process(token, ds, target, view))

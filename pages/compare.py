@@ -116,8 +116,9 @@ config = render.process_table_config(unit, ctx.metric_label) | {
 }
 
 
-def _clicked(event: object, rows: pd.DataFrame) -> tuple[int, bool] | None:
-    picked = nav.clicked_process(event, rows, rows)
+def _clicked(table: pd.DataFrame, rows: pd.DataFrame, key: str) -> tuple[int, bool] | None:
+    """Clickable table of `rows` -> (proc_id clicked, whether it exited: it opens at moment a) or None."""
+    picked = render.clickable_table(table, key=key, column_config=config, processes=rows, snapshot=rows, max_height=560)
     if picked is None:
         return None
     change = rows.loc[rows["proc_id"].to_numpy() == picked, "change"].astype(str)
@@ -140,17 +141,7 @@ with tab_p:
             "cmdline": shown["cmdline"].astype(str).to_numpy(),
         }
     )
-    ev = st.dataframe(
-        ptable,
-        hide_index=True,
-        width="stretch",
-        height=min(38 + 35 * max(len(ptable), 1), 560),
-        column_config=config,
-        on_select="rerun",
-        selection_mode=["single-row", "single-cell"],
-        key=f"cmp_procs_{snap_a}_{snap_b}_{ctx.metric}",
-    )
-    picked = _clicked(ev, shown)
+    picked = _clicked(ptable, shown, f"cmp_procs_{snap_a}_{snap_b}_{ctx.metric}")
     render.download_buttons(shown, f"compare_processes_{stamp}", key="dl_cmp_procs")
 with tab_s:
     has_desc = (shown["descendants_before"].fillna(0) > 0) | (shown["descendants_after"].fillna(0) > 0)
@@ -170,17 +161,8 @@ with tab_s:
             "cmdline": subs["cmdline"].astype(str).to_numpy(),
         }
     )
-    ev_s = st.dataframe(
-        stable,
-        hide_index=True,
-        width="stretch",
-        height=min(38 + 35 * max(len(stable), 1), 560),
-        column_config=config,
-        on_select="rerun",
-        selection_mode=["single-row", "single-cell"],
-        key=f"cmp_subs_{snap_a}_{snap_b}_{ctx.metric}",
-    )
-    picked = picked or _clicked(ev_s, subs)
+    picked_sub = _clicked(stable, subs, f"cmp_subs_{snap_a}_{snap_b}_{ctx.metric}")  # drawn whatever was clicked
+    picked = picked or picked_sub
     render.download_buttons(subs, f"compare_subtrees_{stamp}", key="dl_cmp_subs")
 
 if picked is not None:

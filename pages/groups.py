@@ -45,12 +45,16 @@ fig = data.figure(
     "groups",
     token,
     (by, ctx.metric, lo, hi, unit, ctx.snap_ts),
-    lambda: charts.stacked_groups_figure(
+    lambda: charts.stacked_figure(
         in_window,
+        "group",
         own_col,
         f"{ctx.metric_label} per {BY_LABELS[by].lower()} (top {TOP} by peak, stacked) — click a band to list it",
         unit,
         ctx.snap_ts,
+        ts=in_window["ts"],
+        clickable=True,
+        legend_reversed=True,
     ),
 )
 ev = st.plotly_chart(
@@ -85,11 +89,9 @@ table = pd.DataFrame(
 ).drop(columns=[ctx.metric])  # the chosen metric is the `own` column
 st.subheader(f"Groups at {render.fmt_ts(ctx.snap_ts)}", divider="gray", anchor=False)
 st.caption(f"{len(now):,} groups · click a row to list its processes")
-gev = st.dataframe(
+row = render.clickable_table(
     table,
-    hide_index=True,
-    width="stretch",
-    height=min(38 + 35 * max(len(table), 1), 420),
+    key=f"groups_now_{by}_{ctx.snap}",
     column_config={
         "group": st.column_config.TextColumn(BY_LABELS[by]),
         "processes": st.column_config.NumberColumn("Processes", format="%d"),
@@ -100,16 +102,9 @@ gev = st.dataframe(
         "swap": render.memory_column("Swap", unit),
         "smaps_known": st.column_config.NumberColumn("PSS known", format="%d", help="Members with PSS/USS/swap read"),
     },
-    on_select="rerun",
-    selection_mode=["single-row", "single-cell"],
-    key=f"groups_now_{by}_{ctx.snap}",
 )
 render.download_buttons(now, f"groups_{by}_{render.file_stamp(ctx.snap_ts)}", key="dl_groups_now")
-sel = getattr(gev, "selection", None) or {}
-rows = (sel.get("rows") if isinstance(sel, dict) else getattr(sel, "rows", None)) or []
-cells = (sel.get("cells") if isinstance(sel, dict) else getattr(sel, "cells", None)) or []
-row = int(cells[0][0]) if cells else (int(rows[0]) if rows else None)
-if row is not None and row < len(now) and str(now["group"].iloc[row]) != view.group:
+if row is not None and str(now["group"].iloc[row]) != view.group:
     state.update_state(group=str(now["group"].iloc[row]))
     st.rerun()
 
@@ -147,17 +142,13 @@ if view.group is not None:
                 "cmdline": members["cmdline"].astype(str).to_numpy(),
             }
         )
-        mev = st.dataframe(
+        target = render.clickable_table(
             mtable,
-            hide_index=True,
-            width="stretch",
-            height=min(38 + 35 * max(len(mtable), 1), 420),
-            column_config=render.process_table_config(unit, ctx.metric_label),
-            on_select="rerun",
-            selection_mode=["single-row", "single-cell"],
             key=f"group_members_{by}_{ctx.snap}",
+            column_config=render.process_table_config(unit, ctx.metric_label),
+            processes=members,
+            snapshot=snap_df,
         )
         render.download_buttons(members, f"group_{by}_{render.file_stamp(ctx.snap_ts)}", key="dl_group_members")
-        target = nav.clicked_process(mev, members, snap_df)
         if target is not None:
             nav.go(nav.PAGE_PID, data.view_for_process(token, ds, target, view))

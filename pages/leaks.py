@@ -32,13 +32,8 @@ st.caption(
 )
 
 
-def _height(n: int, cap: int = 420) -> int:
-    return min(38 + 35 * max(n, 1), cap)
-
-
-def _clicked_row(event: object, n: int) -> int | None:
-    """Dataframe selection event over a table of `n` rows -> the row position clicked, or None."""
-    return nav.clicked_process(event, pd.DataFrame({"proc_id": np.arange(n)}), None)
+def _open_process(proc_id: int) -> None:
+    nav.go(nav.PAGE_PID, data.view_for_process(token, ds, proc_id, view))
 
 
 def _sparklines(series: pd.DataFrame, proc_ids: pd.Series) -> list[list[float]]:
@@ -73,6 +68,24 @@ COMMON_CONFIG = {
 }
 
 
+def _suspects_table(suspects: pd.DataFrame, spark: pd.DataFrame, middle: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Leak suspects (+ their leak_series) -> table: trend, pid, name, rate, since, the `middle` columns, score, user,
+    command line."""
+    return pd.DataFrame(
+        {
+            "trend": _sparklines(spark, suspects["proc_id"]),
+            "pid": suspects["pid"].to_numpy(),
+            "name": suspects["name"].astype(str).to_numpy(),
+            "rate": (suspects["rate_bytes_per_hour"] / div).to_numpy(),
+            "since": suspects["growing_since"].to_numpy(),
+            **middle,
+            "score": suspects["score"].to_numpy(),
+            "user": suspects["user"].astype(str).to_numpy(),
+            "cmdline": suspects["cmdline"].astype(str).to_numpy(),
+        }
+    )
+
+
 def _process_suspects() -> None:
     sc = data.leak_scores(token, ds, lo, hi, ctx.metric)
     suspects = sc[sc["score"] > 0].head(MAX_SUSPECTS).reset_index(drop=True)
@@ -82,20 +95,14 @@ def _process_suspects() -> None:
         st.caption(f"{rose}processes seen for less than 10 minutes of the window are never suspects.")
         return
     spark = data.leak_series(token, ds, tuple(suspects["proc_id"].tolist()), lo, hi, ctx.metric)
-    table = pd.DataFrame(
+    table = _suspects_table(
+        suspects,
+        spark,
         {
-            "trend": _sparklines(spark, suspects["proc_id"]),
-            "pid": suspects["pid"].to_numpy(),
-            "name": suspects["name"].astype(str).to_numpy(),
-            "rate": (suspects["rate_bytes_per_hour"] / div).to_numpy(),
-            "since": suspects["growing_since"].to_numpy(),
             "growing for": render.fmt_durations(suspects["growing_s"]).to_numpy(),
             "growth": render.in_unit(suspects["growth_bytes"], unit).to_numpy(),
             "steady": (100 * suspects["rising_share"]).to_numpy(),
-            "score": suspects["score"].to_numpy(),
-            "user": suspects["user"].astype(str).to_numpy(),
-            "cmdline": suspects["cmdline"].astype(str).to_numpy(),
-        }
+        },
     )
     config = {
         **COMMON_CONFIG,
@@ -105,19 +112,9 @@ def _process_suspects() -> None:
             "Rising steps", format="%.0f%%", help="Share of steps in which the floor rose (a steady leak: near 100 %)"
         ),
     }
-    event = st.dataframe(
-        table,
-        hide_index=True,
-        width="stretch",
-        height=_height(len(table)),
-        column_config=config,
-        on_select="rerun",
-        selection_mode=["single-row", "single-cell"],
-        key=f"leaks_procs_{window_key}",
+    render.clickable_table(
+        table, key=f"leaks_procs_{window_key}", column_config=config, processes=suspects, on_row=_open_process
     )
-    picked = nav.clicked_process(event, suspects, None)
-    if picked is not None:
-        nav.go(nav.PAGE_PID, data.view_for_process(token, ds, picked, view))
     rest = len(sc) - len(suspects)
     if rest > 0:
         st.caption(f"{rest:,} more processes rose a little but score 0 (grew once then stopped, or too little).")
@@ -134,20 +131,14 @@ def _subtree_suspects() -> None:
     top_member = (
         suspects["top_member_name"].astype(str) + " (" + suspects["top_member_pid"].astype("Int64").astype(str) + ")"
     )
-    table = pd.DataFrame(
+    table = _suspects_table(
+        suspects,
+        spark,
         {
-            "trend": _sparklines(spark, suspects["proc_id"]),
-            "pid": suspects["pid"].to_numpy(),
-            "name": suspects["name"].astype(str).to_numpy(),
-            "rate": (suspects["rate_bytes_per_hour"] / div).to_numpy(),
-            "since": suspects["growing_since"].to_numpy(),
             "top member": top_member.to_numpy(),
             "members": suspects["members"].to_numpy(),
             "growing": suspects["growing_members"].to_numpy(),
-            "score": suspects["score"].to_numpy(),
-            "user": suspects["user"].astype(str).to_numpy(),
-            "cmdline": suspects["cmdline"].astype(str).to_numpy(),
-        }
+        },
     )
     config = {
         **COMMON_CONFIG,
@@ -162,19 +153,9 @@ def _subtree_suspects() -> None:
         "members": st.column_config.NumberColumn("Members", format="%d", help="Processes seen in the subtree"),
         "growing": st.column_config.NumberColumn("Growing", format="%d", help="Members that are leak suspects"),
     }
-    event = st.dataframe(
-        table,
-        hide_index=True,
-        width="stretch",
-        height=_height(len(table)),
-        column_config=config,
-        on_select="rerun",
-        selection_mode=["single-row", "single-cell"],
-        key=f"leaks_subtrees_{window_key}",
+    render.clickable_table(
+        table, key=f"leaks_subtrees_{window_key}", column_config=config, processes=suspects, on_row=_open_process
     )
-    picked = nav.clicked_process(event, suspects, None)
-    if picked is not None:
-        nav.go(nav.PAGE_PID, data.view_for_process(token, ds, picked, view))
     st.caption("A subtree nests its members' growth: a leaker's parent, grandparent… all list it.")
     render.download_buttons(suspects, f"leaks_subtrees_{window_name}", key="dl_leaks_subtrees")
 
@@ -209,17 +190,7 @@ def _process_spikes() -> None:
         "size": render.memory_column("Size", unit, "Peak minus the baseline before the spike"),
         "baseline": render.memory_column("Baseline", unit, "Rolling median before the spike"),
     }
-    event = st.dataframe(
-        table,
-        hide_index=True,
-        width="stretch",
-        height=_height(len(table), 380),
-        column_config=config,
-        on_select="rerun",
-        selection_mode=["single-row", "single-cell"],
-        key=f"spikes_procs_{window_key}",
-    )
-    row = _clicked_row(event, len(shown))
+    row = render.clickable_table(table, key=f"spikes_procs_{window_key}", column_config=config, max_height=380)
     if row is not None:
         target = int(shown["proc_id"].iloc[row])
         nav.go(nav.PAGE_PID, data.view_for_process(token, ds, target, view).replace(at=shown["peak_ts"].iloc[row]))
@@ -253,19 +224,13 @@ def _system_spikes() -> None:
         "size": render.memory_column("Size", unit, "Peak minus the baseline before the spike"),
         "baseline": render.memory_column("Baseline", unit, "Rolling median of used RAM before the spike"),
     }
-    event = st.dataframe(
+    render.clickable_table(
         table,
-        hide_index=True,
-        width="stretch",
-        height=_height(len(table), 300),
-        column_config=config,
-        on_select="rerun",
-        selection_mode=["single-row", "single-cell"],
         key=f"spikes_system_{window_key}",
+        column_config=config,
+        max_height=300,
+        on_row=lambda row: nav.go(nav.PAGE_LEVEL, view.replace(at=sp["peak_ts"].iloc[row])),
     )
-    row = _clicked_row(event, len(sp))
-    if row is not None:
-        nav.go(nav.PAGE_LEVEL, view.replace(at=sp["peak_ts"].iloc[row]))
     render.download_buttons(sp, f"ram_spikes_{window_name}", key="dl_ram_spikes")
 
 
@@ -316,7 +281,7 @@ def _alert_rules() -> None:
         status,
         hide_index=True,
         width="stretch",
-        height=_height(len(status), 300),
+        height=render.table_height(len(status), 300),
         column_config={
             "rule": st.column_config.TextColumn("Rule"),
             "kind": st.column_config.TextColumn("Kind"),
@@ -338,11 +303,9 @@ def _alert_rules() -> None:
             "cmdline": firing["cmdline"].astype(object).where(firing["cmdline"].notna(), "").astype(str).to_numpy(),
         }
     )
-    event = st.dataframe(
+    row = render.clickable_table(
         table,
-        hide_index=True,
-        width="stretch",
-        height=_height(len(table), 380),
+        key=f"alerts_{ctx.snap}",
         column_config={
             "rule": st.column_config.TextColumn("Rule"),
             "pid": st.column_config.NumberColumn("PID", format="%d", help="Click to open the PID drill-down"),
@@ -352,16 +315,13 @@ def _alert_rules() -> None:
             "message": st.column_config.TextColumn("Alert", width="large"),
             "cmdline": st.column_config.TextColumn("Command line", width="large"),
         },
-        on_select="rerun",
-        selection_mode=["single-row", "single-cell"],
-        key=f"alerts_{ctx.snap}",
+        max_height=380,
     )
-    row = _clicked_row(event, len(firing))
     if row is not None and pd.notna(firing["pid"].iloc[row]):
         d = data.directory(token, ds)
         hit = d[(d["pid"] == int(firing["pid"].iloc[row])) & (d["start_time"] == firing["start_time"].iloc[row])]
         if len(hit):
-            nav.go(nav.PAGE_PID, data.view_for_process(token, ds, int(hit["proc_id"].iloc[0]), view))
+            _open_process(int(hit["proc_id"].iloc[0]))
     render.download_buttons(firing, f"alerts_{render.file_stamp(at)}", key="dl_alerts")
 
 

@@ -86,17 +86,14 @@ st.caption(
 
 # ---- the table: click a PID / row -> drill-down, a PPID -> the parent
 key = f"level_tbl_{ctx.snap}_{level}"
-event = st.dataframe(
+target = render.clickable_table(
     table,
-    hide_index=True,
-    width="stretch",
-    height=min(38 + 35 * max(len(table), 1), 560),
-    column_config=render.process_table_config(unit, ctx.metric_label),
-    on_select="rerun",
-    selection_mode=["single-row", "single-cell"],
     key=key,
+    column_config=render.process_table_config(unit, ctx.metric_label),
+    processes=shown,
+    snapshot=snap_df,
+    max_height=560,
 )
-target = nav.clicked_process(event, shown, snap_df)
 if target is not None:
     nav.go(nav.PAGE_PID, data.view_for_process(token, ds, target, view))
 

@@ -119,17 +119,13 @@ with st.expander(
 
 def _table(rows: pd.DataFrame, key: str, columns: dict[str, pd.Series | object]) -> int | None:
     """Clickable table -> proc_id clicked (rows are PROCS-like with proc_id, pid, ppid) or None."""
-    event = st.dataframe(
+    return render.clickable_table(
         pd.DataFrame(columns),
-        hide_index=True,
-        width="stretch",
-        height=min(38 + 35 * max(len(rows), 1), 420),
-        column_config=render.process_table_config(unit, ctx.metric_label),
-        on_select="rerun",
-        selection_mode=["single-row", "single-cell"],
         key=key,
+        column_config=render.process_table_config(unit, ctx.metric_label),
+        processes=rows,
+        snapshot=snap_df,
     )
-    return nav.clicked_process(event, rows, snap_df)
 
 
 left, right = st.columns(2)

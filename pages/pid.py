@@ -40,17 +40,14 @@ def _process_table(rows: pd.DataFrame, key: str) -> int | None:
             "descendants": rows["descendants"].to_numpy(),
         }
     )
-    event = st.dataframe(
+    return render.clickable_table(
         table,
-        hide_index=True,
-        width="stretch",
-        height=min(38 + 35 * max(len(table), 1), 460),
-        column_config=render.process_table_config(unit, ctx.metric_label),
-        on_select="rerun",
-        selection_mode=["single-row", "single-cell"],
         key=key,
+        column_config=render.process_table_config(unit, ctx.metric_label),
+        processes=rows,
+        snapshot=snap_df,
+        max_height=460,
     )
-    return nav.clicked_process(event, rows, snap_df)
 
 
 if view.pid is None:
@@ -151,16 +148,15 @@ if alive_now:
                 "subtree": render.in_unit(above[sub_col], unit).to_numpy(),
             }
         )
-        ev = st.dataframe(
+        target = render.clickable_table(
             chain_tbl,
-            hide_index=True,
-            width="content",
-            on_select="rerun",
-            selection_mode=["single-row", "single-cell"],
             key=f"chain_{proc_id}_{ctx.snap}",
             column_config=render.process_table_config(unit, ctx.metric_label),
+            processes=above,
+            snapshot=snap_df,
+            max_height=None,
+            width="content",
         )
-        target = nav.clicked_process(ev, above, snap_df)
         if target is not None:
             nav.go(nav.PAGE_PID, data.view_for_process(token, ds, target, view))
         render.download_buttons(

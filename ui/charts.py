@@ -7,6 +7,7 @@ Figures carry ISO times or proc_ids in `customdata` so a click can navigate; nam
 from __future__ import annotations
 
 import html
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -162,34 +163,80 @@ def process_figure(
     fig = go.Figure()
     x = _x(tl["ts"])
     iso = [iso_z(t) for t in tl["ts"]]
-    if sub_col in tl.columns:
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=tl[sub_col].astype("Float64") / div,
-                name=f"subtree {label}",
-                line={"color": COLORS["subtree"]},
-                customdata=iso,
-                mode="lines+markers",
-                marker={"size": 3},
-                hovertemplate=f"%{{y:.1f}} {unit}",
+    for col, kind in ((sub_col, "subtree"), (own_col, "own")):
+        if col in tl.columns:
+            fig.add_trace(
+                go.Scatter(
+                    x=x,
+                    y=tl[col].astype("Float64") / div,
+                    name=f"{kind} {label}",
+                    line={"color": COLORS[kind]},
+                    customdata=iso,
+                    mode="lines+markers",
+                    marker={"size": 3},
+                    hovertemplate=f"%{{y:.1f}} {unit}",
+                )
             )
-        )
-    if own_col in tl.columns:
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=tl[own_col].astype("Float64") / div,
-                name=f"own {label}",
-                line={"color": COLORS["own"]},
-                customdata=iso,
-                mode="lines+markers",
-                marker={"size": 3},
-                hovertemplate=f"%{{y:.1f}} {unit}",
-            )
-        )
     _mark(fig, at)
     return _layout(fig, f"Own and subtree {label} — click a point to move the moment", unit, hovermode="closest")
+
+
+def stacked_figure(
+    long: pd.DataFrame,
+    band_col: str,
+    value_col: str,
+    title: str,
+    unit: str,
+    at: pd.Timestamp | None,
+    *,
+    order: Sequence[object] | None = None,
+    label: Callable[[object], str] = plain,
+    stackgroup: str = "groups",
+    ts: pd.Series | None = None,
+    clickable: bool = False,
+    legend_reversed: bool = False,
+    max_points: int = 1500,
+) -> go.Figure:
+    """Long frame (ts, <band_col>, <value_col>) -> stacked areas over time, one band per value of `band_col` (rows of
+    a band at one moment summed), the legend on the right.
+
+    `order`: the bands from the bottom up (bands without data skipped); None = biggest peak at the bottom. `label`
+    gives a band's legend name (as text Plotly shows literally). With `ts` (sample times) a band absent at one of
+    them counts 0 there, not an interpolated value. More than `max_points` moments: each bucket keeps its maximum
+    per band, so spikes stay visible. `clickable`: each point's customdata is its band's value as text.
+    """
+    div = UNITS[unit]
+    fig = go.Figure()
+    if len(long):
+        wide = long.pivot_table(index="ts", columns=band_col, values=value_col, aggfunc="sum", observed=True)
+        if ts is not None:
+            wide = wide.reindex(pd.DatetimeIndex(ts.unique()).union(wide.index))
+        wide = wide.astype("Float64").fillna(0)
+        if len(wide) > max_points:
+            bucket = np.arange(len(wide)) // int(np.ceil(len(wide) / max_points))
+            first_ts = pd.Series(wide.index).groupby(bucket).first()
+            wide = wide.groupby(bucket).max()
+            wide.index = pd.DatetimeIndex(first_ts.to_numpy())
+        bands = wide.max().sort_values(ascending=False).index if order is None else order
+        x = wide.index.tz_convert("UTC").tz_localize(None)
+        for band in [b for b in bands if b in wide.columns]:
+            fig.add_trace(
+                go.Scatter(
+                    x=x,
+                    y=wide[band].astype("Float64") / div,
+                    name=label(band),
+                    stackgroup=stackgroup,
+                    mode="lines",
+                    line={"width": 0.8, "shape": "hv"},
+                    customdata=[str(band)] * len(wide) if clickable else None,
+                    hovertemplate=f"%{{y:.1f}} {unit}",
+                )
+            )
+    _mark(fig, at)
+    _layout(fig, title, unit)
+    legend = {"orientation": "v", "x": 1.02, "y": 1, "yanchor": "top", "font": {"size": 10}}
+    fig.update_layout(legend=legend | ({"traceorder": "reversed"} if legend_reversed else {}))
+    return fig
 
 
 def children_figure(
@@ -207,44 +254,29 @@ def children_figure(
     The `max_children` biggest children (by peak) get their own band, the rest are summed as "other children";
     `timeline_ts` (the parent's sample times) makes a child absent at a moment count 0 there.
     """
-    div = UNITS[unit]
-    fig = go.Figure()
-    if len(trends):
-        peaks = trends.groupby("child_proc_id", observed=True)[value_col].max().sort_values(ascending=False)
-        keep = set(peaks.index[:max_children])
-        t = trends.assign(
-            band=trends["child_proc_id"].where(trends["child_proc_id"].isin(keep), -1),
-        )
-        wide = t.pivot_table(index="ts", columns="band", values=value_col, aggfunc="sum", observed=True)
-        if timeline_ts is not None:  # a child absent at a moment holds 0 there, not an interpolated value
-            wide = wide.reindex(pd.DatetimeIndex(timeline_ts.unique()).union(wide.index))
-        wide = wide.astype("Float64").fillna(0)
-        if len(wide) > max_points:  # keep each bucket's maximum per band, so spikes stay visible
-            bucket = np.arange(len(wide)) // int(np.ceil(len(wide) / max_points))
-            first_ts = pd.Series(wide.index).groupby(bucket).first()
-            wide = wide.groupby(bucket).max()
-            wide.index = pd.DatetimeIndex(first_ts.to_numpy())
-        names = t.drop_duplicates("band").set_index("band")
-        for band in [b for b in peaks.index[:max_children] if b in wide.columns] + ([-1] if -1 in wide.columns else []):
-            if band == -1:
-                label_b = "other children"
-            else:
-                label_b = f"{plain(names.loc[band, 'child_name'])} ({int(names.loc[band, 'child_pid'])})"
-            fig.add_trace(
-                go.Scatter(
-                    x=wide.index.tz_convert("UTC").tz_localize(None),
-                    y=wide[band].astype("Float64") / div,
-                    name=label_b,
-                    stackgroup="children",
-                    mode="lines",
-                    line={"width": 0.8, "shape": "hv"},
-                    hovertemplate=f"%{{y:.1f}} {unit}",
-                )
-            )
-    _mark(fig, at)
-    _layout(fig, f"Children's subtree {label} (stacked)", unit)
-    fig.update_layout(legend={"orientation": "v", "x": 1.02, "y": 1, "yanchor": "top", "font": {"size": 10}})
-    return fig
+    peaks = trends.groupby("child_proc_id", observed=True)[value_col].max().sort_values(ascending=False)
+    keep = peaks.index[:max_children]
+    t = trends.assign(band=trends["child_proc_id"].where(trends["child_proc_id"].isin(set(keep)), -1))
+    names = t.drop_duplicates("band").set_index("band")
+
+    def band_label(band: object) -> str:
+        if band == -1:
+            return "other children"
+        return f"{plain(names.loc[band, 'child_name'])} ({int(names.loc[band, 'child_pid'])})"
+
+    return stacked_figure(
+        t,
+        "band",
+        value_col,
+        f"Children's subtree {label} (stacked)",
+        unit,
+        at,
+        order=[*keep, -1],
+        label=band_label,
+        stackgroup="children",
+        ts=timeline_ts,
+        max_points=max_points,
+    )
 
 
 def treemap_figure(snap_df: pd.DataFrame, own_col: str, unit: str, max_nodes: int = 600) -> go.Figure:
@@ -253,7 +285,6 @@ def treemap_figure(snap_df: pd.DataFrame, own_col: str, unit: str, max_nodes: in
     Node ids are proc_ids; a click reports the id. With more than `max_nodes` processes only the biggest subtrees
     (and their ancestors) are drawn.
     """
-    div = UNITS[unit]
     df = snap_df.reset_index(drop=True)
     sub_col = "subtree_" + own_col
     parent = df["parent_row"].to_numpy().astype(np.int64)
@@ -270,66 +301,52 @@ def treemap_figure(snap_df: pd.DataFrame, own_col: str, unit: str, max_nodes: in
         parent = np.where(parent[keep] >= 0, new_pos[np.maximum(parent[keep], 0)], -1)
         df = df[keep].reset_index(drop=True)
     ids = df["proc_id"].astype(str).to_numpy()
-    parents = np.where(parent >= 0, ids[np.maximum(parent, 0)], "").tolist()
-    ids = ids.tolist()
-    labels = (plain_series(df["name"]) + " (" + df["pid"].astype(str) + ")").tolist()
-    values = (df[sub_col].astype("Float64").fillna(0) / div).tolist()
+    return _hierarchy_figure(
+        go.Treemap,
+        ids=ids.tolist(),
+        labels=(plain_series(df["name"]) + " (" + df["pid"].astype(str) + ")").tolist(),
+        parents=np.where(parent >= 0, ids[np.maximum(parent, 0)], "").tolist(),
+        values=df[sub_col],
+        customdata=df["pid"].tolist(),
+        unit=unit,
+        value_name="subtree ",
+        title="Tree memory at this moment — click a box to open it",
+        height=480,
+    )
+
+
+def _hierarchy_figure(
+    trace: type[go.Treemap] | type[go.Icicle],
+    *,
+    ids: list[str],
+    labels: list[str],
+    parents: list[str],
+    values: pd.Series,
+    customdata: list[object],
+    unit: str,
+    value_name: str,
+    title: str,
+    height: int,
+) -> go.Figure:
+    """Treemap or icicle of byte `values` (null = 0) shown in `unit`: each node's value is its whole branch's."""
     fig = go.Figure(
-        go.Treemap(
+        trace(
             ids=ids,
             labels=labels,
             parents=parents,
-            values=values,
+            values=(values.astype("Float64").fillna(0) / UNITS[unit]).tolist(),
             branchvalues="total",
-            customdata=df["pid"].tolist(),
-            hovertemplate=f"%{{label}}<br>subtree %{{value:.1f}} {unit}<extra></extra>",
+            customdata=customdata,
+            hovertemplate=f"%{{label}}<br>{value_name}%{{value:.1f}} {unit}<extra></extra>",
             texttemplate="%{label}<br>%{value:.0f} " + unit,
             maxdepth=4,
             marker={"colorscale": "Blues"},
         )
     )
     fig.update_layout(
-        height=480,
+        height=height,
         margin={"l": 0, "r": 0, "t": 30, "b": 0},
-        title={"text": "Tree memory at this moment — click a box to open it", "x": 0, "font": {"size": 15}},
-    )
-    return fig
-
-
-def stacked_groups_figure(
-    totals: pd.DataFrame, value_col: str, title: str, unit: str, at: pd.Timestamp | None, max_points: int = 1500
-) -> go.Figure:
-    """group_totals frame (ts, group, <value_col>) -> stacked areas, one band per group (a group absent at a moment
-    counts 0 there), biggest peak at the bottom; each point's customdata is the group label."""
-    div = UNITS[unit]
-    fig = go.Figure()
-    if len(totals):
-        wide = totals.pivot_table(index="ts", columns="group", values=value_col, aggfunc="sum", observed=True)
-        wide = wide.reindex(pd.DatetimeIndex(totals["ts"].unique()).sort_values()).astype("Float64").fillna(0)
-        if len(wide) > max_points:
-            bucket = np.arange(len(wide)) // int(np.ceil(len(wide) / max_points))
-            first_ts = pd.Series(wide.index).groupby(bucket).first()
-            wide = wide.groupby(bucket).max()
-            wide.index = pd.DatetimeIndex(first_ts.to_numpy())
-        order = wide.max().sort_values(ascending=False).index
-        x = wide.index.tz_convert("UTC").tz_localize(None)
-        for group in order:
-            fig.add_trace(
-                go.Scatter(
-                    x=x,
-                    y=wide[group].astype("Float64") / div,
-                    name=plain(group),
-                    stackgroup="groups",
-                    mode="lines",
-                    line={"width": 0.8, "shape": "hv"},
-                    customdata=[str(group)] * len(wide),
-                    hovertemplate=f"%{{y:.1f}} {unit}",
-                )
-            )
-    _mark(fig, at)
-    _layout(fig, title, unit)
-    fig.update_layout(
-        legend={"orientation": "v", "x": 1.02, "y": 1, "yanchor": "top", "font": {"size": 10}, "traceorder": "reversed"}
+        title={"text": title, "x": 0, "font": {"size": 15}},
     )
     return fig
 
@@ -378,7 +395,18 @@ def swap_split_figure(
 ) -> go.Figure:
     """system_summary frame (ts, swap_used_bytes) and group_totals by name with metric swap (ts, group, swap_bytes)
     -> the top holders' swap stacked, under the system's swap used line."""
-    fig = stacked_groups_figure(holders, "swap_bytes", "", unit, None, max_points)
+    fig = stacked_figure(
+        holders,
+        "group",
+        "swap_bytes",
+        "",
+        unit,
+        None,
+        ts=holders["ts"],
+        clickable=True,
+        legend_reversed=True,
+        max_points=max_points,
+    )
     div = UNITS[unit]
     if "swap_used_bytes" in sysdf.columns:
         fig.add_trace(
@@ -398,28 +426,19 @@ def swap_split_figure(
 def icicle_figure(tree_df: pd.DataFrame, value_col: str, unit: str) -> go.Figure:
     """cgroup_tree frame (cgroup, parent, label, tree_<m>) -> icicle of rolled-up cgroup totals; ids are cgroup paths
     (a click reports the path)."""
-    div = UNITS[unit]
-    values = (tree_df[value_col].astype("Float64").fillna(0) / div).tolist()
-    fig = go.Figure(
-        go.Icicle(
-            ids=tree_df["cgroup"].astype(str).tolist(),
-            labels=plain_series(tree_df["label"]).tolist(),
-            parents=tree_df["parent"].fillna("").astype(str).tolist(),
-            values=values,
-            branchvalues="total",
-            customdata=tree_df["cgroup"].astype(str).tolist(),
-            hovertemplate=f"%{{label}}<br>%{{value:.1f}} {unit}<extra></extra>",
-            texttemplate="%{label}<br>%{value:.0f} " + unit,
-            maxdepth=4,
-            marker={"colorscale": "Blues"},
-        )
-    )
-    fig.update_layout(
+    paths = tree_df["cgroup"].astype(str).tolist()
+    return _hierarchy_figure(
+        go.Icicle,
+        ids=paths,
+        labels=plain_series(tree_df["label"]).tolist(),
+        parents=tree_df["parent"].fillna("").astype(str).tolist(),
+        values=tree_df[value_col],
+        customdata=paths,
+        unit=unit,
+        value_name="",
+        title="cgroup tree (rolled-up totals) — click a box to select it",
         height=380,
-        margin={"l": 0, "r": 0, "t": 30, "b": 0},
-        title={"text": "cgroup tree (rolled-up totals) — click a box to select it", "x": 0, "font": {"size": 15}},
     )
-    return fig
 
 
 def _fmt_size(n: float, unit: str) -> str:

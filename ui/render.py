@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
+from ui import nav
 from ui.state import UNITS
 
 BYTE_STEPS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
@@ -100,24 +102,16 @@ def download_buttons(df: pd.DataFrame, name: str, key: str) -> None:
     """CSV and JSON download buttons for exactly the rows of `df`, files named `<name>.csv` / `<name>.json`."""
     rows = f"{len(df):,} row" + ("" if len(df) == 1 else "s")
     box = st.container(horizontal=True, gap="small")
-    box.download_button(
-        "⬇ CSV",
-        data=lambda: to_csv_bytes(df),
-        file_name=f"{name}.csv",
-        mime="text/csv",
-        key=f"{key}_csv",
-        on_click="ignore",
-        help=f"{rows} as {name}.csv",
-    )
-    box.download_button(
-        "⬇ JSON",
-        data=lambda: to_json_bytes(df),
-        file_name=f"{name}.json",
-        mime="application/json",
-        key=f"{key}_json",
-        on_click="ignore",
-        help=f"{rows} as {name}.json",
-    )
+    for ext, mime, encode in (("csv", "text/csv", to_csv_bytes), ("json", "application/json", to_json_bytes)):
+        box.download_button(
+            f"⬇ {ext.upper()}",
+            data=lambda encode=encode: encode(df),
+            file_name=f"{name}.{ext}",
+            mime=mime,
+            key=f"{key}_{ext}",
+            on_click="ignore",
+            help=f"{rows} as {name}.{ext}",
+        )
 
 
 def memory_column(label: str, unit: str, help: str | None = None) -> st.column_config.NumberColumn:
@@ -148,6 +142,46 @@ def process_table_config(unit: str, metric_label: str = "RSS") -> dict[str, obje
         "growth": memory_column(f"Growth {metric_label}", unit, "Own growth between the window's ends"),
         "subtree growth": memory_column(f"Subtree growth {metric_label}", unit),
     }
+
+
+def table_height(rows: int, cap: int = 420) -> int:
+    """Pixel height of a dataframe showing `rows` rows (header + 35 px a row, at least one row), at most `cap`."""
+    return min(38 + 35 * max(rows, 1), cap)
+
+
+def clickable_table(
+    table: pd.DataFrame,
+    *,
+    key: str,
+    column_config: Mapping[str, Any],
+    on_row: Callable[[int], None] | None = None,
+    processes: pd.DataFrame | None = None,
+    snapshot: pd.DataFrame | None = None,
+    max_height: int | None = 420,
+    width: str = "stretch",
+) -> int | None:
+    """A table whose rows and cells can be clicked, one at a time (names only as cells, never Markdown or HTML).
+
+    Returns what was clicked, or None: the row's position in `table`; with `processes` (the PROCS-like rows shown,
+    same order, with proc_id) the row's proc_id, and for a cell of the `ppid` column the parent's proc_id looked up
+    by pid in `snapshot` (None when the parent is not in it). A click also calls `on_row` with that value.
+    The height fits the rows up to `max_height` px (None: Streamlit's automatic height).
+    """
+    event = st.dataframe(
+        table,
+        hide_index=True,
+        width=width,
+        height="auto" if max_height is None else table_height(len(table), max_height),
+        column_config=column_config,
+        on_select="rerun",
+        selection_mode=["single-row", "single-cell"],
+        key=key,
+    )
+    rows = processes if processes is not None else pd.DataFrame({"proc_id": np.arange(len(table))})
+    picked = nav.clicked_process(event, rows, snapshot)
+    if picked is not None and on_row is not None:
+        on_row(picked)
+    return picked
 
 
 def facts(rows: Sequence[tuple[str, str]]) -> None:

@@ -1,0 +1,77 @@
+"""ui.render.clickable_table: what a click on a row or a cell returns and opens (the dataframe call itself faked)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from ui import render
+
+PROCS = pd.DataFrame({"proc_id": [7, 8, 9], "pid": [70, 80, 90], "ppid": [3, 70, 70]})  # pid 3 is not in the snapshot
+SNAPSHOT = pd.DataFrame({"proc_id": [1, 7, 8, 9], "pid": [1, 70, 80, 90]})
+TABLE = PROCS[["pid", "ppid"]]
+
+
+@pytest.fixture
+def click(monkeypatch: pytest.MonkeyPatch):
+    """Make st.dataframe return the given selection; record its keyword arguments in `calls`."""
+    calls: list[dict] = []
+
+    def set_selection(rows: list[int] | None = None, cells: list[tuple[int, str]] | None = None) -> list[dict]:
+        def fake_dataframe(table: pd.DataFrame, **kwargs: object) -> dict:
+            calls.append(kwargs)
+            return {"selection": {"rows": rows or [], "columns": [], "cells": cells or []}}
+
+        monkeypatch.setattr(render.st, "dataframe", fake_dataframe)
+        return calls
+
+    return set_selection
+
+
+def test_nothing_clicked_returns_none_and_calls_nothing(click) -> None:
+    calls = click()
+    opened: list[int] = []
+    assert render.clickable_table(TABLE, key="k", column_config={}, on_row=opened.append) is None
+    assert opened == []
+    assert calls == [
+        {
+            "hide_index": True,
+            "width": "stretch",
+            "height": render.table_height(3),
+            "column_config": {},
+            "on_select": "rerun",
+            "selection_mode": ["single-row", "single-cell"],
+            "key": "k",
+        }
+    ]
+
+
+@pytest.mark.parametrize(("rows", "cells", "expected"), [([1], None, 1), (None, [(2, "pid")], 2), ([5], None, None)])
+def test_without_processes_the_row_position_is_returned(click, rows, cells, expected) -> None:
+    click(rows, cells)
+    opened: list[int] = []
+    assert render.clickable_table(TABLE, key="k", column_config={}, on_row=opened.append) == expected
+    assert opened == ([] if expected is None else [expected])
+
+
+@pytest.mark.parametrize(
+    ("rows", "cells", "expected"),
+    [([1], None, 8), (None, [(2, "pid")], 9), (None, [(1, "ppid")], 7), (None, [(0, "ppid")], None)],
+)
+def test_with_processes_the_proc_id_or_the_parents_is_returned(click, rows, cells, expected) -> None:
+    click(rows, cells)
+    opened: list[int] = []
+    got = render.clickable_table(
+        TABLE, key="k", column_config={}, processes=PROCS, snapshot=SNAPSHOT, on_row=opened.append
+    )
+    assert got == expected  # a PPID cell opens the parent, nothing when the parent is not in the snapshot
+    assert opened == ([] if expected is None else [expected])
+
+
+def test_height_fits_the_rows_up_to_the_cap_or_is_automatic(click) -> None:
+    calls = click()
+    render.clickable_table(pd.DataFrame({"pid": range(100)}), key="a", column_config={}, max_height=560)
+    render.clickable_table(pd.DataFrame({"pid": []}), key="b", column_config={})
+    render.clickable_table(TABLE, key="c", column_config={}, max_height=None, width="content")
+    assert [c["height"] for c in calls] == [560, 73, "auto"]
+    assert calls[2]["width"] == "content"

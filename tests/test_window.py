@@ -156,13 +156,14 @@ def test_a_moment_outside_the_loaded_part_moves_it(run_page, four_hours: Path, m
     assert np.isin(table["pid"], expected["pid"]).all()
 
 
-def test_a_big_load_paints_the_last_hour_first_then_the_whole_recording(
-    run_page, four_hours: Path, monkeypatch
-) -> None:
+@pytest.fixture
+def held_back(monkeypatch):
+    """The dashboard treats the 4 h recording as big; its whole load waits for the returned Event."""
     from ui import data
 
     load.clear_cache()
-    monkeypatch.setattr(data, "FIRST_PAINT_ROWS", 10)  # the 4 h recording counts as big
+    data._BACKGROUND.clear()
+    monkeypatch.setattr(data, "FIRST_PAINT_ROWS", 10)
     gate = threading.Event()
     real = load.load_dumps
 
@@ -172,6 +173,22 @@ def test_a_big_load_paints_the_last_hour_first_then_the_whole_recording(
         return real(path, tz=tz, window=window)
 
     monkeypatch.setattr(data.load, "load_dumps", slow_whole)
+    yield gate
+    gate.set()
+
+
+def test_a_deep_link_to_a_moment_paints_the_hour_around_it_first(run_page, four_hours: Path, held_back) -> None:
+    at = run_page(four_hours, "pages/level.py", at="2026-03-02T00:20:00Z")
+    assert not at.exception
+    assert any("while the rest of the recording loads" in i.value for i in at.sidebar.info)
+    assert "Snapshot 2026-03-02 00:20:00 UTC" in " ".join(c.value for c in at.sidebar.caption)
+    assert "12 snapshots" in next(e for e in at.sidebar.expander if e.label.startswith("Data:")).label
+
+
+def test_a_big_load_paints_the_last_hour_first_then_the_whole_recording(run_page, four_hours: Path, held_back) -> None:
+    from ui import data
+
+    gate = held_back
     at = run_page(four_hours, "pages/level.py")
     assert not at.exception
     assert any("while the rest of the recording loads" in i.value for i in at.sidebar.info)

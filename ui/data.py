@@ -154,26 +154,27 @@ class _Plan:
     window: tuple[pd.Timestamp, pd.Timestamp] | None
     recording: tuple[pd.Timestamp, pd.Timestamp] | None  # first/last sample of the native segments (None: unknown)
     rows: int  # process rows the plan loads (closed segments; 0 when unknown)
+    at: pd.Timestamp | None  # the URL's moment (None = latest)
 
 
 def _plan(source: DataSource) -> _Plan:
     """What to load for the current URL: the whole folder, or for a long native recording the segments around the
     view's window (URL from/to/at, see window.choose_window) -> cache token, keys, spans, window, rows."""
     assert source.path is not None
+    from ui import state  # ui.state imports nothing of this module; imported here to keep its import light
+
+    view = state.read_state()
     span = win = keys = None
     spans = window.segment_spans(source.path)
     recording = window.recording_span(spans)
     if window.needs_window(spans, max_window_hours()):
-        from ui import state  # ui.state is Streamlit-bound; imported here to keep this module's import light
-
-        view = state.read_state()
         span = recording
         assert span is not None
         win = window.choose_window(span, view.from_, view.to, view.at, max_window_hours())
         keys = window.selected_keys(spans, *win)
     fp = fingerprint(source.path, keys)
     rows = window.selected_rows(spans, keys)
-    return _Plan((str(source.path), source.tz, keys, hash(fp)), keys, span, win, recording, rows)
+    return _Plan((str(source.path), source.tz, keys, hash(fp)), keys, span, win, recording, rows, view.at)
 
 
 def max_window_hours() -> float:
@@ -217,8 +218,9 @@ def _background_load(path: str, tz: str | None, win: tuple | None) -> Future:
 
 
 def _first_paint(source: DataSource, plan: _Plan) -> load.Dataset | None:
-    """For a big load not in memory yet: start it in the background and return the recent part of it (the last
-    FIRST_PAINT_HOURS of the planned window) to show meanwhile; None when the whole load is quick or done."""
+    """For a big load not in memory yet: start it in the background and return a part of it to show meanwhile (the
+    last FIRST_PAINT_HOURS of the planned window, or the hour around the URL's moment); None when the whole load is
+    quick or done."""
     path = str(source.path)
     if plan.rows <= FIRST_PAINT_ROWS or plan.recording is None or load.is_loaded(path, source.tz, plan.window):
         return None
@@ -227,8 +229,12 @@ def _first_paint(source: DataSource, plan: _Plan) -> load.Dataset | None:
         running = _BACKGROUND.get(key)
     if running is not None and running.done():
         return None
-    hi = plan.window[1] if plan.window is not None else plan.recording[1]
-    part = (hi - pd.Timedelta(hours=FIRST_PAINT_HOURS), None if plan.window is None else hi)
+    lo, hi = plan.window if plan.window is not None else plan.recording
+    width = pd.Timedelta(hours=FIRST_PAINT_HOURS)
+    if plan.at is not None and lo <= plan.at < hi - width / 2:  # a moment asked for: the hour around it
+        part: tuple = (plan.at - width / 2, plan.at + width / 2)
+    else:
+        part = (hi - width, None if plan.window is None else hi)
     ds = load.load_dumps(path, tz=source.tz, window=part)  # before the big load starts: it has both cores to itself
     _background_load(path, source.tz, plan.window)
     return ds if len(ds.snapshots) else None

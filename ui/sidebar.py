@@ -192,8 +192,8 @@ def render_sidebar(loaded: data.Loaded | None) -> PageContext | None:
             return None
         if loaded.partial:
             st.info(
-                f"Showing the last {data.FIRST_PAINT_HOURS:g} h while the rest of the recording loads "
-                "in the background; the page updates by itself when it is in.",
+                f"Showing {data.FIRST_PAINT_HOURS:g} h (the latest, or around the chosen moment) while the rest of "
+                "the recording loads in the background; the page updates by itself when it is in.",
                 icon=":material/hourglass_top:",
             )
         _source_facts(loaded)

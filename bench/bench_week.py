@@ -108,6 +108,10 @@ def status(key):
     for line in open("/proc/self/status"):
         if line.startswith(key):
             return int(line.split()[1]) / 1024
+def release():  # the previous AppTest session (its page namespace holds the Dataset it showed) is closed, as a
+    global at  # browser tab that moved on: a real session reruns in place instead of living on beside the next one
+    at = None
+    gc.collect()
 def clear():
     st.cache_resource.clear()
     st.cache_data.clear()
@@ -119,13 +123,16 @@ with _ScriptTimer() as timer:
     # 1. one user's session as a server sees it: caches cold once, then every page (first visit, warm reruns)
     clear()
     for name, page, params in args["pages"]:
+        release()
         first, at = _run_page(timer, page, params)
         _check(at, name)
         if _wait_for_background():  # the first paint showed the last hour: time the page once the window is in
+            release()
             whole, at = _run_page(timer, page, params)
             _check(at, name)
         warm = []
         for _ in range(args["warm"]):
+            release()
             t, at = _run_page(timer, page, params)
             _check(at, name)
             warm.append(t)
@@ -135,9 +142,11 @@ with _ScriptTimer() as timer:
     #    with what one session holds, so it is reported apart)
     for name, page, params in args["pages"][1:] if args["cold"] else []:
         clear()
+        release()
         first, at = _run_page(timer, page, params)
         _check(at, name)
         out["cold"].append({"name": name, "first_s": first, "rss_after_mib": status("VmRSS:")})
+    release()
     clear()
     out["rss_after_clear_mib"] = status("VmRSS:")
 out["peak_mib"] = status("VmHWM:")

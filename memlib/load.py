@@ -84,6 +84,22 @@ class Dataset:
     snapshots: pd.DataFrame
     info: SourceInfo
     cgroup_mem: pd.DataFrame = field(default_factory=schema.empty_cgroup_mem)  # CGROUP_MEM (schema.py)
+    derived: dict = field(default_factory=dict, compare=False, repr=False)  # built once per Dataset (tree_index)
+
+
+_INDEX_LOCK = threading.Lock()
+
+
+def tree_index(ds: Dataset) -> tree.TreeIndex:
+    """The Dataset's tree.TreeIndex over its procs, built once (thread-safe) and kept with it."""
+    idx = ds.derived.get("tree_index")
+    if idx is None:
+        with _INDEX_LOCK:  # a background load and a page may ask at once: one build
+            idx = ds.derived.get("tree_index")
+            if idx is None:
+                idx = tree.TreeIndex.build(ds.procs)
+                ds.derived["tree_index"] = idx
+    return idx
 
 
 # ------------------------------------------------------------------------------------------------ time zones
@@ -822,6 +838,7 @@ def _append(
             base.snapshots,
             _info(path, base.procs, base.snapshots, True, has_seed, notices),
             base.cgroup_mem,
+            base.derived,  # the same rows: what was derived from them still holds
         )
     procs_new, snaps_new, state.identities = built
     parent = procs_new["parent_row"].to_numpy()

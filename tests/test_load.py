@@ -398,3 +398,16 @@ def test_find_process(seed_ds: load.Dataset) -> None:
     by_start = find_process(seed_ds, 22960, start_time=found["start_time"].iloc[0])
     assert len(by_start) == 1
     assert find_process(seed_ds, 22960, start_time=pd.Timestamp("2020-01-01", tz="UTC")).empty
+
+
+def test_the_tree_index_is_built_once_per_dataset(tmp_path) -> None:
+    from memlib import tree
+    from tests.native_crafted import write_native_crafted
+
+    folder = write_native_crafted(tmp_path / "d")
+    load.clear_cache()
+    ds = load.load_dumps(folder, tz="UTC")
+    idx = load.tree_index(ds)
+    assert load.tree_index(ds) is idx and load.load_dumps(folder, tz="UTC").derived["tree_index"] is idx
+    fresh = tree.TreeIndex.build(ds.procs)
+    assert (idx.proc_order == fresh.proc_order).all() and (idx.child_order == fresh.child_order).all()

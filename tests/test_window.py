@@ -175,6 +175,10 @@ def held_back(monkeypatch):
     monkeypatch.setattr(data.load, "load_dumps", slow_whole)
     yield gate
     gate.set()
+    for fut in list(data._BACKGROUND.values()):  # let the whole load finish here, not in the next test
+        fut.result(timeout=60)
+    data._BACKGROUND.clear()
+    load.clear_cache()
 
 
 def test_a_deep_link_to_a_moment_paints_the_hour_around_it_first(run_page, four_hours: Path, held_back) -> None:

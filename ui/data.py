@@ -194,7 +194,10 @@ def fully_loaded(source: DataSource) -> bool:
     """True when what load_current plans to show for `source` is in memory (a partial first paint can go)."""
     if source.path is None:
         return True
-    return load.is_loaded(str(source.path), source.tz, _plan(source).window)
+    plan = _plan(source)
+    with _BACKGROUND_LOCK:
+        running = _BACKGROUND.get((str(source.path), source.tz, plan.window))
+    return (running is None or running.done()) and load.is_loaded(str(source.path), source.tz, plan.window)
 
 
 FIRST_PAINT_ROWS = 1_000_000  # a load of more process rows than this shows the last FIRST_PAINT_HOURS first
@@ -202,6 +205,13 @@ FIRST_PAINT_HOURS = 1.0
 _BACKGROUND: dict[tuple, Future] = {}
 _BACKGROUND_LOCK = threading.Lock()
 _LOADER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pmi-load")
+
+
+def _load_and_index(path: str, tz: str | None, win: tuple | None) -> load.Dataset:
+    """load_dumps, then the TreeIndex every page needs (so the swap to the whole recording does not build it)."""
+    ds = load.load_dumps(path, tz=tz, window=win)
+    load.tree_index(ds)
+    return ds
 
 
 def _background_load(path: str, tz: str | None, win: tuple | None) -> Future:
@@ -212,7 +222,7 @@ def _background_load(path: str, tz: str | None, win: tuple | None) -> Future:
         if fut is None:
             for old in [k for k, f in _BACKGROUND.items() if f.done()]:
                 del _BACKGROUND[old]  # the result lives in memlib's cache; the Future is not needed any more
-            fut = _LOADER.submit(load.load_dumps, path, tz, win)
+            fut = _LOADER.submit(_load_and_index, path, tz, win)
             _BACKGROUND[key] = fut
         return fut
 
@@ -272,10 +282,13 @@ def process_stats(token: tuple, _ds: load.Dataset, proc_ids: tuple[int, ...]) ->
     return stats.process_stats(_ds.procs, list(proc_ids), lifetime_exact=_ds.info.start_times_exact)
 
 
-@st.cache_resource(max_entries=MAX_DATASETS, show_spinner="Indexing the recording…")
 def tree_index(token: tuple, _ds: load.Dataset) -> tree.TreeIndex:
-    """tree.TreeIndex over the dataset's procs (row lookups by snapshot and by proc_id)."""
-    return tree.TreeIndex.build(_ds.procs)
+    """tree.TreeIndex over the dataset's procs (row lookups by snapshot and by proc_id), kept with the Dataset
+    (load.tree_index; a background load builds it before the page swaps the whole recording in)."""
+    if "tree_index" in _ds.derived:
+        return load.tree_index(_ds)
+    with st.spinner("Indexing the recording…"):
+        return load.tree_index(_ds)
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)

@@ -47,7 +47,7 @@ def test_pss_marks_unknown_and_defaults_follow_the_window(run_page, native_dumps
 
 
 def test_sample_counts_match_memlib(run_page) -> None:
-    a, b = "2026-11-27T18:05:00Z", "2026-11-27T18:10:00Z"
+    a, b = "2026-11-27T21:28:40Z", "2026-11-27T21:33:40Z"  # a demo-job is alive at each (a new one each minute)
     at = run_page(SAMPLE, "pages/compare.py", a=a, b=b)
     assert not at.exception
     ds = load.load_dumps(SAMPLE)

@@ -108,7 +108,7 @@ def test_sample_leaker_first_spiker_a_spike_alerts_and_ram_bands(run_page, monke
     assert "demo-spiker" in set(spikes["name"])
     spiker = spikes[spikes["name"] == "demo-spiker"].iloc[0]
     assert 120 < spiker["size"] < 200  # MiB: +150 MiB for a minute
-    assert pd.Timestamp("2026-11-27 18:07:30Z") <= spiker["start"] <= pd.Timestamp("2026-11-27 18:09:00Z")
+    assert pd.Timestamp("2026-11-27 21:31:00Z") <= spiker["start"] <= pd.Timestamp("2026-11-27 21:32:30Z")  # +12 min
 
     firing = _frame_with(at, "threshold")
     assert firing["rule"].tolist() == ["grows fast"]
@@ -117,7 +117,7 @@ def test_sample_leaker_first_spiker_a_spike_alerts_and_ram_bands(run_page, monke
     assert dict(zip(status["rule"], status["firing"], strict=True)) == {"grows fast": 1, "never fires": 0}
 
     helps = [b.help for b in at.get("download_button")]
-    window = "2026-11-27T17-56-42Z_2026-11-27T18-27-37Z"
+    window = "2026-11-27T21-20-09Z_2026-11-27T21-51-04Z"
     rows = f"{len(suspects)} row" + ("" if len(suspects) == 1 else "s")
     assert f"{rows} as leaks_{window}.csv" in helps and f"{rows} as leaks_{window}.json" in helps
     assert any(h.endswith(f"as spikes_{window}.json") for h in helps)

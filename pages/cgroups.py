@@ -7,7 +7,6 @@ ensure_router()
 import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
-from memlib import filters  # noqa: E402
 from ui import charts, data, nav, render, sidebar, state  # noqa: E402
 
 ctx = sidebar.start_page("cgroups")
@@ -103,28 +102,11 @@ st.plotly_chart(
 )
 snap_df = data.snapshot(token, ds, ctx.snap)
 members = data.cgroup_members(token, ds, ctx.snap, selected)
-members = members.merge(snap_df[["proc_id", sub_col]], on="proc_id", how="left") if sub_col not in members else members
-members = members.sort_values([own_col, "pid"], ascending=[False, True], na_position="last", kind="stable")
-members = members.reset_index(drop=True)
-kept = filters.filter_snapshot(snap_df, ctx.filters)
-kept_ids = kept.loc[kept["kept"].to_numpy(dtype=bool), "proc_id"]
-hidden_n = int((~members["proc_id"].isin(kept_ids)).sum())
-members = members[members["proc_id"].isin(kept_ids).to_numpy()]
+members, hidden_n = render.shown_members(members, snap_df, ctx.filters, own_col, sub_col)
 if hidden_n:
     st.caption(f"{hidden_n:,} processes hidden by the sidebar filters.")
 st.caption(f"{len(members):,} processes in this cgroup and below it · click a row to open the process")
-mtable = pd.DataFrame(
-    {
-        "pid": members["pid"].to_numpy(),
-        "ppid": members["ppid"].to_numpy(),
-        "name": members["name"].astype(str).to_numpy(),
-        "own": render.in_unit(members[own_col], unit).to_numpy(),
-        "subtree": render.in_unit(members[sub_col], unit).to_numpy(),
-        "user": members["user"].astype(str).to_numpy(),
-        "cgroup": members["cgroup"].astype(str).to_numpy(),
-        "cmdline": members["cmdline"].astype(str).to_numpy(),
-    }
-)
+mtable = render.process_rows(members, unit, own_col, sub_col, extra=["cgroup"])
 target = render.clickable_table(
     mtable,
     key=f"cgroup_members_{ctx.snap}_{selected}",

@@ -8,7 +8,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
-from memlib import filters, groups  # noqa: E402
+from memlib import groups  # noqa: E402
 from ui import charts, data, nav, render, sidebar, state  # noqa: E402
 
 BY_LABELS = {"name": "Name", "command": "Command (argv[0])", "user": "User", "cgroup": "cgroup"}
@@ -117,31 +117,13 @@ if view.group is not None:
     st.subheader("Processes of the group", divider="gray", anchor=False)
     st.text(f"{BY_LABELS[by]}: {view.group}")
     members = data.group_members(token, ds, by, view.group, ctx.snap)
-    members = (
-        members.merge(snap_df[["proc_id", sub_col]], on="proc_id", how="left") if sub_col not in members else members
-    )
-    members = members.sort_values([own_col, "pid"], ascending=[False, True], na_position="last", kind="stable")
-    members = members.reset_index(drop=True)
-    kept = filters.filter_snapshot(snap_df, ctx.filters)
-    kept_ids = kept.loc[kept["kept"].to_numpy(dtype=bool), "proc_id"]
-    hidden_n = int((~members["proc_id"].isin(kept_ids)).sum())
-    members = members[members["proc_id"].isin(kept_ids).to_numpy()]
+    members, hidden_n = render.shown_members(members, snap_df, ctx.filters, own_col, sub_col)
     if hidden_n:
         st.caption(f"{hidden_n:,} processes hidden by the sidebar filters.")
     if len(members) == 0:
         st.caption("The group has no processes at this moment.")
     else:
-        mtable = pd.DataFrame(
-            {
-                "pid": members["pid"].to_numpy(),
-                "ppid": members["ppid"].to_numpy(),
-                "name": members["name"].astype(str).to_numpy(),
-                "own": render.in_unit(members[own_col], unit).to_numpy(),
-                "subtree": render.in_unit(members[sub_col], unit).to_numpy(),
-                "user": members["user"].astype(str).to_numpy(),
-                "cmdline": members["cmdline"].astype(str).to_numpy(),
-            }
-        )
+        mtable = render.process_rows(members, unit, own_col, sub_col)
         target = render.clickable_table(
             mtable,
             key=f"group_members_{by}_{ctx.snap}",

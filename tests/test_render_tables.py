@@ -75,3 +75,28 @@ def test_height_fits_the_rows_up_to_the_cap_or_is_automatic(click) -> None:
     render.clickable_table(TABLE, key="c", column_config={}, max_height=None, width="content")
     assert [c["height"] for c in calls] == [560, 73, "auto"]
     assert calls[2]["width"] == "content"
+
+
+def test_shown_members_apply_the_sidebar_filters_and_process_rows_keep_names_as_values() -> None:
+    from memlib import filters, tree
+    from tests.strategies import MIB, make_procs
+
+    snap_df = tree.with_tree(
+        make_procs(
+            [
+                {"snap": 0, "pid": 1, "ppid": 0, "rss": 10 * MIB, "name": "init"},
+                {"snap": 0, "pid": 5, "ppid": 1, "rss": 50 * MIB, "name": "**big**"},
+                {"snap": 0, "pid": 6, "ppid": 1, "rss": 1 * MIB, "name": "small"},
+            ]
+        )
+    )
+    members = snap_df[snap_df["pid"] != 1].drop(columns=["subtree_rss_bytes"])
+    shown, hidden = render.shown_members(
+        members, snap_df, filters.Filters(min_rss_mib=5), "rss_bytes", "subtree_rss_bytes"
+    )
+    assert hidden == 1 and shown["pid"].tolist() == [5] and shown["subtree_rss_bytes"].tolist() == [50 * MIB]
+    everyone, none_hidden = render.shown_members(members, snap_df, filters.Filters(), "rss_bytes", "subtree_rss_bytes")
+    assert none_hidden == 0 and everyone["pid"].tolist() == [5, 6]  # biggest first
+    rows = render.process_rows(everyone.assign(cgroup="/a"), "MiB", "rss_bytes", "subtree_rss_bytes", extra=["cgroup"])
+    assert list(rows.columns) == ["pid", "ppid", "name", "own", "subtree", "user", "cgroup", "cmdline"]
+    assert rows["name"].tolist() == ["**big**", "small"] and rows["own"].tolist() == [50.0, 1.0]

@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from memlib import filters
+from memlib.filters import Filters
 from ui import nav
 from ui.state import UNITS
 
@@ -182,6 +184,35 @@ def clickable_table(
     if picked is not None and on_row is not None:
         on_row(picked)
     return picked
+
+
+def shown_members(
+    members: pd.DataFrame, snap_df: pd.DataFrame, keep: Filters, own_col: str, sub_col: str
+) -> tuple[pd.DataFrame, int]:
+    """Member rows of a group or cgroup at a moment, the snapshot's PROCS + TREE rows and the sidebar filters ->
+    (the members the filters keep, with the subtree column, biggest own value first; how many the filters hide)."""
+    if sub_col not in members:
+        members = members.merge(snap_df[["proc_id", sub_col]], on="proc_id", how="left")
+    members = members.sort_values([own_col, "pid"], ascending=[False, True], na_position="last", kind="stable")
+    kept = filters.filter_snapshot(snap_df, keep)
+    inside = members["proc_id"].isin(kept.loc[kept["kept"].to_numpy(dtype=bool), "proc_id"]).to_numpy()
+    return members[inside].reset_index(drop=True), int((~inside).sum())
+
+
+def process_rows(rows: pd.DataFrame, unit: str, own_col: str, sub_col: str, extra: Sequence[str] = ()) -> pd.DataFrame:
+    """PROCS + TREE rows -> the shown process table: pid, ppid, name, own, subtree (in `unit`), user, `extra` text
+    columns, cmdline (names as plain values, for a dataframe cell, never Markdown)."""
+    out = {
+        "pid": rows["pid"].to_numpy(),
+        "ppid": rows["ppid"].to_numpy(),
+        "name": rows["name"].astype(str).to_numpy(),
+        "own": in_unit(rows[own_col], unit).to_numpy(),
+        "subtree": in_unit(rows[sub_col], unit).to_numpy(),
+        "user": rows["user"].astype(str).to_numpy(),
+    }
+    out |= {col: rows[col].astype(str).to_numpy() for col in extra}
+    out["cmdline"] = rows["cmdline"].astype(str).to_numpy()
+    return pd.DataFrame(out)
 
 
 def facts(rows: Sequence[tuple[str, str]]) -> None:

@@ -30,6 +30,7 @@ from pathlib import Path
 import psutil
 
 from bench.proctree import ProcTree, levels
+from bench.timing import row
 from collector.sampler import Sampler
 from memlib import store
 
@@ -154,21 +155,6 @@ def collector_cpu(duration_s: float, interval_s: float, dumps: Path) -> tuple[fl
     if samples == 0:
         raise RuntimeError(f"collector wrote no sample into {dumps}: {done.stderr.strip()[-400:]}")
     return cpu, samples, len(read.procs) / samples
-
-
-def row(name: str, values: list[float], unit: str, target: str = "", ok: bool | None = None, note: str = "") -> dict:
-    """One result row: median of `values` with min/max/repeats, a target text and whether it was met."""
-    return {
-        "name": name,
-        "value": statistics.median(values),
-        "unit": unit,
-        "min": min(values),
-        "max": max(values),
-        "repeats": len(values),
-        "target": target,
-        "ok": ok,
-        "note": note,
-    }
 
 
 def run(quick: bool = False) -> list[dict]:

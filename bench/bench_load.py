@@ -28,6 +28,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.timing import row as _row
+
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -211,12 +213,6 @@ def write_recording(out: Path, hours: float, n_procs: int) -> str:
     procs, system = generate(hours=hours, n_procs=n_procs)
     write_via_compaction(procs, system, out)
     return f"{hours:g} h at 5 s, {len(procs):,} rows, {procs['snap'].nunique():,} snapshots"
-
-
-def _row(name: str, values: list[float], unit: str, target: str = "", ok: bool | None = None, note: str = "") -> dict:
-    return {"name": name, "value": statistics.median(values) if values else float("nan"), "unit": unit,
-            "min": min(values) if values else float("nan"), "max": max(values) if values else float("nan"),
-            "repeats": len(values), "target": target, "ok": ok, "note": note}  # fmt: skip
 
 
 def _p95(values: list[float]) -> float:

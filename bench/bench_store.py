@@ -27,6 +27,7 @@ import pandas as pd
 import pyarrow as pa
 
 from bench.gen_day import generate
+from bench.timing import row
 from memlib import store
 from memlib.schema import MIB
 
@@ -64,21 +65,6 @@ print(json.dumps({"imports_s": imports, "cold_s": cold, "warm_s": warm, "rows": 
                   "snapshots": len(ds.snapshots), "rss_before_kib": rss0,
                   "peak_kib": hwm(), "ru_maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 """
-
-
-def row(name: str, values: list[float], unit: str, target: str = "", ok: bool | None = None, note: str = "") -> dict:
-    """One result row: median of `values` with min/max/repeats, a target text and whether it was met."""
-    return {
-        "name": name,
-        "value": statistics.median(values),
-        "unit": unit,
-        "min": min(values),
-        "max": max(values),
-        "repeats": len(values),
-        "target": target,
-        "ok": ok,
-        "note": note,
-    }
 
 
 def arrow_hour(procs: pd.DataFrame) -> pa.Table:

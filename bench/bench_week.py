@@ -32,7 +32,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.gen_week import read_marker, write_week
-from bench.timing import timing_row
+from bench.timing import row, timing_row
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = Path("/tmp/pmi-bench-week-cache")
@@ -162,17 +162,7 @@ PAGES = [
 
 def value_row(name: str, value: float, unit: str, target: str = "", ok: bool | None = None, note: str = "") -> dict:
     """A single-valued result row (sizes, peak RSS)."""
-    return {
-        "name": name,
-        "value": value,
-        "unit": unit,
-        "min": value,
-        "max": value,
-        "repeats": 1,
-        "target": target,
-        "ok": ok,
-        "note": note,
-    }
+    return row(name, [value], unit, target, ok, note)
 
 
 def has_window() -> bool:

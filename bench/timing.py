@@ -37,3 +37,20 @@ def timing_row(name: str, values: list[float], limit_s: float | None, judge: boo
         "ok": (median <= limit_s) if (judge and limit_s is not None) else None,
         "note": note,
     }
+
+
+def row(name: str, values: list[float], unit: str, target: str = "", ok: bool | None = None, note: str = "") -> dict:
+    """One result row: median of `values` with min/max/repeats (NaN when there are none), a target text and whether
+    it was met."""
+    nan = float("nan")
+    return {
+        "name": name,
+        "value": statistics.median(values) if values else nan,
+        "unit": unit,
+        "min": min(values) if values else nan,
+        "max": max(values) if values else nan,
+        "repeats": len(values),
+        "target": target,
+        "ok": ok,
+        "note": note,
+    }

@@ -56,7 +56,8 @@ def page_urls(base: str) -> list[str]:
     return out
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -64,11 +65,17 @@ def _free_port() -> int:
 
 @dataclass
 class Server:
-    """A `streamlit run app.py` subprocess: base url, process and log file."""
+    """A `streamlit run app.py` subprocess: base url, process, log file and the dumps it shows (the browser tests
+    start theirs with this too, see tests/conftest.py)."""
 
     url: str
     process: subprocess.Popen
     log: Path
+    dumps: Path | None = None
+
+    def log_text(self) -> str:
+        """The server's combined stdout/stderr so far."""
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
 
     def stop(self) -> None:
         """Terminate the server (kill after 10 s)."""
@@ -91,9 +98,10 @@ class Server:
             return 0
 
 
-def start_server(dumps: Path, log_dir: Path, extra_env: dict[str, str] | None = None) -> Server:
-    """Start the dashboard on a free port over `dumps` (PMI_TZ=UTC) and wait until /_stcore/health answers."""
-    port = _free_port()
+def start_server(dumps: Path, log_dir: Path, extra_env: dict[str, str] | None = None, timeout_s: float = 90) -> Server:
+    """Start the dashboard on a free port over `dumps` (PMI_TZ=UTC; PMI_TOKEN only when `extra_env` sets it) and
+    wait until /_stcore/health answers (RuntimeError with the server's log when it exits or times out)."""
+    port = free_port()
     log = log_dir / f"streamlit-{port}.log"
     env = {**os.environ, "PMI_DUMPS": str(dumps), "PMI_TZ": "UTC", **(extra_env or {})}
     env.pop("PMI_TOKEN", None) if "PMI_TOKEN" not in (extra_env or {}) else None
@@ -102,11 +110,11 @@ def start_server(dumps: Path, log_dir: Path, extra_env: dict[str, str] | None = 
            "--server.fileWatcherType", "none"]  # fmt: skip
     with log.open("wb") as fh:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT)
-    server = Server(f"http://127.0.0.1:{port}", proc, log)
-    deadline = time.monotonic() + 90
+    server = Server(f"http://127.0.0.1:{port}", proc, log, dumps)
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited with {proc.returncode}: {log.read_text(errors='replace')[-2000:]}")
+            raise RuntimeError(f"streamlit exited with {proc.returncode}:\n{server.log_text()[-4000:]}")
         try:
             with urllib.request.urlopen(f"{server.url}/_stcore/health", timeout=2) as resp:
                 if resp.status == 200:
@@ -115,7 +123,7 @@ def start_server(dumps: Path, log_dir: Path, extra_env: dict[str, str] | None = 
             pass
         time.sleep(0.2)
     server.stop()
-    raise RuntimeError("streamlit did not become healthy in 90 s")
+    raise RuntimeError(f"streamlit did not become healthy in {timeout_s:g} s:\n{server.log_text()[-4000:]}")
 
 
 @dataclass

@@ -9,17 +9,12 @@ import csv
 import io
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from bench.bench_load import Server, start_server
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED_DUMPS = ROOT / "tests" / "data" / "seed"
@@ -41,75 +36,12 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class StreamlitServer:
-    """A running `streamlit run app.py`: base `url`, the process, its log file and the dumps it shows."""
-
-    url: str
-    process: subprocess.Popen
-    log: Path
-    dumps: Path
-
-    def stop(self) -> None:
-        """Terminate the server (kill after 10 s)."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-
-    def log_text(self) -> str:
-        """The server's combined stdout/stderr so far."""
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
+StreamlitServer = Server  # a running `streamlit run app.py`: url, process, log, dumps, stop(), log_text()
 
 
 def start_streamlit(dumps: Path, log_dir: Path, extra_env: dict[str, str] | None = None) -> StreamlitServer:
     """Start `streamlit run app.py` on a free port showing `dumps` (PMI_TZ=UTC); wait for /_stcore/health."""
-    port = free_port()
-    log = log_dir / f"streamlit-{port}.log"
-    env = {**os.environ, "PMI_DUMPS": str(dumps), "PMI_TZ": "UTC", **(extra_env or {})}
-    cmd = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(ROOT / "app.py"),
-        "--server.headless",
-        "true",
-        "--server.address",
-        "127.0.0.1",
-        "--server.port",
-        str(port),
-        "--browser.gatherUsageStats",
-        "false",
-        "--server.fileWatcherType",
-        "none",
-    ]
-    with log.open("wb") as fh:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT)
-    server = StreamlitServer(f"http://127.0.0.1:{port}", proc, log, dumps)
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited with {proc.returncode}:\n{server.log_text()}")
-        try:
-            with urllib.request.urlopen(f"{server.url}/_stcore/health", timeout=2) as resp:
-                if resp.status == 200:
-                    return server
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.2)
-    server.stop()
-    raise RuntimeError(f"streamlit did not become healthy in {SERVER_START_TIMEOUT_S} s:\n{server.log_text()}")
+    return start_server(dumps, log_dir, extra_env, timeout_s=SERVER_START_TIMEOUT_S)
 
 
 @pytest.fixture(scope="session")

@@ -362,6 +362,7 @@ def start_collector(tmp_path: Path, *argv: str) -> tuple[subprocess.Popen, str, 
 
 
 def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL after 20 s."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:

@@ -11,7 +11,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ import pytest
 import requests
 from conftest import in_ci
 from prometheus_client.parser import text_string_to_metric_families
+from test_metrics import stop
 
 from bench.bench_load import free_port
 
@@ -56,17 +56,6 @@ def test_shipped_rules_and_config_pass_promtool() -> None:
     assert "1 rule files found" in config.stdout  # the config loads the shipped rules
     tests = promtool("test", "rules", str(DOCS / "alerts_test.yml"))
     assert tests.returncode == 0 and "SUCCESS" in tests.stdout, tests.stdout + tests.stderr
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """SIGTERM, then SIGKILL after 20 s."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def wait_for(what: str, check, log: Path | None = None, timeout_s: float = WAIT_S):

@@ -252,14 +252,22 @@ class MetricsExporter(Collector):
     # ------------------------------------------------------------------------------- HTTP endpoint
 
     def serve(self) -> int:
-        """Start the HTTP endpoint on options.host:options.port (daemon threads) -> the bound port. MetricsError."""
+        """Start the HTTP endpoint on options.host:options.port (daemon threads), log its URL -> the bound port.
+
+        MetricsError when the address cannot be bound (in use, not local, bad host)."""
         host, port = self.options.host, self.options.port
+        where = f"[{host}]" if ":" in host else host
         try:
             self._server = start_http_server(port, addr=host, registry=self.registry)
         except (OSError, ValueError) as exc:
-            where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-            raise MetricsError(f"cannot serve metrics on {where}: {getattr(exc, 'strerror', None) or exc}") from None
-        return int(self._server[0].server_address[1])  # type: ignore[attr-defined]
+            raise MetricsError(
+                f"cannot serve metrics on {where}:{port}: {getattr(exc, 'strerror', None) or exc}"
+            ) from None
+        port = int(self._server[0].server_address[1])  # type: ignore[attr-defined]
+        loopback = host == "localhost" or host.startswith("127.") or host == "::1"
+        note = "" if loopback else " (not loopback: whoever reaches it reads process names, users and cgroups)"
+        self.log(f"metrics: serving http://{where}:{port}/metrics{note}")
+        return port
 
     def close(self) -> None:
         """Stop the HTTP endpoint (if started) and wait for its thread."""
@@ -355,39 +363,43 @@ def group_families(df: pd.DataFrame, options: MetricsOptions, ranking: Ranking) 
     if not options.group_by:
         return
     fam = _gauges("group", "Sum over the group's processes", ["by", "group"])
-    metrics = [schema.MEMORY_METRICS[m] for m in METRICS]
     for by in options.group_by:
-        key = df[by].where((df[by].str.len() > 0).fillna(False)).fillna(UNKNOWN_GROUP)
-        g = df.groupby(key.to_numpy(dtype=object), sort=False)
-        totals = g[metrics].sum(min_count=1).rename(columns=dict(zip(metrics, METRICS, strict=True)))
-        totals["processes"] = g.size()
-        named = totals.drop(index=[UNKNOWN_GROUP], errors="ignore")
-        order = named[ranking].astype("Float64").fillna(-1.0).sort_values(ascending=False, kind="stable").index
-        rest = named.loc[order[options.groups :]]
-        rows = totals.loc[[*order[: options.groups], *([UNKNOWN_GROUP] if UNKNOWN_GROUP in totals.index else [])]]
-        for group, row in rows.iterrows():
-            _add(fam, [by, str(group)], row.to_dict())
-        if len(rest):
-            other = {m: rest[m].sum(min_count=1) for m in METRICS}
-            _add(fam, [by, OTHER_GROUP], {**other, "processes": rest["processes"].sum()})
+        keys = np.array([k if isinstance(k, str) and k else UNKNOWN_GROUP for k in df[by].tolist()], dtype=object)
+        codes, uniques = pd.factorize(keys)
+        n = len(uniques)
+        count = np.bincount(codes, minlength=n)
+        sums = {m: _known_sums(codes, n, df[schema.MEMORY_METRICS[m]]) for m in METRICS}
+        total, known = sums[ranking]
+        named = np.flatnonzero(uniques != UNKNOWN_GROUP)
+        order = named[np.argsort(-np.where(known[named] > 0, total[named], -1.0), kind="stable")]
+        rows = [(str(uniques[i]), [i]) for i in order[: options.groups]]
+        rows += [(UNKNOWN_GROUP, list(np.flatnonzero(uniques == UNKNOWN_GROUP)))]
+        rows += [(OTHER_GROUP, list(order[options.groups :]))]
+        for label, idx in rows:
+            if idx:
+                values = {m: t[idx].sum() if k[idx].sum() > 0 else None for m, (t, k) in sums.items()}
+                _add(fam, [by, label], {**values, "processes": count[idx].sum()})
     yield from fam.values()
 
 
-def _process_labels(row: pd.Series) -> list[str]:
-    """pid, start time (s since the epoch, 10 ms ticks), name, user and cgroup ('' when unknown)."""
-    user, cgroup = row["user"], row["cgroup"]
-    return [
-        str(row["pid"]),
-        f"{row['start_time'] / 1e9:.2f}",
-        str(row["name"]),
-        "" if pd.isna(user) else str(user),
-        "" if pd.isna(cgroup) else str(cgroup),
-    ]
+def _known_sums(codes: np.ndarray, n: int, values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Group codes, group count, nullable values -> (per-group sum of the known values, per-group known count)."""
+    known = values.notna().to_numpy()
+    return (
+        np.bincount(codes, weights=values.to_numpy(dtype=np.float64, na_value=0.0), minlength=n),
+        np.bincount(codes, weights=known, minlength=n),
+    )
 
 
-def _largest(values: pd.Series, k: int) -> pd.Index:
-    """Index labels of the k largest values, nulls last, ties in row order."""
-    return values.astype("Float64").fillna(-1.0).sort_values(ascending=False, kind="stable").index[:k]
+def _floats(values: pd.Series) -> np.ndarray:
+    """Nullable column -> float64 array, NaN where unknown."""
+    return values.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _largest(values: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
+    """Values (NaN = unknown) and candidate row positions -> the k rows with the largest values, unknown last."""
+    order = np.argsort(-np.nan_to_num(values[rows], nan=-1.0), kind="stable")
+    return rows[order[:k]]
 
 
 def top_families(df: pd.DataFrame, top: int, ranking: Ranking) -> Iterator[Metric]:
@@ -396,17 +408,26 @@ def top_families(df: pd.DataFrame, top: int, ranking: Ranking) -> Iterator[Metri
     such as init and kthreadd, whose subtree is everything, and leaves are left out)."""
     if top <= 0 or df.empty:
         return
+    users, cgroups = df["user"].tolist(), df["cgroup"].tolist()
+    pids, starts, names = df["pid"].tolist(), df["start_time"].tolist(), df["name"].tolist()
+
+    def labels(i: int) -> list[str]:  # pid, start (s since the epoch, 10 ms ticks), name, user, cgroup ('' unknown)
+        user, cgroup = users[i], cgroups[i]
+        return [str(pids[i]), f"{starts[i] / 1e9:.2f}", str(names[i]), "" if pd.isna(user) else str(user),
+                "" if pd.isna(cgroup) else str(cgroup)]  # fmt: skip
+
+    own = {m: _floats(df[schema.MEMORY_METRICS[m]]) for m in METRICS}
     proc = _gauges("process", "The process's own memory", PROCESS_LABELS)
     proc.pop("processes")
-    for _, row in df.loc[_largest(df[schema.MEMORY_METRICS[ranking]], top)].iterrows():
-        _add(proc, _process_labels(row), {m: row[schema.MEMORY_METRICS[m]] for m in METRICS})
+    for i in _largest(own[ranking], np.arange(len(df)), top):
+        _add(proc, labels(i), {m: v[i] for m, v in own.items()})
     yield from proc.values()
 
     tree = derive_trees(df)
-    inner = (tree["level"].to_numpy() >= 1) & (tree["descendants"].to_numpy() >= 1)
-    cand = tree[inner]
+    size = tree["descendants"].to_numpy() + 1
+    subtree = {m: _floats(tree[schema.subtree_column(schema.MEMORY_METRICS[m])]) for m in METRICS}
+    inner = np.flatnonzero((tree["level"].to_numpy() >= 1) & (size > 1))
     sub = _gauges("subtree", "The process and every process below it", PROCESS_LABELS)
-    for i in _largest(cand[schema.subtree_column(schema.MEMORY_METRICS[ranking])], top):
-        values = {m: cand.at[i, schema.subtree_column(schema.MEMORY_METRICS[m])] for m in METRICS}
-        _add(sub, _process_labels(df.loc[i]), {**values, "processes": cand.at[i, "descendants"] + 1})
+    for i in _largest(subtree[ranking], inner, top):
+        _add(sub, labels(i), {**{m: v[i] for m, v in subtree.items()}, "processes": size[i]})
     yield from sub.values()

@@ -199,7 +199,7 @@ def run(args: argparse.Namespace, sampler_factory: Callable[[str], object] = mak
         alerting = _Alerting(args, sampler) if getattr(args, "rules", None) else None
         if getattr(args, "metrics", None) is not None:
             metrics = prom.MetricsExporter(args.metrics, args.interval, log)
-            log(f"metrics: http://{args.metrics.host}:{metrics.serve()}/metrics")
+            metrics.serve()
         log(f"recording into {dumps} every {args.interval:g} s (pid {os.getpid()}, smaps {args.smaps})")
         t0 = time.monotonic()
         end = math.inf if args.duration is None else t0 + args.duration
@@ -215,10 +215,10 @@ def run(args: argparse.Namespace, sampler_factory: Callable[[str], object] = mak
                 break
             try:
                 sample = sampler.sample()
-                writer.append(sample.ts, sample.procs, sample.meminfo, cgroup_mem=sample.cgroup_mem)
-                failures = 0
                 if metrics is not None:
                     metrics.observe(sample)
+                writer.append(sample.ts, sample.procs, sample.meminfo, cgroup_mem=sample.cgroup_mem)
+                failures = 0
                 if alerting is not None:
                     alerting.after_sample(sample)
             except (OSError, ValueError) as exc:  # one bad sample is logged and skipped; many in a row stop us

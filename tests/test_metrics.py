@@ -424,11 +424,23 @@ def test_real_collector_keeps_its_schedule_under_slow_scrapers_and_bounds_series
         done.set()
         stop(proc)
     assert all(len(g) >= 4 for g in got), [len(g) for g in got]  # the slow scrapers were served, a byte a second
-    assert b"".join(got[0]).startswith(b"HTTP/1.")
+    assert b"".join(got[0]).startswith(b"HTTP/1")
     taken = one(after, "pmi_collector_samples_total") - one(before, "pmi_collector_samples_total")
     assert taken >= elapsed / interval - 2, (taken, elapsed)  # every slot sampled while they were connected
     assert one(after, "pmi_collector_skipped_slots_total") == 0, log.read_text()
     bound = metrics.series_bound(metrics.MetricsOptions(top=top, groups=groups))
     assert churned >= 500 and max(counts) <= bound, (churned, counts, bound)
     assert proc.returncode == 0 and "longer than" not in log.read_text()
-    assert re.search(r"metrics: http://127\.0\.0\.1:\d+/metrics", log.read_text())
+    assert re.search(r"metrics: serving http://127\.0\.0\.1:\d+/metrics\n", log.read_text())
+
+
+def test_a_taken_port_stops_the_collector_at_start_with_a_clear_message(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cmd = [sys.executable, "-m", "collector", "--dumps", str(tmp_path / "d"), "--metrics-addr", str(port)]
+        proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert f"cannot serve metrics on 127.0.0.1:{port}: Address already in use" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -98,11 +98,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="[HOST:]PORT",
         help=f"serve Prometheus /metrics there (HOST defaults to {DEFAULT_HOST}; 0.0.0.0 only when written)",
     )
-    p.add_argument("--metrics-top", type=int, default=10, metavar="K", help="top processes and subtrees (default 10)")
-    p.add_argument("--metrics-groups", type=int, default=20, metavar="N", help="groups per grouping (default 20)")
+    p.add_argument("--metrics-top", type=int, metavar="K", help="top processes and subtrees exported (default 10)")
+    p.add_argument("--metrics-groups", type=int, metavar="N", help="groups per grouping (default 20, rest: (other))")
     p.add_argument(
         "--metrics-group-by",
-        default=",".join(GROUP_BY),
         metavar="KEYS",
         help=f"comma-separated groupings among {', '.join(GROUP_BY)}, or 'none' (default: all)",
     )
@@ -111,20 +110,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def options_from_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> MetricsOptions | None:
     """Parsed --metrics-* options -> MetricsOptions (None without --metrics-addr); bad values are usage errors."""
     if args.metrics_addr is None:
+        if (args.metrics_top, args.metrics_groups, args.metrics_group_by) != (None, None, None):
+            p.error("--metrics-top, --metrics-groups and --metrics-group-by need --metrics-addr [HOST:]PORT")
         return None
+    default = MetricsOptions()
+    top = default.top if args.metrics_top is None else args.metrics_top
+    groups = default.groups if args.metrics_groups is None else args.metrics_groups
     try:
         host, port = parse_addr(args.metrics_addr)
     except ValueError as exc:
         p.error(f"--metrics-addr {exc}")
-    if args.metrics_top < 0 or args.metrics_groups < 0:
+    if top < 0 or groups < 0:
         p.error("--metrics-top and --metrics-groups must be >= 0")
-    keys = [k.strip() for k in args.metrics_group_by.split(",") if k.strip()]
+    text = ",".join(default.group_by) if args.metrics_group_by is None else args.metrics_group_by
+    keys = [k.strip() for k in text.split(",") if k.strip()]
     keys = [] if keys == ["none"] else keys
     bad = [k for k in keys if k not in GROUP_BY]
     if bad:
         p.error(f"--metrics-group-by: unknown grouping {', '.join(bad)}; expected some of {', '.join(GROUP_BY)}")
     group_by = tuple(dict.fromkeys(keys))
-    return MetricsOptions(host, port, args.metrics_top, args.metrics_groups, group_by)  # type: ignore[arg-type]
+    return MetricsOptions(host, port, top, groups, group_by)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -189,7 +194,7 @@ class MetricsExporter(Collector):
         )
 
     def failed(self) -> None:
-        """A sample failed (it was logged and skipped)."""
+        """A sample could not be taken or written (it was logged and skipped)."""
         self._state = replace(self._state, failures=self._state.failures + 1)
 
     # ------------------------------------------------------------------------------- scrape threads
@@ -224,7 +229,7 @@ class MetricsExporter(Collector):
             "samples": ("Samples taken.", state.samples),
             "overruns": ("Samples that took longer than the interval.", state.overruns),
             "skipped_slots": ("Sampling slots skipped after overruns.", state.skipped),
-            "failed_samples": ("Samples that failed (logged and skipped).", state.failures),
+            "failed_samples": ("Samples that could not be taken or written (logged and skipped).", state.failures),
             "export_errors": ("Samples the endpoint could not turn into metrics.", self._errors),
         }
         for name, (doc, value) in counters.items():

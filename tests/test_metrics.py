@@ -306,6 +306,7 @@ def test_metrics_address_and_options() -> None:
         (["--metrics-addr", "localhost:http"], "[HOST:]PORT"),
         (["--metrics-addr", "1", "--metrics-top", "-1"], "must be >= 0"),
         (["--metrics-addr", "1", "--metrics-group-by", "name,cmdline"], "unknown grouping cmdline"),
+        (["--metrics-top", "5"], "need --metrics-addr"),
     ],
 )
 def test_bad_metrics_options_are_usage_errors(argv: list[str], message: str, capsys) -> None:

@@ -402,7 +402,9 @@ def test_real_collector_keeps_its_schedule_under_slow_scrapers_and_bounds_series
         os.symlink("/bin/sleep", bin_dir / f"churn{i}")
     done = threading.Event()
     got: list[list[bytes]] = [[] for _ in range(3)]
-    readers = [threading.Thread(target=slow_reader, args=(int(url.split(":")[2].split("/")[0]), done, g)) for g in got]
+    port = int(url.split(":")[2].split("/")[0])
+    readers = [threading.Thread(target=slow_reader, args=(port, done, g)) for g in got]
+    silent = socket.create_connection(("127.0.0.1", port))  # connects and never sends a request
     try:
         before = get(url)
         t0 = time.monotonic()
@@ -423,7 +425,8 @@ def test_real_collector_keeps_its_schedule_under_slow_scrapers_and_bounds_series
             r.join(5)
     finally:
         done.set()
-        stop(proc)
+        stop(proc)  # exits while a connection is still open and silent
+        silent.close()
     assert all(len(g) >= 4 for g in got), [len(g) for g in got]  # the slow scrapers were served, a byte a second
     assert b"".join(got[0]).startswith(b"HTTP/1")
     taken = one(after, "pmi_collector_samples_total") - one(before, "pmi_collector_samples_total")

@@ -7,7 +7,7 @@ PORT ?= 8501
 DUMPS ?= dumps
 INTERVAL ?= 5
 
-.PHONY: run share share-check test lint format bench collect venv deps dev-deps browser clean-venv
+.PHONY: run share share-check test lint format bench collect venv deps dev-deps browser prometheus clean-venv
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,14 @@ browser:
 	@if [ ! -x /usr/bin/chromium ]; then \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium; \
+	fi
+
+# Debian's prometheus + promtool for tests/test_prometheus.py (waits for a dpkg lock another apt-get holds)
+prometheus:
+	@if [ ! -x /usr/bin/prometheus ] || [ ! -x /usr/bin/promtool ]; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get -o DPkg::Lock::Timeout=600 update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get \
+	    -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends prometheus; \
 	fi
 
 # record this machine in the background (stopped with the dashboard), then serve the dashboard on 127.0.0.1
@@ -58,7 +66,7 @@ format: $(VENV)/.dev-deps
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: $(VENV)/.dev-deps browser lint
+test: $(VENV)/.dev-deps browser prometheus lint
 	$(PY) -m pytest
 
 bench: $(VENV)/.dev-deps

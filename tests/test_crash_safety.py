@@ -308,7 +308,7 @@ def test_collector_survives_a_full_disk_and_resumes(
     args = run_mod.parse_args(["--dumps", str(tmp_path / "dumps"), "--interval", "0.05", "--duration", "0.4"])
     assert run_mod.run(args, sampler_factory=lambda smaps: sampler) == 0
     err = capsys.readouterr().err
-    assert "sample failed (1 in a row): OSError" in err and "No space left" in err
+    assert "disk full (No space left on device): 1 sample(s) skipped" in err and "writing again: 1 sample(s)" in err
     got = read_dumps_dir(tmp_path / "dumps")
     assert not got.notices
     lost = set(sampler.times) - set(got.procs["ts"])

@@ -49,6 +49,7 @@ def run_router() -> None:
     st.set_page_config(page_title="PID Memory Inspector", page_icon=str(PAGE_ICON), layout="wide")
     depth = getattr(_local, "depth", 0)
     _local.depth = depth + 1
+    auth.install_server_guards()  # idempotent; serve.py installs them at server start already
     try:
         auth.gate(pages)  # PMI_TOKEN / OIDC access control before any page (deep links included)
         st.navigation(pages()).run()

@@ -35,7 +35,7 @@ Decisions (tested in tests/test_scrub.py):
 
 * Options that name *where* a secret lives rather than the secret — the name ends in ``file``, ``path``, ``dir``,
   ``fd``, ``jar`` or ``stdin`` (``--tokens-file``, ``--password-file``, ``--passphrase-fd``) — are not masked: a
-  path is not a secret and hiding it hides useful information. ``--key`` / ``-key`` followed by a path is kept.
+  path is not a secret and hiding it hides useful information. ``--key`` / ``-auth`` followed by a path is kept.
 * Negated flags (``--no-password``, ``--no_auth_token``) take no value: the next argument is kept.
 * Exact words do not match longer names: ``--passive``, ``--compass``, ``--bypass`` stay visible (``pass`` is exact).
 * Wildcard words over-match on purpose (``--tokenizer bert`` is masked by ``*token*``): a hidden harmless value
@@ -120,7 +120,7 @@ TOKEN_SHAPES: tuple[str, ...] = (
     r"dapi[a-f0-9]{32}(?:-\d)?",  # Databricks
     r"gl(?:c|sa)_[A-Za-z0-9+/_]{32,}",  # Grafana
     r"AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}",  # age
-    r"ey[A-Za-z0-9_\-]{10,}\.ey[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]*",  # JWT (header.payload.signature)
+    r"eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*",  # JWT (header.payload.signature)
 )
 
 _SECRET_KEY_RE = re.compile(
@@ -154,6 +154,7 @@ _SPACE_SPLIT_RE = re.compile(r"(\s+)")
 _HAS_SPACE_RE = re.compile(r"\s")
 _CONFIG_KEY_RE = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_][\w\-]*)*")  # aws_secret_access_key, github.token
 _PATH_LIKE = ("/", "./", "../", "~/")
+_PATH_OK_WORDS = frozenset({"key", "auth"})  # -key /etc/ssl/k.pem, Xorg -auth /run/user/1000/gdm/Xauthority
 _SEP = "\x00"  # argv separator while looking for PEM blocks across arguments (never inside an argv element)
 
 # program basename pattern -> (options whose next argument is a secret, how to mask it)
@@ -313,7 +314,7 @@ def _scrub_tokens(tokens: list[str]) -> list[str]:
         opt = _OPT_RE.fullmatch(tok)
         if opt:
             if is_secret_key(opt.group(2)):
-                mask_next = "path-ok" if opt.group(2).lower() == "key" else "next"
+                mask_next = "path-ok" if opt.group(2).lower() in _PATH_OK_WORDS else "next"
             out.append(tok)
             continue
         if tok.lower() == "bearer":

@@ -12,11 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_sharing import TOKEN, gated  # noqa: F401  (the AppTest factory behind the token)
 from ui import auth
-
-ROOT = Path(__file__).resolve().parents[1]
-TOKEN = "access-test-token-0123456789"
-
 
 # ---- the guess limiter
 
@@ -57,18 +54,11 @@ def test_the_wait_is_capped() -> None:
 
 
 @pytest.fixture
-def gated(monkeypatch: pytest.MonkeyPatch, seed_dumps: Path):
-    from streamlit.testing.v1 import AppTest
-
-    monkeypatch.setenv("PMI_DUMPS", str(seed_dumps))
-    monkeypatch.setenv("PMI_TZ", "UTC")
-    monkeypatch.setenv("PMI_TOKEN", TOKEN)
-    monkeypatch.setattr(auth, "oidc_configured", lambda: False)
+def gated_clock(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
+    """(AppTest of app.py behind TOKEN, the limiter's clock moved by hand)."""
     clock = Clock()
     monkeypatch.setattr(auth, "GUESSES", auth.GuessLimiter(clock=clock))
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.run()
-    return at, clock
+    return request.getfixturevalue("gated")(), clock
 
 
 def _submit(at, token: str) -> list[str]:
@@ -77,9 +67,9 @@ def _submit(at, token: str) -> list[str]:
     return [e.value for e in at.error]
 
 
-def test_the_form_slows_wrong_guesses_and_refuses_unread_while_waiting(gated) -> None:
+def test_the_form_slows_wrong_guesses_and_refuses_unread_while_waiting(gated_clock) -> None:
     """After the free guesses a wrong token costs a wait; during it even the right token is not read."""
-    at, clock = gated
+    at, clock = gated_clock
     for _ in range(auth.FREE_GUESSES + 1):
         assert _submit(at, "wrong-guess") == ["Wrong token."]
     assert any("Too many wrong tokens" in e and "1 s" in e for e in _submit(at, TOKEN))
@@ -92,8 +82,8 @@ def test_the_form_slows_wrong_guesses_and_refuses_unread_while_waiting(gated) ->
     assert not [t for t in at.text_input if t.label == "Access token"]
 
 
-def test_a_token_in_the_link_is_a_guess_too(gated) -> None:
-    at, _ = gated
+def test_a_token_in_the_link_is_a_guess_too(gated_clock) -> None:
+    at, _ = gated_clock
     for _ in range(auth.FREE_GUESSES + 1):
         _submit(at, "wrong-guess")
     at.query_params["token"] = TOKEN

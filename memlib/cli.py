@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 from memlib import alerts, compare, filters, groups, leaks, load, schema, stats, summary, timeline, tree
-from memlib.display import visible_frame
+from memlib.display import visible, visible_frame
 
 EXIT_ERROR = 2
 TABLE_TEXT_WIDTH = 100  # cmdline cut in table output only
@@ -205,7 +205,7 @@ def _load(args: argparse.Namespace) -> load.Dataset:
         raise CliError(f"no snapshots in {args.dumps}: {reason}")
     if ds.info.notices:
         for notice in ds.info.notices:  # every skipped or damaged part is named
-            print(f"note: {notice}", file=sys.stderr)
+            print(f"note: {visible(notice)}", file=sys.stderr)  # file names never drive the terminal
     return ds
 
 

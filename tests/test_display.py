@@ -120,3 +120,15 @@ def test_cli_table_escapes_names(bidi_dumps, capsys) -> None:
     assert main(["snapshot", "--dumps", str(bidi_dumps)]) == 0
     out = capsys.readouterr().out
     assert "\\u202egnp.exe\\n\\x1b[2J" in out and not any(r in out for r in RAW)
+
+
+def test_cli_notices_escape_file_names(tmp_path, capsys) -> None:
+    """A damaged file whose name holds ESC and a newline is named in the CLI's notes as escapes."""
+    from memlib.cli import main
+    from tests.conftest import write_crafted_dumps
+
+    folder = write_crafted_dumps(tmp_path / "d")
+    (folder / "time" / "junk\x1b]0;pwned\x07\n.txt").write_text("x")
+    assert main(["snapshot", "--dumps", str(folder)]) == 0
+    err = capsys.readouterr().err
+    assert "junk\\x1b]0;pwned\\x07\\n.txt" in err and "\x1b" not in err

@@ -233,6 +233,7 @@ def sidebar_chooser(choice: Choice) -> None:
         "Recording",
         options=options,
         key="w_source",
+        format_func=visible,  # folder names are shown with control and bidi characters as escapes
         on_change=_picked,
         help="Recordings the server lists under its configured folders (PMI_DUMPS_ROOT); "
         "the server default is PMI_DUMPS, --dumps, dumps/ or the shipped sample.",

@@ -156,6 +156,53 @@ def test_clear_cache_before_the_token_clears_nothing(fresh_server, seed_dumps: P
     assert _misses(server.url) > first
 
 
+async def _upload_from_an_open_session(server_url: str, size: int) -> int:
+    """Open a session without the token, then PUT a `size`-byte file to Streamlit's upload endpoint with a
+    self-made XSRF token (header and cookie agree: a scripted client sets both) -> the HTTP status."""
+    import uuid
+
+    import websockets
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+    from streamlit.web.server.starlette.starlette_app_utils import generate_xsrf_token_string
+
+    uri = server_url.replace("http://", "ws://") + "/_stcore/stream"
+    async with websockets.connect(uri, subprotocols=["streamlit"], max_size=None) as ws:
+        msg = BackMsg()
+        msg.rerun_script.query_string = ""
+        await ws.send(msg.SerializeToString())
+        session_id = ""
+        while not session_id:
+            fwd = ForwardMsg()
+            fwd.ParseFromString(await asyncio.wait_for(ws.recv(), 60))
+            if fwd.WhichOneof("type") == "new_session":
+                session_id = fwd.new_session.initialize.session_id
+        xsrf = generate_xsrf_token_string()
+        head = b'--b\r\nContent-Disposition: form-data; name="file"; filename="x.bin"\r\n\r\n'
+        body = head + b"A" * size + b"\r\n--b--\r\n"
+        headers = {
+            "Content-Type": "multipart/form-data; boundary=b",
+            "X-Xsrftoken": xsrf,
+            "Cookie": f"_streamlit_xsrf={xsrf}",
+        }
+        req = urllib.request.Request(
+            f"{server_url}/_stcore/upload_file/{session_id}/{uuid.uuid4()}", data=body, method="PUT", headers=headers
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return resp.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+
+@pytest.mark.slow
+def test_no_upload_into_server_memory_before_the_token(fresh_server, seed_dumps: Path) -> None:
+    """Streamlit stores an uploaded file in memory for any open session; the app has no uploader, so serve.py
+    refuses the endpoint (it answered 204 to a session that never gave the token)."""
+    server = fresh_server(seed_dumps, PMI_TOKEN=TOKEN)
+    assert asyncio.run(_upload_from_an_open_session(server.url, 1_000_000)) == 404
+
+
 @pytest.mark.slow
 def test_metrics_are_not_public(fresh_server, seed_dumps: Path) -> None:
     server = fresh_server(seed_dumps, PMI_TOKEN=TOKEN)

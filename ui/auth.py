@@ -12,7 +12,8 @@ the check runs anywhere.
 Before access is granted a session changes nothing on the server: `install_server_guards()` (run by serve.py at
 server start and by the router on every run, idempotent) makes Streamlit's runtime drop the websocket requests
 `GATED_BACKMSGS` (clear every viewer's caches, file upload URLs, backend operations, git info) from a session that
-has no access, and serve.py answers `/_stcore/metrics` only to `Authorization: Bearer <PMI_TOKEN>`.
+has no access, and serve.py answers `/_stcore/metrics` only to `Authorization: Bearer <PMI_TOKEN>` and refuses
+file uploads (the app has none; Streamlit would store them in memory for any open session).
 """
 
 from __future__ import annotations
@@ -297,6 +298,9 @@ def install_server_guards() -> None:
 
 
 PRIVATE_PATH_SUFFIXES = ("/_stcore/metrics",)
+# the app has no file uploader: Streamlit's upload endpoint would let any open session (no token needed, the XSRF
+# cookie is the client's own) store files of up to server.maxUploadSize in the server's memory
+REFUSED_PATH_PART = "/_stcore/upload_file"
 
 
 def metrics_allowed(authorization: str | None, env: Mapping[str, str] | None = None) -> bool:
@@ -309,7 +313,8 @@ def metrics_allowed(authorization: str | None, env: Mapping[str, str] | None = N
 
 class PrivateEndpoints:
     """ASGI middleware (serve.py): Streamlit's `/_stcore/metrics` answers 404 unless the request carries
-    `Authorization: Bearer <PMI_TOKEN>` (no token configured: always 404); everything else passes through."""
+    `Authorization: Bearer <PMI_TOKEN>` (no token configured: always 404), `/_stcore/upload_file/...` always
+    answers 404 (no uploads); everything else passes through."""
 
     def __init__(self, app: Any) -> None:
         """Wrap the ASGI `app`."""
@@ -317,9 +322,13 @@ class PrivateEndpoints:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         """Refuse private paths without the bearer token; pass every other request on."""
-        if scope.get("type") == "http" and scope.get("path", "").rstrip("/").endswith(PRIVATE_PATH_SUFFIXES):
-            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-            if not metrics_allowed(headers.get("authorization")):
+        path = scope.get("path", "").rstrip("/")
+        if scope.get("type") == "http":
+            refused = REFUSED_PATH_PART in path
+            if not refused and path.endswith(PRIVATE_PATH_SUFFIXES):
+                headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+                refused = not metrics_allowed(headers.get("authorization"))
+            if refused:
                 from starlette.responses import PlainTextResponse
 
                 await PlainTextResponse("Not Found", status_code=404)(scope, receive, send)

@@ -29,7 +29,7 @@ HashiCorp Vault, DigitalOcean, Shopify, Databricks, Grafana, age keys, JWTs) whe
 Program-specific options (``PROGRAM_OPTIONS``): ``curl -u/--user user:PASS``, ``redis-cli -a PASS``,
 ``mysql -pPASS``, ``sshpass -p PASS``, ``ldapsearch -w PASS``, ``mongosh -p PASS``, ``sqlcmd -P PASS``,
 ``smbclient -U user%PASS``, ``docker login -p PASS``, ``nmcli ... password PASS`` / ``wifi-sec.psk PASS``,
-``wpa_passphrase SSID PASS``.
+``wpa_passphrase SSID PASS``, ``xauth add DISPLAY PROTO COOKIE``.
 
 Decisions (tested in tests/test_scrub.py):
 
@@ -171,6 +171,7 @@ _PROGRAMS: tuple[tuple[re.Pattern[str], dict[str, str]], ...] = (
     (re.compile(r"docker|podman|nerdctl|buildah|skopeo|helm|oras|crane"), {"-p": "login"}),
     (re.compile(r"nmcli"), {}),
     (re.compile(r"wpa_passphrase"), {}),
+    (re.compile(r"xauth"), {}),
 )
 _ATTACHED_P = re.compile(r"-p(.+)", re.DOTALL)  # mysql -pSECRET, sshpass -pSECRET
 _NMCLI_SECRET_RE = re.compile(r"(?:[\w\-]+\.)?(?:password|psk|passphrase|wep-key\d|pin|secrets)", re.IGNORECASE)
@@ -268,7 +269,7 @@ def _scrub_tokens(tokens: list[str]) -> list[str]:
     program: dict[str, str] | None = None  # options of the last program-name argument seen
     program_name = ""
     positional = 0  # positional arguments after the program (wpa_passphrase SSID PASS)
-    login = False  # "login" subcommand seen (docker login -p PASS)
+    login = False  # "login" subcommand seen (docker login -p PASS), or "add" after xauth
     for tok in tokens:
         if mask_next:
             how, mask_next = mask_next, ""
@@ -291,6 +292,10 @@ def _scrub_tokens(tokens: list[str]) -> list[str]:
             continue
         if tok == "login":
             login = True
+        elif tok == "add" and program_name == "xauth":
+            login, positional = True, 0
+            out.append(tok)
+            continue
         if program is not None:
             if program_name.startswith(("mysql", "mariadb", "sshpass")) and _ATTACHED_P.fullmatch(tok):
                 out.append(f"-p{MASK}")
@@ -309,6 +314,11 @@ def _scrub_tokens(tokens: list[str]) -> list[str]:
             if program_name == "wpa_passphrase" and not tok.startswith("-"):
                 positional += 1
                 if positional == 2:
+                    out.append(MASK)
+                    continue
+            if program_name == "xauth" and login:  # xauth add DISPLAY PROTOCOL HEXKEY: the key is the cookie
+                positional += 1
+                if positional == 3:
                     out.append(MASK)
                     continue
         opt = _OPT_RE.fullmatch(tok)

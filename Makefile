@@ -45,7 +45,7 @@ run: $(VENV)/.deps
 	@mkdir -p $(DUMPS)
 	@$(PY) -m collector --dumps $(DUMPS) --interval $(INTERVAL) & cpid=$$!; \
 	trap 'kill $$cpid 2>/dev/null; wait $$cpid 2>/dev/null' EXIT INT TERM; \
-	PMI_DUMPS=$(DUMPS) $(PY) -m streamlit run app.py --server.port $(PORT) --server.address 127.0.0.1
+	PMI_DUMPS=$(DUMPS) $(PY) -m streamlit run serve.py --server.port $(PORT) --server.address 127.0.0.1
 
 # serve the dashboard on every interface (0.0.0.0) for teammates: refused unless access control is configured,
 # i.e. PMI_TOKEN (>= 16 characters) or an [auth] OIDC section in .streamlit/secrets.toml (README, "Sharing")
@@ -53,7 +53,7 @@ share-check:
 	@$(PYTHON) -m ui.auth --check-share
 
 share: share-check $(VENV)/.deps
-	$(PY) -m streamlit run app.py --server.port $(PORT) --server.address 0.0.0.0
+	$(PY) -m streamlit run serve.py --server.port $(PORT) --server.address 0.0.0.0
 
 collect: $(VENV)/.deps
 	$(PY) -m collector --dumps $(DUMPS) --interval $(INTERVAL)

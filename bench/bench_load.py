@@ -65,8 +65,8 @@ def free_port() -> int:
 
 @dataclass
 class Server:
-    """A `streamlit run app.py` subprocess: base url, process, log file and the dumps it shows (the browser tests
-    start theirs with this too, see tests/conftest.py)."""
+    """A `streamlit run serve.py` subprocess (app.py behind the hardened server entry): base url, process, log file
+    and the dumps it shows (the browser tests start theirs with this too, see tests/conftest.py)."""
 
     url: str
     process: subprocess.Popen
@@ -105,7 +105,7 @@ def start_server(dumps: Path, log_dir: Path, extra_env: dict[str, str] | None = 
     log = log_dir / f"streamlit-{port}.log"
     env = {**os.environ, "PMI_DUMPS": str(dumps), "PMI_TZ": "UTC", **(extra_env or {})}
     env.pop("PMI_TOKEN", None) if "PMI_TOKEN" not in (extra_env or {}) else None
-    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
+    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "serve.py"), "--server.headless", "true",
            "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
            "--server.fileWatcherType", "none"]  # fmt: skip
     with log.open("wb") as fh:

@@ -14,6 +14,13 @@ only after the alert stopped and started firing again. An evaluation error is lo
 
 Prometheus: ``--metrics-addr [HOST:]PORT`` serves /metrics from the latest sample (collector.metrics; loopback
 unless a host is written; ``--metrics-top``, ``--metrics-groups``, ``--metrics-group-by``); a port in use exits 1.
+
+Numbers are checked at parse time (exit 2 with the accepted range): nan, inf and values outside sensible bounds
+(``--interval`` 0.05 s .. 1 day, ``--period`` 0.1 s .. 7 days, ``--duration`` >= 0, ``--retain-*`` > 0) are refused.
+
+A full disk (ENOSPC/EDQUOT) never stops the collector: it keeps sampling, skips the samples it has no room for (one
+warning per minute) and writes again by itself when space frees; the first sample written then carries the number
+skipped as the system field ``CollectorSkippedSamples`` (memlib.schema.SKIPPED_SAMPLES_FIELD), also logged.
 """
 
 from __future__ import annotations
@@ -34,10 +41,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from collector import metrics as prom
+from memlib.schema import SKIPPED_SAMPLES_FIELD
 from memlib.store import SegmentWriter, apply_retention, recover
 
 LOCK_NAME = ".collector.lock"
 MAX_FAILURES = 10  # consecutive failed samples before the collector gives up (exit 1)
+MIN_INTERVAL_S = 0.05  # below this the collector would spin; 20 samples/s is already far past any real use
+DAY_S = 86400.0
 
 
 class AlreadyRunning(RuntimeError):
@@ -45,9 +55,61 @@ class AlreadyRunning(RuntimeError):
 
 
 def log(message: str) -> None:
-    """One line on stderr, prefixed with the UTC time."""
+    """One line on stderr, prefixed with the UTC time (a log on a full disk loses the line, never the collector)."""
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    print(f"{stamp} collector: {message}", file=sys.stderr, flush=True)
+    with contextlib.suppress(OSError):
+        print(f"{stamp} collector: {message}", file=sys.stderr, flush=True)
+
+
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+class DiskFull:
+    """Writes samples through a full disk: a sample the disk has no room for is counted and skipped (one warning
+    per `warn_every_s`), never a failure; the first sample written afterwards carries the count as the system
+    field SKIPPED_SAMPLES_FIELD, and the log says how many were skipped and for how long."""
+
+    def __init__(self, warn_every_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        """Nothing skipped yet."""
+        self.warn_every_s = warn_every_s
+        self.clock = clock
+        self.skipped = 0  # samples skipped since the disk became full
+        self.total_skipped = 0
+        self._since = 0.0
+        self._warned_at: float | None = None
+
+    def write(self, writer: SegmentWriter, sample: object) -> bool:
+        """Append `sample` -> True when written, False when skipped because the disk is full (other errors raise)."""
+        meminfo = sample.meminfo
+        if self.skipped:
+            meminfo = {**meminfo, SKIPPED_SAMPLES_FIELD: self.skipped}
+        try:
+            writer.append(sample.ts, sample.procs, meminfo, cgroup_mem=sample.cgroup_mem)
+        except OSError as exc:
+            if exc.errno not in DISK_FULL_ERRNOS:
+                raise
+            self._skip(exc)
+            return False
+        if self.skipped:
+            log(
+                f"writing again: {self.skipped} sample(s) skipped while the disk was full "
+                f"({self.clock() - self._since:.0f} s); the count is stored with this sample ({SKIPPED_SAMPLES_FIELD})"
+            )
+            self.skipped = 0  # the warning clock is kept: a disk that fills again soon warns once a minute at most
+        return True
+
+    def _skip(self, exc: OSError) -> None:
+        now = self.clock()
+        if not self.skipped:
+            self._since = now
+        self.skipped += 1
+        self.total_skipped += 1
+        if self._warned_at is None or now - self._warned_at >= self.warn_every_s:
+            self._warned_at = now
+            log(
+                f"disk full ({exc.strerror or exc}): {self.skipped} sample(s) skipped so far; "
+                "still sampling, writing resumes by itself when space frees"
+            )
 
 
 def acquire_lock(dumps_dir: Path) -> int:
@@ -72,31 +134,60 @@ def acquire_lock(dumps_dir: Path) -> int:
     return fd
 
 
+def _bounded(low: float, high: float, low_open: bool = False) -> Callable[[str], float]:
+    """argparse type: text -> a finite float in [low, high] (or (low, high]); nan, inf and out-of-range values are
+    usage errors (exit 2) that say which range is accepted."""
+    bounds = f"{'>' if low_open else '>='} {low:g} and <= {high:g}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not math.isfinite(value) or value > high or value < low or (low_open and value == low):
+            raise argparse.ArgumentTypeError(f"{text!r} is out of range: expected a finite number {bounds}")
+        return value
+
+    return parse
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command line -> options (dumps, interval, duration, smaps, retain_days, retain_mb, period)."""
     p = argparse.ArgumentParser(prog="python -m collector", description="Record every process's memory into DIR.")
     p.add_argument("--dumps", default="dumps", help="dumps directory (default: dumps/)")
-    p.add_argument("--interval", type=float, default=5.0, help="seconds between samples (default 5)")
-    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: forever)")
+    p.add_argument(
+        "--interval", type=_bounded(MIN_INTERVAL_S, DAY_S), default=5.0, help="seconds between samples (default 5)"
+    )
+    p.add_argument(
+        "--duration",
+        type=_bounded(0, 100 * 365 * DAY_S),
+        default=None,
+        help="stop after this many seconds (default: forever)",
+    )
     p.add_argument("--smaps", choices=("auto", "on", "off"), default="auto", help="read smaps_rollup (PSS/USS/swap)")
-    p.add_argument("--retain-days", type=float, default=None, help="delete closed segments older than N days")
-    p.add_argument("--retain-mb", type=float, default=None, help="keep the store under N MB (oldest deleted first)")
-    p.add_argument("--period", type=float, default=3600.0, help="seconds covered by one closed segment (default 3600)")
+    p.add_argument(
+        "--retain-days",
+        type=_bounded(0, 100 * 365, low_open=True),
+        default=None,
+        help="delete closed segments older than N days",
+    )
+    p.add_argument(
+        "--retain-mb",
+        type=_bounded(0, 1e12, low_open=True),
+        default=None,
+        help="keep the store under N MB (oldest deleted first)",
+    )
+    p.add_argument(
+        "--period",
+        type=_bounded(0.1, 7 * DAY_S),
+        default=3600.0,
+        help="seconds covered by one closed segment (default 3600)",
+    )
     p.add_argument("--alert-rules", default=None, metavar="FILE", help="TOML alert rules evaluated on recent samples")
     p.add_argument("--on-alert", default=None, metavar="CMD", help="shell command run with the alert JSON on stdin")
     p.add_argument("--alert-every", type=int, default=None, metavar="N", help="evaluate the rules every N samples")
     prom.add_arguments(p)
     args = p.parse_args(argv)
-    if not args.interval > 0:
-        p.error("--interval must be > 0")
-    if args.duration is not None and args.duration < 0:
-        p.error("--duration must be >= 0")
-    if args.period <= 0:
-        p.error("--period must be > 0")
-    for name in ("retain_days", "retain_mb"):
-        value = getattr(args, name)
-        if value is not None and value <= 0:
-            p.error(f"--{name.replace('_', '-')} must be > 0")
     args.rules = _alert_rules(p, args)
     args.metrics = prom.options_from_args(p, args)
     return args
@@ -189,8 +280,13 @@ def run(args: argparse.Namespace, sampler_factory: Callable[[str], object] = mak
     sampler = None
     metrics: prom.MetricsExporter | None = None
     try:
-        for note in recover(dumps):
-            log(note)
+        try:
+            for note in recover(dumps):
+                log(note)
+        except OSError as exc:  # a full disk at start: the old segment stays readable, the next start compacts it
+            if exc.errno not in DISK_FULL_ERRNOS:
+                raise
+            log(f"could not compact the previous run's segment now ({exc.strerror or exc}); it stays readable")
         sampler = sampler_factory(args.smaps)
         writer = SegmentWriter(dumps, sampler.host, sampler.boot_id, period_s=args.period)
         gc.collect()
@@ -206,6 +302,7 @@ def run(args: argparse.Namespace, sampler_factory: Callable[[str], object] = mak
         k = 0
         closed_seen = 0
         failures = 0
+        disk_full = DiskFull()
         while not stopper.stop:
             due = t0 + k * args.interval
             if due >= end:
@@ -217,8 +314,8 @@ def run(args: argparse.Namespace, sampler_factory: Callable[[str], object] = mak
                 sample = sampler.sample()
                 if metrics is not None:
                     metrics.observe(sample)
-                writer.append(sample.ts, sample.procs, sample.meminfo, cgroup_mem=sample.cgroup_mem)
-                failures = 0
+                if disk_full.write(writer, sample):
+                    failures = 0
                 if alerting is not None:
                     alerting.after_sample(sample)
             except (OSError, ValueError) as exc:  # one bad sample is logged and skipped; many in a row stop us

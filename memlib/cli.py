@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 
 from memlib import alerts, compare, filters, groups, leaks, load, schema, stats, summary, timeline, tree
+from memlib.display import visible, visible_frame
 
 EXIT_ERROR = 2
 TABLE_TEXT_WIDTH = 100  # cmdline cut in table output only
@@ -204,7 +205,7 @@ def _load(args: argparse.Namespace) -> load.Dataset:
         raise CliError(f"no snapshots in {args.dumps}: {reason}")
     if ds.info.notices:
         for notice in ds.info.notices:  # every skipped or damaged part is named
-            print(f"note: {notice}", file=sys.stderr)
+            print(f"note: {visible(notice)}", file=sys.stderr)  # file names never drive the terminal
     return ds
 
 
@@ -265,10 +266,10 @@ def _text_frame(df: pd.DataFrame) -> pd.DataFrame:
 def _table(df: pd.DataFrame) -> str:
     if df.empty:
         return "(no rows)\n"
-    out = _text_frame(df)
+    out = visible_frame(_text_frame(df))  # control and bidi characters as escapes, never sent to the terminal
     for col in ("cmdline", "name", "child_name", "user"):
         if col in out.columns:
-            text = out[col].astype(str).str.replace(r"[\x00-\x1f\x7f]", " ", regex=True)
+            text = out[col].astype(str)
             out[col] = text.where(text.str.len() <= TABLE_TEXT_WIDTH, text.str.slice(0, TABLE_TEXT_WIDTH - 1) + "…")
     if "lifetime_s" in out.columns:
         out["lifetime_s"] = out["lifetime_s"].round(3)

@@ -40,6 +40,8 @@ SYSTEM (one row per snapshot, sorted by ``snap``):
     <meminfo key>   Int64     every /proc/meminfo field under its own name ("MemTotal", "Active(anon)", ...),
                               converted to bytes; HugePages_Total/Free/Rsvd/Surp stay counts.
                               Seed dumps: whole MiB * 2**20 (a lower bound).
+    CollectorSkippedSamples   Int64   (SKIPPED_SAMPLES_FIELD; a count, only on the first sample written after the
+                              collector had to skip samples because the disk was full: how many it skipped)
 
 SNAPSHOTS (memlib.load.Dataset.snapshots):
     snap int32, ts datetime64[ns, UTC], host category, boot_id category, processes int32
@@ -138,6 +140,7 @@ CGROUP_MEM_COLUMNS: dict[str, str] = {
     "cgroup": "category",
     "memory_current_bytes": "Int64",
 }
+SKIPPED_SAMPLES_FIELD = "CollectorSkippedSamples"  # system field: samples skipped (disk full) before this one
 CGROUP_MEM_FIELD_PREFIX = "cgroup_mem:"  # system-frame field name of a cgroup's memory use: prefix + cgroup path
 
 

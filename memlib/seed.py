@@ -101,6 +101,26 @@ def _int_column(values: tuple[str, ...]) -> np.ndarray:
         return pd.to_numeric(pd.Series(arr).str.strip(), errors="coerce").to_numpy(np.float64, na_value=np.nan)
 
 
+_MAX_PID = 2**31 - 1  # pids and ppids are int32 (the kernel's pid_max is at most 2**22)
+_MAX_MB = (2**63 - 1) // MIB  # the largest MiB figure whose byte count fits int64
+
+
+def _in_range(nums: dict[str, np.ndarray]) -> np.ndarray:
+    """Parsed numeric columns -> per row, True when PID/PPID fit int32 and RSS_MB/VSZ_MB fit int64 bytes."""
+    with np.errstate(invalid="ignore"):
+        ok = (nums["PID"] <= _MAX_PID) & (nums["PPID"] <= _MAX_PID)
+        return ok & (nums["RSS_MB"] <= _MAX_MB) & (nums["VSZ_MB"] <= _MAX_MB)
+
+
+def _csv_rows(text: str) -> list[list[str]]:
+    """CSV text -> rows; ValueError naming the line (never its content) when the csv module cannot read it."""
+    reader = csv.reader(io.StringIO(text))
+    try:
+        return list(reader)
+    except csv.Error as exc:
+        raise ValueError(f"line {reader.line_num}: unreadable CSV ({exc}); expected comma-separated values") from None
+
+
 def _allow_fields_of(text: str) -> None:
     """Raise the csv module's field size limit (128 KiB by default, process-wide) to `text`'s length: a command line
     may be up to 2 MiB (the kernel's argument limit), and one long line must not make the whole file unreadable."""
@@ -120,14 +140,13 @@ def parse_process_csv(text: str) -> ParsedProcesses:
     if not text.strip():
         raise ValueError("empty file")
     _allow_fields_of(text)
-    try:
-        rows = list(csv.reader(io.StringIO(text)))
-    except csv.Error as exc:
-        raise ValueError(f"unreadable CSV ({exc})") from None
+    rows = _csv_rows(text)
     header = [h.strip() for h in rows[0]]
     missing = [c for c in PROCESS_HEADER if c not in header]
     if missing:
-        raise ValueError(f"missing column(s) {', '.join(missing)} (header: {','.join(header)[:120]})")
+        raise ValueError(
+            f"line 1: missing column(s) {', '.join(missing)}; expected the header {','.join(PROCESS_HEADER)}"
+        )
     body = rows[1:]
     width = len(header)
     lens = np.fromiter(map(len, body), dtype=np.int64, count=len(body))
@@ -151,6 +170,13 @@ def parse_process_csv(text: str) -> ParsedProcesses:
     bad = int((~ok).sum())
     if bad:
         notices.append(f"{bad} damaged row(s) skipped (missing, negative or non-numeric PID/PPID/RSS_MB/VSZ_MB)")
+    huge = ok & ~_in_range(nums)
+    if huge.any():
+        notices.append(
+            f"{int(huge.sum())} row(s) skipped: PID/PPID above {_MAX_PID} or RSS_MB/VSZ_MB above {_MAX_MB} "
+            "(more than 8 EiB, not a real size)"
+        )
+        ok &= ~huge
     frame = pd.DataFrame(
         {
             "pid": nums["PID"][ok].astype(np.int32),
@@ -168,18 +194,19 @@ def parse_process_csv(text: str) -> ParsedProcesses:
     return ParsedProcesses(frame, notices)
 
 
+_SYS_EXPECTED = "<Key>_MB or <Key>_kB columns with whole non-negative numbers (MemTotal_MB, ...)"
+
+
 def parse_sys_csv(text: str) -> ParsedSystem:
     """sys_mem CSV text (header + one row) -> ParsedSystem({meminfo key: bytes or count}).
 
     ``<Key>_MB`` -> key, * 2**20; ``<Key>_kB`` -> key, * 1024; HugePages_* counts as they are. Raises ValueError when
-    there is no data row or no usable column; unknown or non-numeric columns are skipped and named in notices.
+    there is no data row or no usable column; unknown or non-numeric columns are skipped and counted in notices
+    (by column number: error messages and notices never quote file content).
     """
     text = text.removeprefix("\ufeff")
     _allow_fields_of(text)
-    try:
-        rows = list(csv.reader(io.StringIO(text)))
-    except csv.Error as exc:
-        raise ValueError(f"unreadable CSV ({exc})") from None
+    rows = _csv_rows(text)
     rows = [r for r in rows if any(cell.strip() for cell in r)]
     if len(rows) < 2:
         raise ValueError("no data row")
@@ -188,7 +215,7 @@ def parse_sys_csv(text: str) -> ParsedSystem:
     if len(rows) > 2:
         notices.append(f"{len(rows) - 1} data rows, the last one used")
     values: dict[str, int] = {}
-    skipped: list[str] = []
+    skipped: list[int] = []  # 1-based column numbers (names are file content and are not repeated)
     for i, col in enumerate(header):
         col = col.strip()
         cell = row[i].strip() if i < len(row) else ""
@@ -199,16 +226,22 @@ def parse_sys_csv(text: str) -> ParsedSystem:
         elif col in MEMINFO_COUNT_FIELDS:
             key, scale = col, 1
         else:
-            skipped.append(col)
+            skipped.append(i + 1)
             continue
         try:
-            values[key] = int(cell) * scale
+            value = int(cell) * scale
         except ValueError:
-            skipped.append(col)
+            skipped.append(i + 1)
+            continue
+        if not 0 <= value < 2**63:
+            skipped.append(i + 1)
+            continue
+        values[key] = value
     if not values:
-        raise ValueError(f"no usable column (header: {','.join(header)[:120]})")
+        raise ValueError(f"line 1: no usable column; expected {_SYS_EXPECTED}")
     if skipped:
-        notices.append(f"column(s) skipped: {', '.join(skipped)}")
+        listed = ", ".join(map(str, skipped[:10])) + (", ..." if len(skipped) > 10 else "")
+        notices.append(f"{len(skipped)} column(s) skipped (column {listed}): expected {_SYS_EXPECTED}")
     return ParsedSystem(values, notices)
 
 

@@ -7,6 +7,7 @@ ensure_router()
 import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
+from memlib.display import visible  # noqa: E402
 from ui import charts, data, nav, render, sidebar, state  # noqa: E402
 
 ctx = sidebar.start_page("cgroups")
@@ -87,7 +88,7 @@ if picked is not None and picked != selected:
 
 # ---- the selected cgroup over time, and its processes now
 st.subheader("Selected cgroup", divider="gray", anchor=False)
-st.text(f"{tree_df.loc[tree_df['cgroup'] == selected, 'label'].iloc[0]}  ({selected})")
+st.text(visible(f"{tree_df.loc[tree_df['cgroup'] == selected, 'label'].iloc[0]}  ({selected})"))
 tl = data.cgroup_timeline(token, ds, selected)
 tl_w = tl[(tl["ts"] >= lo) & (tl["ts"] <= hi)]
 st.plotly_chart(

@@ -9,6 +9,7 @@ import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from memlib import groups  # noqa: E402
+from memlib.display import visible, visible_frame  # noqa: E402
 from ui import charts, data, nav, render, sidebar, state  # noqa: E402
 
 BY_LABELS = {"name": "Name", "command": "Command (argv[0])", "user": "User", "cgroup": "cgroup"}
@@ -110,12 +111,12 @@ if row is not None and str(now["group"].iloc[row]) != view.group:
 
 with st.expander(f"Totals over time (top {TOP} groups + other)", expanded=False):
     render.download_buttons(in_window, f"groups_{by}_{render.file_stamp(lo)}_{render.file_stamp(hi)}", "dl_groups_t")
-    st.dataframe(in_window, hide_index=True, width="stretch", height=300)
+    st.dataframe(visible_frame(in_window), hide_index=True, width="stretch", height=300)
 
 # ---- the processes of the selected group at the moment
 if view.group is not None:
     st.subheader("Processes of the group", divider="gray", anchor=False)
-    st.text(f"{BY_LABELS[by]}: {view.group}")
+    st.text(f"{BY_LABELS[by]}: {visible(view.group)}")
     members = data.group_members(token, ds, by, view.group, ctx.snap)
     members, hidden_n = render.shown_members(members, snap_df, ctx.filters, own_col, sub_col)
     if hidden_n:

@@ -13,6 +13,7 @@ import streamlit as st  # noqa: E402
 
 from memlib import alerts, spikes  # noqa: E402
 from ui import data, nav, render, sidebar  # noqa: E402
+from ui.source import viewer_text  # noqa: E402
 from ui.state import UNITS  # noqa: E402
 
 MAX_SUSPECTS = 100
@@ -254,7 +255,7 @@ def _alert_rules() -> None:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         st.error(f"The alert rules file ({RULES_ENV}) could not be read.", icon=":material/error:")
-        st.text(f"{path}: {type(exc).__name__}: {exc}")
+        st.text(viewer_text(f"{path}: {type(exc).__name__}: {exc}"))
         return
     at = None if ctx.latest else ctx.snap_ts
     try:
@@ -262,9 +263,10 @@ def _alert_rules() -> None:
         firing = data.firing_alerts(token, ds, text, at)
     except alerts.RulesError as exc:
         st.error(f"The alert rules file ({RULES_ENV}) cannot be used.", icon=":material/error:")
-        st.text(f"{path}: {exc}")
+        st.text(viewer_text(f"{path}: {exc}"))
         return
-    st.text(f"Rules: {path} · evaluated at {render.fmt_ts(ctx.snap_ts)}" + (" (latest)" if ctx.latest else ""))
+    shown_at = render.fmt_ts(ctx.snap_ts) + (" (latest)" if ctx.latest else "")
+    st.text(viewer_text(f"Rules: {path}") + f" · evaluated at {shown_at}")
     counts = firing["rule"].value_counts()
     names = [r.name for r in rules]
     status = pd.DataFrame(

@@ -7,6 +7,7 @@ ensure_router()
 import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
+from memlib.display import visible, visible_frame  # noqa: E402
 from ui import charts, data, nav, render, sidebar, state  # noqa: E402
 
 ctx = sidebar.start_page("PID drill-down")
@@ -90,7 +91,7 @@ if len(candidates) > 1:
         }
     )
     ev = st.dataframe(
-        choice,
+        visible_frame(choice),
         hide_index=True,
         width="stretch",
         on_select="rerun",
@@ -117,15 +118,15 @@ alive_now = bool((snap_df["proc_id"] == proc_id).any())
 
 # ---- header: identity (names and command lines only as text)
 st.subheader(f"PID {int(proc['pid'])}", anchor=False)
-st.text(str(proc["name"]))
-st.code(str(proc["cmdline"]) or "(no command line)", language=None, wrap_lines=True)
+st.text(visible(proc["name"]))
+st.code(visible(proc["cmdline"]) or "(no command line)", language=None, wrap_lines=True)
 last = tl.iloc[-1] if len(tl) else None
 lifetime_end = proc["last_ts"] if not alive_now else ctx.snap_ts
 lifetime = (lifetime_end - proc["start_time"]).total_seconds()
 lifetime_note = "" if ds.info.start_times_exact else " (observed span: seed dumps carry no start time)"
 c1, c2, c3, c4 = st.columns(4)
 c1.caption("User")
-c1.text(str(proc["user"]))  # a user name from a dump is text, never Markdown (st.metric renders Markdown)
+c1.text(visible(proc["user"]))  # a user name from a dump is text, never Markdown (st.metric renders Markdown)
 c2.metric(
     f"Started {pd.Timestamp(proc['start_time']).strftime('%Y-%m-%d')} (UTC)",
     pd.Timestamp(proc["start_time"]).strftime("%H:%M:%S"),

@@ -1,4 +1,4 @@
-"""Shared fixtures: a `streamlit run app.py` server on a free port, and a headless Debian chromium via playwright.
+"""Shared fixtures: a `streamlit run serve.py` server on a free port, and a headless Debian chromium via playwright.
 
 Under `CI=true` a missing browser (or playwright) is a test failure, never a skip (the CI entry point relies on it).
 """
@@ -40,7 +40,7 @@ StreamlitServer = Server  # a running `streamlit run app.py`: url, process, log,
 
 
 def start_streamlit(dumps: Path, log_dir: Path, extra_env: dict[str, str] | None = None) -> StreamlitServer:
-    """Start `streamlit run app.py` on a free port showing `dumps` (PMI_TZ=UTC); wait for /_stcore/health."""
+    """Start `streamlit run serve.py` on a free port showing `dumps` (PMI_TZ=UTC); wait for /_stcore/health."""
     return start_server(dumps, log_dir, extra_env, timeout_s=SERVER_START_TIMEOUT_S)
 
 

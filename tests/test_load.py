@@ -344,7 +344,7 @@ def test_damaged_files_are_skipped_and_named(tmp_path: Path) -> None:
         "sys_mem_20260101_000020.csv: skipped (no data row)",
         "process_mem_20260101_000020.csv: 1 row(s) with a wrong number of fields",
         "process_mem_20260101_000030.csv: non-UTF-8 bytes replaced",
-        "process_mem_20260101_000040.csv: skipped (missing column(s) PPID, RSS_MB, VSZ_MB",
+        "process_mem_20260101_000040.csv: skipped (line 1: missing column(s) PPID, RSS_MB, VSZ_MB",
         "process_mem_20260101_000050.csv: 1 row(s) with unquoted commas",
         "process_mem_20261399_000000.csv: impossible date",
         "notes.txt: unknown file",

@@ -63,6 +63,52 @@ def test_parse_process_csv_errors(text: str, message: str) -> None:
         parse_process_csv(text)
 
 
+SHADOW = "root:$6$Zs9aX$Qm1nJkLp0H4sUperSecretHashValue:19000:0:99999:7:::\nalice:$y$j9T$abcdef:19001:0:99999:7:::\n"
+
+
+@pytest.mark.parametrize("parse", [parse_process_csv, parse_sys_csv])
+@pytest.mark.parametrize(
+    "text",
+    [SHADOW, "SECRET_HEADER_WORD,other\n1,2\n", 'a,"b\x00c"\n', "Key_MB,Other\nsecretvalue,x\n"],
+)
+def test_errors_and_notices_never_quote_file_content(parse, text: str) -> None:
+    """A file that is not a seed CSV (a symlink to /etc/shadow, say) -> a message naming the line and what was
+    expected, with none of the file's text in it."""
+    try:
+        notices = parse(text).notices
+    except ValueError as exc:
+        notices = [str(exc)]
+        assert str(exc).startswith(("line ", "no ", "empty")), str(exc)
+    for word in ("root", "Zs9aX", "SuperSecret", "SECRET_HEADER_WORD", "other", "secretvalue", "b\x00c", "alice"):
+        assert all(word not in n for n in notices), (word, notices)
+
+
+def test_missing_header_names_line_and_expectation() -> None:
+    with pytest.raises(ValueError, match=r"^line 1: missing column\(s\) .*; expected the header PID,PPID,USER"):
+        parse_process_csv(SHADOW)
+
+
+@pytest.mark.parametrize("bad", ["99999999999999999999", "-5", "nan", "inf", "1e30", "9223372036854775807"])
+def test_impossible_sizes_are_named_not_wrapped(bad: str) -> None:
+    """RSS_MB/VSZ_MB that cannot be a size become a named bad row, never a negative or wrapped byte count."""
+    parsed = parse_process_csv(HEADER + f"1,0,root,5,5,/sbin/init\n2,1,root,{bad},5,x\n3,1,root,5,{bad},y\n")
+    assert parsed.frame["pid"].tolist() == [1]
+    assert (parsed.frame["rss_bytes"] >= 0).all()
+    assert any("RSS_MB" in n for n in parsed.notices), parsed.notices
+
+
+def test_huge_pid_is_named() -> None:
+    parsed = parse_process_csv(HEADER + "1,0,root,5,5,/sbin/init\n4294967297,1,root,1,1,x\n")
+    assert parsed.frame["pid"].tolist() == [1]
+    assert any("PID/PPID above" in n for n in parsed.notices), parsed.notices
+
+
+def test_impossible_system_value_is_skipped() -> None:
+    parsed = parse_sys_csv("MemTotal_MB,SwapTotal_MB\n100,99999999999999999999\n")
+    assert parsed.values == {"MemTotal": 100 * MIB}
+    assert parsed.notices and "column 2" in parsed.notices[0]
+
+
 def test_parse_sys_csv() -> None:
     text = "MemTotal_MB,MemFree_MB,Active(anon)_MB,Hugepagesize_kB,HugePages_Total,Weird,SwapFree_MB\n" \
            "100,50,3,2048,7,9,x\n"  # fmt: skip
@@ -74,7 +120,10 @@ def test_parse_sys_csv() -> None:
         "Hugepagesize": 2048 * 1024,
         "HugePages_Total": 7,
     }
-    assert parsed.notices == ["column(s) skipped: Weird, SwapFree_MB"]
+    assert parsed.notices == [
+        "2 column(s) skipped (column 6, 7): expected <Key>_MB or <Key>_kB columns with whole non-negative numbers "
+        "(MemTotal_MB, ...)"
+    ]
     with pytest.raises(ValueError, match="no data row"):
         parse_sys_csv("MemTotal_MB\n")
     with pytest.raises(ValueError, match="no usable column"):

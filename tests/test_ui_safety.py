@@ -28,9 +28,9 @@ NOT_RENDERED = {"customdata": "customdata", "ids": "id", "parents": "parent"}  #
 PLAIN_OPTION_TYPES = {"selectbox", "multiselect"}  # options drawn as plain text (radio/pills options are Markdown)
 
 
-def write_hostile_native(folder: Path, samples: int = 4) -> Path:
-    """A native recording (SegmentWriter, closed) with init, a process named HOSTILE (pid 4242, hostile user,
-    cgroup and command line) and its child; returns `folder`."""
+def write_hostile_native(folder: Path, samples: int = 4, name: str = HOSTILE, cgroup: str = HOSTILE_CGROUP) -> Path:
+    """A native recording (SegmentWriter, closed) with init, a process named `name` (pid 4242, the same text as
+    user and in the command line, cgroup `cgroup`) and its child; returns `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
     w = SegmentWriter(folder, "vm", "boot-hostile")
     start = [int((T0 - pd.Timedelta(hours=1)).value), int(T0.value - 10**9), int(T0.value - 10**8)]
@@ -43,14 +43,14 @@ def write_hostile_native(folder: Path, samples: int = 4) -> Path:
                 "ppid": [0, 1, HOSTILE_PID],
                 "start_time": start,
                 "uid": [0, 1000, 1000],
-                "user": ["root", HOSTILE, "alice"],
+                "user": ["root", name, "alice"],
                 "state": ["S", "R", "S"],
-                "name": ["systemd", HOSTILE, "child"],
-                "cmdline": ["/sbin/init", f"{HOSTILE} --serve", f"child {HOSTILE}"],
+                "name": ["systemd", name, "child"],
+                "cmdline": ["/sbin/init", f"{name} --serve", f"child {name}"],
                 "rss_bytes": rss,
                 "vsz_bytes": [r * 3 for r in rss],
                 "threads": [1, 4, 1],
-                "cgroup": ["/init.scope", HOSTILE_CGROUP, HOSTILE_CGROUP],
+                "cgroup": ["/init.scope", cgroup, cgroup],
                 "pss_bytes": [r // 2 for r in rss],
                 "uss_bytes": [r // 3 for r in rss],
                 "swap_bytes": [0, 0, 0],

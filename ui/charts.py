@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from memlib.display import visible, visible_series
 from ui.state import UNITS, iso_z
 
 COLORS = {
@@ -29,13 +30,14 @@ COLORS = {
 
 
 def plain(text: object) -> str:
-    """Process name -> text Plotly shows literally (its labels understand a little HTML: <b>, <a href>, entities)."""
-    return html.escape(str(text), quote=False)
+    """Process name -> text Plotly shows literally (its labels understand a little HTML: <b>, <a href>, entities;
+    control and bidi characters are shown as escapes, memlib.display)."""
+    return html.escape(visible(text), quote=False)
 
 
 def plain_series(names: pd.Series) -> pd.Series:
     """Vectorised `plain` over a series of names."""
-    text = names.astype(str)
+    text = visible_series(names.astype(str))
     return (
         text.str.replace("&", "&amp;", regex=False)
         .str.replace("<", "&lt;", regex=False)

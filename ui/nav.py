@@ -9,6 +9,7 @@ router itself (which calls `st.navigation` with the same url paths, so the same 
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
@@ -23,6 +24,9 @@ PAGE_GROUPS = "pages/groups.py"
 PAGE_CGROUPS = "pages/cgroups.py"
 PAGE_COMPARE = "pages/compare.py"
 PAGE_LEAKS = "pages/leaks.py"
+
+# a local file, served by this server: a ":material/...:" page icon makes every browser fetch it from fonts.gstatic.com
+PAGE_ICON = Path(__file__).resolve().parent / "icon.png"
 
 _local = threading.local()
 
@@ -42,9 +46,10 @@ def pages() -> list[Any]:
 
 def run_router() -> None:
     """Set the page config, declare the navigation and run the chosen page (what app.py does)."""
-    st.set_page_config(page_title="PID Memory Inspector", page_icon=":material/memory:", layout="wide")
+    st.set_page_config(page_title="PID Memory Inspector", page_icon=str(PAGE_ICON), layout="wide")
     depth = getattr(_local, "depth", 0)
     _local.depth = depth + 1
+    auth.install_server_guards()  # idempotent; serve.py installs them at server start already
     try:
         auth.gate(pages)  # PMI_TOKEN / OIDC access control before any page (deep links included)
         st.navigation(pages()).run()

@@ -1,4 +1,5 @@
-"""Safe rendering helpers: byte formatting, tables (names only as dataframe cells), downloads, text facts."""
+"""Safe rendering helpers: byte formatting, tables (names only as dataframe cells, control and bidi characters shown
+as escapes by memlib.display), downloads, text facts."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from memlib import filters
+from memlib.display import visible_frame
 from memlib.filters import Filters
 from ui import nav
 from ui.state import UNITS
@@ -170,7 +172,7 @@ def clickable_table(
     The height fits the rows up to `max_height` px (None: Streamlit's automatic height).
     """
     event = st.dataframe(
-        table,
+        visible_frame(table),
         hide_index=True,
         width=width,
         height="auto" if max_height is None else table_height(len(table), max_height),
@@ -220,7 +222,7 @@ def facts(rows: Sequence[tuple[str, str]]) -> None:
     if not rows:
         return
     st.dataframe(
-        pd.DataFrame(rows, columns=["", "value"]),
+        visible_frame(pd.DataFrame(rows, columns=["", "value"])),
         hide_index=True,
         width="stretch",
         column_config={"": st.column_config.TextColumn(" ", width="small"), "value": st.column_config.TextColumn(" ")},

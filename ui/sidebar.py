@@ -118,7 +118,7 @@ def _source_facts(loaded: data.Loaded) -> None:
         info.kind, info.kind
     )
     rows = [
-        ("source", loaded.source.description),
+        ("source", source_choice.viewer_text(loaded.source.description)),
         ("hosts", ", ".join(info.hosts) or "–"),
         ("from", render.fmt_ts(first)),
         ("to", render.fmt_ts(last)),
@@ -132,7 +132,7 @@ def _source_facts(loaded: data.Loaded) -> None:
     with st.expander(label, expanded=False, icon=":material/database:"):
         render.facts(rows)
         for notice in info.notices[:20]:
-            st.text(notice)
+            st.text(source_choice.viewer_text(notice))  # root-relative names, never server paths
 
 
 def _live(loaded: data.Loaded) -> None:
@@ -381,7 +381,7 @@ def _metric_help() -> dict[str, str]:
 
 def _empty_state(source: data.DataSource) -> None:
     st.info("There is no recording to show yet.", icon=":material/info:")
-    st.text(source.description)
+    st.text(source_choice.viewer_text(source.description))
     st.markdown(
         "Record this machine with `make run` (collector + dashboard), or point the dashboard at a dumps folder:"
     )
@@ -398,7 +398,7 @@ def start_page(title: str) -> PageContext:
         loaded = data.load_current(source)
     except Exception as exc:  # a damaged or unreadable folder must give a message, never a traceback
         st.error("The recording could not be loaded.", icon=":material/error:")
-        st.text(f"{source.description}\n{type(exc).__name__}: {exc}")
+        st.text(source_choice.viewer_text(f"{source.description}\n{type(exc).__name__}: {exc}"))
         st.stop()
     ctx = render_sidebar(loaded)
     bad = state.url_warnings()

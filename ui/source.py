@@ -5,15 +5,21 @@ named `<root name>/<path inside the root>` ("dumps", "sample/dumps"); the URL ca
 sidebar offers a selectbox of the listed names — there is no free path entry. A name with `..`, an absolute path or a
 symlink that leads out of its root is rejected with a message. Without `source` the server's own choice applies
 (`PMI_DUMPS`, `-- --dumps DIR`, then dumps/ or the shipped sample: `ui.data.resolve_source`).
+
+Only directories are listed, symlinks are resolved and must stay inside their root, and a folder that cannot be
+read (permissions, a symlink loop) is skipped. Viewers never see server paths: `viewer_text` turns every absolute
+path in a notice or description into `<root name>/<path inside the root>` (outside the roots: `…/<last part>`).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from memlib.display import visible
 from ui import data
 
 ROOT_ENV = "PMI_DUMPS_ROOT"
@@ -23,6 +29,9 @@ MAX_DEPTH = 3  # folders below a root that are searched for recordings
 MAX_SOURCES = 200
 MAX_NAME_LEN = 300
 SKIP_DIRS = frozenset({"time", "__pycache__", "node_modules"})
+# an absolute path inside a text: starts with "/" not preceded by a word, dot, slash or colon (so URLs and relative
+# names are left alone) and runs to a blank, quote, bracket, comma, semicolon or colon
+_ABS_PATH_RE = re.compile(r"(?<![\w.~\-/:])/[^\s'\"`,;:()\[\]{}<>|]*")
 
 
 @dataclass(frozen=True)
@@ -69,10 +78,38 @@ def _inside(path: Path, root: Path) -> bool:
     return True
 
 
+def _is_dir(entry: os.DirEntry) -> bool:
+    """A directory entry -> True for a directory (symlinks followed); False for files, FIFOs, sockets, devices,
+    dangling links and symlink loops (DirEntry.is_dir raises ELOOP for those)."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def viewer_text(text: object, roots: Sequence[Root] | None = None) -> str:
+    """A notice or description for viewers -> the same text with each absolute server path shown as
+    `<root name>/<path inside the root>` (a path outside every root: `…/<last part>`) and control or bidi
+    characters made visible. `roots` default: the configured roots (PMI_DUMPS_ROOT)."""
+    roots = configured_roots(os.environ) if roots is None else roots
+    prefixes = sorted(((r.path.as_posix().rstrip("/"), r.name) for r in roots), key=lambda p: -len(p[0]))
+
+    def shown(match: re.Match[str]) -> str:
+        path = match.group(0)
+        for prefix, name in prefixes:
+            if prefix and (path == prefix or path.startswith(prefix + "/")):
+                return name + path[len(prefix) :]
+        last = path.rstrip("/").rsplit("/", 1)[-1]
+        return f"…/{last}" if last else "…"
+
+    return visible(_ABS_PATH_RE.sub(shown, str(text)))
+
+
 def list_sources(roots: list[Root]) -> list[str]:
     """Roots -> sorted names of the folders holding a recording (the root itself or up to MAX_DEPTH levels below).
 
-    Folders reached through a symlink that leads out of the root, hidden folders and seed `time/` folders are skipped.
+    Folders reached through a symlink that leads out of the root, hidden folders, seed `time/` folders and folders
+    that cannot be read (permissions, symlink loops) are skipped.
     """
     out: list[str] = []
     for root in roots:
@@ -81,20 +118,24 @@ def list_sources(roots: list[Root]) -> list[str]:
         todo: list[tuple[Path, int]] = [(root.path, 0)]
         while todo and len(out) < MAX_SOURCES:
             folder, depth = todo.pop()
-            real = folder.resolve()
-            if not _inside(real, root.path):
+            try:
+                real = folder.resolve(strict=True)
+                if not _inside(real, root.path) or not real.is_dir():
+                    continue
+                holds = data.holds_data(real)
+            except (OSError, RuntimeError):  # unreadable, vanished, or a symlink loop: skipped
                 continue
-            if data.holds_data(real):
+            if holds:
                 rel = folder.relative_to(root.path).as_posix()
                 out.append(root.name if rel == "." else f"{root.name}/{rel}")
             if depth >= MAX_DEPTH:
                 continue
             try:
                 with os.scandir(folder) as it:
-                    subs = [e for e in it if e.is_dir() and not e.name.startswith(".") and e.name not in SKIP_DIRS]
+                    entries = [e for e in it if not e.name.startswith(".") and e.name not in SKIP_DIRS]
             except OSError:
                 continue
-            todo += [(folder / e.name, depth + 1) for e in subs]
+            todo += [(folder / e.name, depth + 1) for e in entries if _is_dir(e)]
     return sorted(out)
 
 
@@ -192,6 +233,7 @@ def sidebar_chooser(choice: Choice) -> None:
         "Recording",
         options=options,
         key="w_source",
+        format_func=visible,  # folder names are shown with control and bidi characters as escapes
         on_change=_picked,
         help="Recordings the server lists under its configured folders (PMI_DUMPS_ROOT); "
         "the server default is PMI_DUMPS, --dumps, dumps/ or the shipped sample.",

@@ -1,6 +1,7 @@
 """Collector CLI: lock the dumps directory, sample on a fixed schedule, write segments, apply retention.
 
     python -m collector [--dumps DIR] [--interval SECONDS] [--duration SECONDS] [--smaps auto|on|off]
+                        [--smaps-every SECONDS] [--smaps-cpu PERCENT]
                         [--retain-days N] [--retain-mb N] [--period SECONDS]
 
 Sample k is due at t0 + k*interval on the monotonic clock (no drift); a sample that overruns its slot logs a warning
@@ -30,6 +31,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from collector.sampler import SMAPS_CPU, SMAPS_EVERY_S
 from memlib.store import SegmentWriter, apply_retention, recover
 
 LOCK_NAME = ".collector.lock"
@@ -69,12 +71,28 @@ def acquire_lock(dumps_dir: Path) -> int:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    """Command line -> options (dumps, interval, duration, smaps, retain_days, retain_mb, period)."""
+    """Command line -> options (dumps, interval, duration, smaps, smaps_every, smaps_cpu, retain_days, retain_mb,
+    period, alert options)."""
     p = argparse.ArgumentParser(prog="python -m collector", description="Record every process's memory into DIR.")
     p.add_argument("--dumps", default="dumps", help="dumps directory (default: dumps/)")
     p.add_argument("--interval", type=float, default=5.0, help="seconds between samples (default 5)")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: forever)")
     p.add_argument("--smaps", choices=("auto", "on", "off"), default="auto", help="read smaps_rollup (PSS/USS/swap)")
+    p.add_argument(
+        "--smaps-every",
+        type=float,
+        default=SMAPS_EVERY_S,
+        metavar="SECONDS",
+        help=f"PSS/USS/swap of every process alive this long is at most this old (default {SMAPS_EVERY_S:g})",
+    )
+    p.add_argument(
+        "--smaps-cpu",
+        type=float,
+        default=SMAPS_CPU * 100,
+        metavar="PERCENT",
+        help=f"CPU budget for reading smaps_rollup, %% of one core (default {SMAPS_CPU * 100:g}); a shortfall is "
+        "recorded in every sample (smaps_stale)",
+    )
     p.add_argument("--retain-days", type=float, default=None, help="delete closed segments older than N days")
     p.add_argument("--retain-mb", type=float, default=None, help="keep the store under N MB (oldest deleted first)")
     p.add_argument("--period", type=float, default=3600.0, help="seconds covered by one closed segment (default 3600)")
@@ -88,6 +106,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--duration must be >= 0")
     if args.period <= 0:
         p.error("--period must be > 0")
+    if not 0 < args.smaps_every < math.inf:
+        p.error("--smaps-every must be a number of seconds > 0")
+    if not 0 < args.smaps_cpu <= 100:
+        p.error("--smaps-cpu must be a percentage of one core, > 0 and <= 100")
     for name in ("retain_days", "retain_mb"):
         value = getattr(args, name)
         if value is not None and value <= 0:
@@ -115,12 +137,13 @@ def _alert_rules(p: argparse.ArgumentParser, args: argparse.Namespace) -> list |
     return None
 
 
-def make_sampler(smaps: str) -> object:
-    """The /proc sampler on Linux, the psutil one elsewhere."""
+def make_sampler(smaps: str, smaps_every: float = SMAPS_EVERY_S, smaps_cpu: float = SMAPS_CPU) -> object:
+    """The /proc sampler on Linux (smaps coverage target in seconds, budget as a share of one core), the psutil one
+    elsewhere."""
     if sys.platform.startswith("linux") and os.path.isdir("/proc/self"):
         from collector.sampler import Sampler
 
-        return Sampler(smaps=smaps)
+        return Sampler(smaps=smaps, smaps_every=smaps_every, smaps_cpu=smaps_cpu)
     from collector.psutil_sampler import PsutilSampler
 
     return PsutilSampler(smaps=smaps)
@@ -165,8 +188,15 @@ class Stopper:
         os.close(self._w)
 
 
-def run(args: argparse.Namespace, sampler_factory: Callable[[str], object] = make_sampler) -> int:
-    """Record until --duration or a signal; returns the exit status (0 ok, 1 refused/failed)."""
+def run(args: argparse.Namespace, sampler_factory: Callable[[str], object] | None = None) -> int:
+    """Record until --duration or a signal; returns the exit status (0 ok, 1 refused/failed). `sampler_factory`
+    (smaps mode -> sampler) defaults to make_sampler with the --smaps-every / --smaps-cpu options."""
+    every, cpu = getattr(args, "smaps_every", SMAPS_EVERY_S), getattr(args, "smaps_cpu", SMAPS_CPU * 100) / 100
+    if sampler_factory is None:
+
+        def sampler_factory(smaps: str) -> object:
+            return make_sampler(smaps, every, cpu)
+
     dumps = Path(args.dumps)
     try:
         dumps.mkdir(parents=True, exist_ok=True)
@@ -191,6 +221,8 @@ def run(args: argparse.Namespace, sampler_factory: Callable[[str], object] = mak
         retain_bytes = None if args.retain_mb is None else int(args.retain_mb * 1_000_000)
         alerting = _Alerting(args, sampler) if getattr(args, "rules", None) else None
         log(f"recording into {dumps} every {args.interval:g} s (pid {os.getpid()}, smaps {args.smaps})")
+        if args.smaps != "off":
+            log(f"smaps: values at most {every:g} s old, within {cpu * 100:g} % of one core")
         t0 = time.monotonic()
         end = math.inf if args.duration is None else t0 + args.duration
         k = 0

@@ -7,6 +7,11 @@ The top process is ``python -m bench.proctree N FANOUT`` (no pandas/numpy: forke
 rest breadth-first, each node with up to FANOUT children (300 at fanout 6: 4 levels below the top). Every node blocks
 in ``signal.pause()``; SIGTERM makes a node stop its children, reap them and exit, so nothing is left as a zombie or
 orphan. Each node also leaves by itself after ``max_s`` seconds or when its parent is gone.
+
+    with BigProcesses(3, 1100 * 2**20) as big:   # 3 processes holding 1.1 GiB of touched private memory each
+        ...                                      # big.pids
+
+Each big process (``python -S -c``) maps and writes its memory once, then sleeps until its stdin closes.
 """
 
 from __future__ import annotations
@@ -145,6 +150,66 @@ class ProcTree:
         if self.proc.stdout is not None:
             self.proc.stdout.close()
         self.proc = None
+
+
+_BIG_CODE = """
+import mmap, sys
+size = int(sys.argv[1])
+m = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+chunk = b"\\x01" * (1 << 20)
+for _ in range(size >> 20):
+    m.write(chunk)
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+
+class BigProcesses:
+    """Context manager: `count` idle processes each holding `size` bytes of touched anonymous memory."""
+
+    def __init__(self, count: int, size: int, timeout: float = 120.0) -> None:
+        """`size` is rounded down to whole MiB."""
+        self.count, self.size, self.timeout = count, size, timeout
+        self.procs: list[subprocess.Popen] = []
+
+    @property
+    def pids(self) -> list[int]:
+        """Their pids."""
+        return [p.pid for p in self.procs]
+
+    def __enter__(self) -> BigProcesses:
+        for _ in range(self.count):
+            self.procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-S", "-c", _BIG_CODE, str(self.size)],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+            )
+        for p in self.procs:
+            assert p.stdout is not None
+            if p.stdout.readline().strip() != "ready":
+                self.__exit__(None, None, None)
+                raise RuntimeError("a big process did not start (out of memory?)")
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        for p in self.procs:
+            if p.stdin is not None:
+                with contextlib.suppress(OSError):
+                    p.stdin.close()
+        for p in self.procs:
+            try:
+                p.wait(self.timeout)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+            if p.stdout is not None:
+                p.stdout.close()
+        self.procs = []
 
 
 def levels(pids: list[int], top: int) -> int:

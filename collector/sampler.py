@@ -9,14 +9,16 @@ rewrites (setproctitle without a comm change).
 
 smaps_rollup (PSS/USS/swap), when smaps is on: every process alive `smaps_every` seconds or more should have values
 no older than that, within `smaps_cpu` (a share of one core, thread CPU time, as a token bucket holding at most
-SMAPS_BURST of one period's budget; one slow read may overdraw it and is paid back later). Each sample reads, while
-the bucket lasts: first the due processes (never read, or whose values would pass that age before the next sample;
-an unreadable one is retried once per period), biggest (RSS + 1 MiB) x stalest first; then, with what is left, those
-whose RSS moved by more than 1/8 (and 1 MiB) since their last read. The coverage goes into the sample's meminfo dict
-as system fields (SMAPS_SYSTEM_FIELDS, absent when smaps is off): ``smaps_every_ms`` (the promised age),
-``smaps_eligible`` (processes alive >= that age whose smaps_rollup is read: no kernel threads or zombies, own uid
-only with "auto" as non-root), ``smaps_stale`` (of those, how many lack values read within that age: the shortfall)
-and ``smaps_cpu_us`` (thread CPU time spent on smaps in this sample).
+SMAPS_BURST of one period's budget, and at least one interval's; one slow read may overdraw it and is paid back
+later). Each sample reads, while the bucket lasts: first the due processes (never read, or whose values would pass
+that age before the next sample; an unreadable one is retried once per period), biggest (RSS + 1 MiB) x stalest
+first; then, with what is left, those whose RSS moved by more than 1/8 (and 1 MiB) since their last read.
+The coverage goes into the sample's meminfo dict as system fields (SMAPS_SYSTEM_FIELDS, absent when smaps is off):
+``smaps_every_ms`` (the promised age, ms), ``smaps_eligible`` (processes alive >= that age whose smaps_rollup is
+read: no kernel threads or zombies, own uid only with "auto" as non-root), ``smaps_stale`` (of those, how many lack
+values read within that age), ``smaps_unreadable`` (of the stale ones, how many failed their last read, e.g. PID 1
+denied in a container; stale - unreadable is the budget's shortfall) and ``smaps_cpu_us`` (thread CPU time spent on
+smaps in this sample, µs).
 
 cgroups: the recorded path is the one of the hierarchy that accounts memory (v1 memory controller when it is
 mounted there, hybrid systems included; else the v2 unified path; mounts from /proc/self/mountinfo, read once).
@@ -63,7 +65,7 @@ SMAPS_MODES = ("auto", "on", "off")
 SMAPS_EVERY_S = 60.0  # default: every process alive this long has smaps values no older than this
 SMAPS_CPU = 0.02  # default smaps budget: share of one core
 SMAPS_BURST = 0.1  # token bucket size, as a fraction of one period's budget (smaps_cpu x smaps_every)
-SMAPS_SYSTEM_FIELDS = ("smaps_every_ms", "smaps_eligible", "smaps_stale", "smaps_cpu_us")
+SMAPS_SYSTEM_FIELDS = ("smaps_every_ms", "smaps_eligible", "smaps_stale", "smaps_unreadable", "smaps_cpu_us")
 _MIB = 1 << 20
 _GONE = (errno.ENOENT, errno.ESRCH)
 
@@ -463,7 +465,8 @@ class Sampler:
         mono = time.monotonic()
         gap = 0.0 if self._smaps_last is None else max(0.0, mono - self._smaps_last)
         self._smaps_last = mono
-        self._smaps_credit = min(self._smaps_credit + self.smaps_cpu * gap, self.smaps_burst_s)
+        earned = self.smaps_cpu * gap  # the bucket holds at least one interval's worth, however short the period
+        self._smaps_credit = min(self._smaps_credit + earned, max(self.smaps_burst_s, earned))
         now = time.time_ns()
         every_ns = int(self.smaps_every * 1e9)
         old = now - every_ns  # values read before this are too old; processes started before it are promised values
@@ -508,13 +511,14 @@ class Sampler:
                 entry[_SMAPS_TS] = now_ns
                 entry[_SMAPS_RSS] = rss[i]
                 read_ok += 1
-        eligible = stale = 0
+        eligible = stale = unreadable = 0
         for i, e in enumerate(entries):
             if e[_START_NS] > old or e[_KTHREAD] or states[i] == "Z" or (own_only and e[_UID] != euid):
                 continue
             eligible += 1
             if e[_SMAPS_TS] is None or e[_SMAPS_TS] < old:
                 stale += 1
+                unreadable += e[_SMAPS_TRY] != 0 and e[_SMAPS_TRY] != e[_SMAPS_TS]
         spent = time.thread_time() - cpu0
         self._smaps_credit = credit - spent
         return {
@@ -523,5 +527,6 @@ class Sampler:
             "smaps_every_ms": round(self.smaps_every * 1000),
             "smaps_eligible": eligible,
             "smaps_stale": stale,
+            "smaps_unreadable": unreadable,
             "smaps_cpu_us": round(spent * 1e6),
         }

@@ -201,6 +201,8 @@ def test_smaps_values_and_permission_denied(fs: FakeProcFS) -> None:
     assert r[1]["smaps_ts"] is not None and r[1]["smaps_ts"] >= sample.ts.value
     assert r[100]["pss_bytes"] is None and r[100]["smaps_ts"] is None  # denied: null, not 0
     assert sample.stats["smaps_failed"] == 1
+    coverage = [sample.meminfo[k] for k in ("smaps_eligible", "smaps_stale", "smaps_unreadable")]
+    assert coverage == [4, 1, 1]  # bash is stale because it cannot be read, not for want of budget
     # kernel threads and zombies are not even tried
     assert not any(k in readers.reads for k in [(2, "smaps_rollup"), (50, "smaps_rollup"), (102, "smaps_rollup")])
 
@@ -250,6 +252,7 @@ def test_smaps_every_process_fresh_within_the_cpu_budget(fs: FakeProcFS, monkeyp
             "smaps_every_ms": 10_000,
             "smaps_eligible": 4,
             "smaps_stale": 0,
+            "smaps_unreadable": 0,
         }
         spent_us += sample.meminfo["smaps_cpu_us"]
         clock.advance(1.0)

@@ -7,7 +7,7 @@ PORT ?= 8501
 DUMPS ?= dumps
 INTERVAL ?= 5
 
-.PHONY: run share share-check test lint format bench collect venv deps dev-deps browser clean-venv
+.PHONY: run share share-check test lint format bench collect venv deps dev-deps browser nginx clean-venv
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,13 @@ browser:
 	@if [ ! -x /usr/bin/chromium ]; then \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium; \
+	fi
+
+# Debian nginx for the end-to-end test on real software (the test runs its own on 127.0.0.1 with a temp config)
+nginx:
+	@if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q nginx; \
 	fi
 
 # record this machine in the background (stopped with the dashboard), then serve the dashboard on 127.0.0.1
@@ -58,7 +65,7 @@ format: $(VENV)/.dev-deps
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: $(VENV)/.dev-deps browser lint
+test: $(VENV)/.dev-deps browser nginx lint
 	$(PY) -m pytest
 
 bench: $(VENV)/.dev-deps

@@ -11,7 +11,8 @@ orphan. Each node also leaves by itself after ``max_s`` seconds or when its pare
     with BigProcesses(3, 1100 * 2**20) as big:   # 3 processes holding 1.1 GiB of touched private memory each
         ...                                      # big.pids
 
-Each big process (``python -S -c``) maps and writes its memory once, then sleeps until its stdin closes.
+Each big process (``python -S -c``) maps and writes its memory once, then sleeps until its stdin closes (``Held``:
+any such "print ready, wait for stdin to close" helper process).
 """
 
 from __future__ import annotations
@@ -164,52 +165,74 @@ sys.stdin.read()
 """
 
 
-class BigProcesses:
-    """Context manager: `count` idle processes each holding `size` bytes of touched anonymous memory."""
+class Held:
+    """Context manager: one process started from `cmd` that prints a line "ready ..." once set up and exits when its
+    stdin closes; `words` holds that line's words after "ready"."""
 
-    def __init__(self, count: int, size: int, timeout: float = 120.0) -> None:
-        """`size` is rounded down to whole MiB."""
-        self.count, self.size, self.timeout = count, size, timeout
-        self.procs: list[subprocess.Popen] = []
+    def __init__(self, cmd: list[str], timeout: float = 120.0) -> None:
+        """`timeout`: seconds to wait for it to exit before it is killed."""
+        self.cmd, self.timeout = cmd, timeout
+        self.proc: subprocess.Popen | None = None
+        self.words: list[str] = []
 
     @property
-    def pids(self) -> list[int]:
-        """Their pids."""
-        return [p.pid for p in self.procs]
+    def pid(self) -> int:
+        """Its pid."""
+        assert self.proc is not None
+        return self.proc.pid
 
-    def __enter__(self) -> BigProcesses:
-        for _ in range(self.count):
-            self.procs.append(
-                subprocess.Popen(
-                    [sys.executable, "-S", "-c", _BIG_CODE, str(self.size)],
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    text=True,
-                )
-            )
-        for p in self.procs:
-            assert p.stdout is not None
-            if p.stdout.readline().strip() != "ready":
-                self.__exit__(None, None, None)
-                raise RuntimeError("a big process did not start (out of memory?)")
+    def __enter__(self) -> Held:
+        self.proc = subprocess.Popen(self.cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().split()
+        if not line or line[0] != "ready":
+            self.__exit__(None, None, None)
+            raise RuntimeError(f"{' '.join(self.cmd[-4:])} did not start (got {line!r}; out of memory?)")
+        self.words = line[1:]
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        for p in self.procs:
-            if p.stdin is not None:
-                with contextlib.suppress(OSError):
-                    p.stdin.close()
-        for p in self.procs:
-            try:
-                p.wait(self.timeout)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-            if p.stdout is not None:
-                p.stdout.close()
-        self.procs = []
+        if self.proc is None:
+            return
+        with contextlib.suppress(OSError):
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(self.timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self.proc = None
+
+
+class BigProcesses:
+    """Context manager: `count` idle processes each holding `size` bytes of touched anonymous memory."""
+
+    def __init__(self, count: int, size: int) -> None:
+        """`size` is rounded down to whole MiB."""
+        self.held = [Held([sys.executable, "-S", "-c", _BIG_CODE, str(size)]) for _ in range(count)]
+        self._stack = contextlib.ExitStack()
+
+    @property
+    def pids(self) -> list[int]:
+        """Their pids."""
+        return [h.pid for h in self.held]
+
+    def __enter__(self) -> BigProcesses:
+        with contextlib.ExitStack() as stack:
+            for h in self.held:
+                stack.enter_context(h)
+            self._stack = stack.pop_all()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._stack.close()
 
 
 def levels(pids: list[int], top: int) -> int:

@@ -12,7 +12,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from types import TracebackType
+
+from bench.proctree import Held
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -68,40 +69,21 @@ def cli_json(command: str, dumps: Path, *args: str) -> list[dict]:
     return json.loads(done.stdout)
 
 
-class SharedMemTree:
+class SharedMemTree(Held):
     """`python -S tests/sharedmem_tree.py SHARED PRIVATE N` while the block runs: .parent and .children pids."""
 
     def __init__(self, shared_bytes: int, private_bytes: int, children: int) -> None:
         """Sizes in bytes; `children` processes each map the shared region and have a private one."""
-        self.args = [str(shared_bytes), str(private_bytes), str(children)]
-        self.proc: subprocess.Popen | None = None
+        script = str(ROOT / "tests" / "sharedmem_tree.py")
+        super().__init__([sys.executable, "-S", script, str(shared_bytes), str(private_bytes), str(children)], 30)
+        self.n = children
         self.parent = 0
         self.children: list[int] = []
 
     def __enter__(self) -> SharedMemTree:
-        script = str(ROOT / "tests" / "sharedmem_tree.py")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-S", script, *self.args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline().split()
-        if not line or line[0] != "ready" or len(line) != 2 + int(self.args[2]):
+        super().__enter__()
+        if len(self.words) != 1 + self.n:
             self.__exit__(None, None, None)
-            raise RuntimeError(f"shared-memory tree did not start (got {line!r})")
-        self.parent, self.children = int(line[1]), [int(p) for p in line[2:]]
+            raise RuntimeError(f"shared-memory tree did not start (got {self.words!r})")
+        self.parent, self.children = int(self.words[0]), [int(p) for p in self.words[1:]]
         return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self.proc is None:
-            return
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.close()  # the parent stops and reaps its children
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc.stdout.close()
-        self.proc = None

@@ -231,16 +231,23 @@ def _smaps_reads(readers: FailingReaders) -> list[int]:
     return [pid for pid, f in readers.reads if f == "smaps_rollup"]
 
 
+def costly_smaps(
+    fs: FakeProcFS, monkeypatch: pytest.MonkeyPatch, cpu: float
+) -> tuple[FakeClock, FailingReaders, Sampler]:
+    """A sampler on a fake clock with a 10 s smaps target and a `cpu` budget, where one smaps_rollup read costs 5 ms."""
+    clock = FakeClock(monkeypatch)
+    readers = FailingReaders()
+    for pid in (1, 100, 101, 103):
+        readers.before[(pid, "smaps_rollup")] = clock.spend(0.005)
+    return clock, readers, make(fs, smaps="on", readers=readers, smaps_every=10, smaps_cpu=cpu)
+
+
 def test_smaps_every_process_fresh_within_the_cpu_budget(fs: FakeProcFS, monkeypatch: pytest.MonkeyPatch) -> None:
     """Target 10 s, budget 2 % of a core, one smaps_rollup read costs 5 ms: 4 processes fit (20 ms per 10 s).
 
     Every value stays at most 10 s old, the coverage fields say so, each process is read about once per 10 s (not
     every sample) and the CPU spent stays within the budget."""
-    clock = FakeClock(monkeypatch)
-    readers = FailingReaders()
-    for pid in (1, 100, 101, 103):
-        readers.before[(pid, "smaps_rollup")] = clock.spend(0.005)
-    s = make(fs, smaps="on", readers=readers, smaps_every=10, smaps_cpu=0.02)
+    clock, readers, s = costly_smaps(fs, monkeypatch, cpu=0.02)
     spent_us = 0
     for _ in range(60):
         sample = s.sample()
@@ -264,11 +271,7 @@ def test_smaps_every_process_fresh_within_the_cpu_budget(fs: FakeProcFS, monkeyp
 def test_smaps_shortfall_biggest_first_and_recorded(fs: FakeProcFS, monkeypatch: pytest.MonkeyPatch) -> None:
     """A budget for two reads per 10 s while 4 are needed: the shortfall is counted in every sample's system fields,
     bigger processes are read more often without starving the small ones, and the CPU spent stays within budget."""
-    clock = FakeClock(monkeypatch)
-    readers = FailingReaders()
-    for pid in (1, 100, 101, 103):
-        readers.before[(pid, "smaps_rollup")] = clock.spend(0.005)
-    s = make(fs, smaps="on", readers=readers, smaps_every=10, smaps_cpu=0.001)
+    clock, readers, s = costly_smaps(fs, monkeypatch, cpu=0.001)
     spent_us = 0
     stale = []
     for _ in range(200):

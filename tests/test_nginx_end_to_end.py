@@ -204,9 +204,10 @@ def test_nginx_recorded_equals_an_independent_read_of_proc(nginx: tuple[subproce
                 assert rss == b["rss"]
                 idle_rss += 1
             reads = [r for r in smaps_reads[pid] if r["sample"] <= k]
-            if k >= 1:  # PSS coverage: every nginx process has values from the second sample on
+            if k == len(records) - 1:  # PSS coverage: every nginx process has values by the last sample (a few s)
                 assert procs["smaps_ts"][i] is not None and reads, (k, pid)
             if procs["smaps_ts"][i] is None:
+                assert not reads  # null only while never read
                 continue
             # the values come from the sampler's latest read of that process: compare with the reads around it
             sb, sa = reads[-1]["before"], reads[-1]["after"]
@@ -216,7 +217,7 @@ def test_nginx_recorded_equals_an_independent_read_of_proc(nginx: tuple[subproce
                 assert procs["pss_bytes"][i] == sb["pss"]
                 idle_pss += 1
     assert idle_rss >= len(pids) * len(records) // 2  # the equalities above were really exercised
-    assert idle_pss >= len(pids) * (len(records) - 1) // 2
+    assert idle_pss >= len(pids)
 
     # 2. the same through the CLI: every column, tree columns and subtree totals
     exported = pd.DataFrame(cli_json("export", dumps, "--all"))

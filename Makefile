@@ -7,7 +7,7 @@ PORT ?= 8501
 DUMPS ?= dumps
 INTERVAL ?= 5
 
-.PHONY: run share share-check test lint format bench collect venv deps dev-deps browser nginx clean-venv
+.PHONY: run share share-check test lint format bench collect venv deps dev-deps browser prometheus nginx clean-venv
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,11 +32,20 @@ browser:
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium; \
 	fi
 
+# Debian's prometheus + promtool for tests/test_prometheus.py (waits for a dpkg lock another apt-get holds)
+prometheus:
+	@if [ ! -x /usr/bin/prometheus ] || [ ! -x /usr/bin/promtool ]; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get -o DPkg::Lock::Timeout=600 update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get \
+	    -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends prometheus; \
+	fi
+
 # Debian nginx for the end-to-end test on real software (the test runs its own on 127.0.0.1 with a temp config)
 nginx:
 	@if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q nginx; \
+	  $$SUDO apt-get -o DPkg::Lock::Timeout=600 update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get \
+	    -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends nginx; \
 	fi
 
 # record this machine in the background (stopped with the dashboard), then serve the dashboard on 127.0.0.1
@@ -65,7 +74,7 @@ format: $(VENV)/.dev-deps
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: $(VENV)/.dev-deps browser nginx lint
+test: $(VENV)/.dev-deps browser prometheus nginx lint
 	$(PY) -m pytest
 
 bench: $(VENV)/.dev-deps

@@ -12,6 +12,9 @@ recent samples in memory (the longest rule window + 60 s) and evaluates the rule
 samples (default: about every 30 s). An alert that starts firing is logged and, with ``--on-alert CMD``, CMD runs
 through the shell with the alert as one JSON object (and a newline) on stdin, without waiting for it; it runs again
 only after the alert stopped and started firing again. An evaluation error is logged and never stops sampling.
+
+Prometheus: ``--metrics-addr [HOST:]PORT`` serves /metrics from the latest sample (collector.metrics; loopback
+unless a host is written; ``--metrics-top``, ``--metrics-groups``, ``--metrics-group-by``); a port in use exits 1.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from collector import metrics as prom
 from collector.sampler import SMAPS_CPU, SMAPS_EVERY_S
 from memlib.store import SegmentWriter, apply_retention, recover
 
@@ -99,6 +103,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--alert-rules", default=None, metavar="FILE", help="TOML alert rules evaluated on recent samples")
     p.add_argument("--on-alert", default=None, metavar="CMD", help="shell command run with the alert JSON on stdin")
     p.add_argument("--alert-every", type=int, default=None, metavar="N", help="evaluate the rules every N samples")
+    prom.add_arguments(p)
     args = p.parse_args(argv)
     if not args.interval > 0:
         p.error("--interval must be > 0")
@@ -115,6 +120,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         if value is not None and value <= 0:
             p.error(f"--{name.replace('_', '-')} must be > 0")
     args.rules = _alert_rules(p, args)
+    args.metrics = prom.options_from_args(p, args)
     return args
 
 
@@ -211,6 +217,7 @@ def run(args: argparse.Namespace, sampler_factory: Callable[[str], object] | Non
     alerting: _Alerting | None = None
     writer: SegmentWriter | None = None
     sampler = None
+    metrics: prom.MetricsExporter | None = None
     try:
         for note in recover(dumps):
             log(note)
@@ -220,6 +227,9 @@ def run(args: argparse.Namespace, sampler_factory: Callable[[str], object] | Non
         gc.freeze()  # imports are done: keep the long-lived heap out of every later collection
         retain_bytes = None if args.retain_mb is None else int(args.retain_mb * 1_000_000)
         alerting = _Alerting(args, sampler) if getattr(args, "rules", None) else None
+        if getattr(args, "metrics", None) is not None:
+            metrics = prom.MetricsExporter(args.metrics, args.interval, log)
+            metrics.serve()
         log(f"recording into {dumps} every {args.interval:g} s (pid {os.getpid()}, smaps {args.smaps})")
         if args.smaps != "off":
             log(f"smaps: values at most {every:g} s old, within {cpu * 100:g} % of one core")
@@ -237,12 +247,16 @@ def run(args: argparse.Namespace, sampler_factory: Callable[[str], object] | Non
                 break
             try:
                 sample = sampler.sample()
+                if metrics is not None:
+                    metrics.observe(sample)
                 writer.append(sample.ts, sample.procs, sample.meminfo, cgroup_mem=sample.cgroup_mem)
                 failures = 0
                 if alerting is not None:
                     alerting.after_sample(sample)
             except (OSError, ValueError) as exc:  # one bad sample is logged and skipped; many in a row stop us
                 failures += 1
+                if metrics is not None:
+                    metrics.failed()
                 log(f"sample failed ({failures} in a row): {type(exc).__name__}: {exc}")
                 if failures >= MAX_FAILURES:
                     raise
@@ -257,6 +271,8 @@ def run(args: argparse.Namespace, sampler_factory: Callable[[str], object] | Non
                     f"sample took {took:.2f} s, longer than the {args.interval:g} s interval; "
                     f"skipping {next_k - k} slot(s)"
                 )
+                if metrics is not None:
+                    metrics.overran(next_k - k)
                 k = max(k, next_k)
         if stopper.stop:
             log(f"{stopper.signal_name}: flushing and exiting")
@@ -276,6 +292,8 @@ def run(args: argparse.Namespace, sampler_factory: Callable[[str], object] | Non
             close()
         if alerting is not None:
             alerting.close()
+        if metrics is not None:
+            metrics.close()
         stopper.restore()
         os.close(lock_fd)
 

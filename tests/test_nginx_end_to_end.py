@@ -258,4 +258,4 @@ def test_make_test_installs_nginx() -> None:
     test_line = next(line for line in text.splitlines() if line.startswith("test:"))
     assert "nginx" in test_line.split()
     recipe = text.split("\nnginx:", 1)[1].split("\n\n", 1)[0]
-    assert "apt-get install -y -q nginx" in recipe
+    assert "install -y -q --no-install-recommends nginx" in recipe

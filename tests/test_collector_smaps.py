@@ -32,9 +32,16 @@ def test_defaults_are_60_s_and_2_percent() -> None:
         (["--smaps-cpu", "lots"], "invalid float value"),
     ],
 )
-def test_bad_values_are_usage_errors(argv: list[str], message: str) -> None:
-    done = subprocess.run([sys.executable, "-m", "collector", *argv], cwd=ROOT, capture_output=True, text=True)
-    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+def test_bad_values_are_usage_errors(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        run_mod.parse_args(argv)
+    assert exited.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_bad_value_from_the_command_line_is_one_clear_line() -> None:
+    argv = [sys.executable, "-m", "collector", "--smaps-cpu", "0"]
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 2 and "--smaps-cpu must be" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_options_reach_the_sampler(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,7 +7,7 @@ PORT ?= 8501
 DUMPS ?= dumps
 INTERVAL ?= 5
 
-.PHONY: run share share-check test lint format bench collect venv deps dev-deps browser prometheus clean-venv
+.PHONY: run share share-check test lint format bench collect venv deps dev-deps browser prometheus nginx clean-venv
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,14 @@ prometheus:
 	    -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends prometheus; \
 	fi
 
+# Debian nginx for the end-to-end test on real software (the test runs its own on 127.0.0.1 with a temp config)
+nginx:
+	@if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get -o DPkg::Lock::Timeout=600 update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get \
+	    -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends nginx; \
+	fi
+
 # record this machine in the background (stopped with the dashboard), then serve the dashboard on 127.0.0.1
 run: $(VENV)/.deps
 	@mkdir -p $(DUMPS)
@@ -66,7 +74,7 @@ format: $(VENV)/.dev-deps
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: $(VENV)/.dev-deps browser prometheus lint
+test: $(VENV)/.dev-deps browser prometheus nginx lint
 	$(PY) -m pytest
 
 bench: $(VENV)/.dev-deps

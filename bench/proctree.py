@@ -7,6 +7,12 @@ The top process is ``python -m bench.proctree N FANOUT`` (no pandas/numpy: forke
 rest breadth-first, each node with up to FANOUT children (300 at fanout 6: 4 levels below the top). Every node blocks
 in ``signal.pause()``; SIGTERM makes a node stop its children, reap them and exit, so nothing is left as a zombie or
 orphan. Each node also leaves by itself after ``max_s`` seconds or when its parent is gone.
+
+    with BigProcesses(3, 1100 * 2**20) as big:   # 3 processes holding 1.1 GiB of touched private memory each
+        ...                                      # big.pids
+
+Each big process (``python -S -c``) maps and writes its memory once, then sleeps until its stdin closes (``Held``:
+any such "print ready, wait for stdin to close" helper process).
 """
 
 from __future__ import annotations
@@ -145,6 +151,88 @@ class ProcTree:
         if self.proc.stdout is not None:
             self.proc.stdout.close()
         self.proc = None
+
+
+_BIG_CODE = """
+import mmap, sys
+size = int(sys.argv[1])
+m = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+chunk = b"\\x01" * (1 << 20)
+for _ in range(size >> 20):
+    m.write(chunk)
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+
+class Held:
+    """Context manager: one process started from `cmd` that prints a line "ready ..." once set up and exits when its
+    stdin closes; `words` holds that line's words after "ready"."""
+
+    def __init__(self, cmd: list[str], timeout: float = 120.0) -> None:
+        """`timeout`: seconds to wait for it to exit before it is killed."""
+        self.cmd, self.timeout = cmd, timeout
+        self.proc: subprocess.Popen | None = None
+        self.words: list[str] = []
+
+    @property
+    def pid(self) -> int:
+        """Its pid."""
+        assert self.proc is not None
+        return self.proc.pid
+
+    def __enter__(self) -> Held:
+        self.proc = subprocess.Popen(self.cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().split()
+        if not line or line[0] != "ready":
+            self.__exit__(None, None, None)
+            raise RuntimeError(f"{' '.join(self.cmd[-4:])} did not start (got {line!r}; out of memory?)")
+        self.words = line[1:]
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self.proc is None:
+            return
+        with contextlib.suppress(OSError):
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(self.timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self.proc = None
+
+
+class BigProcesses:
+    """Context manager: `count` idle processes each holding `size` bytes of touched anonymous memory."""
+
+    def __init__(self, count: int, size: int) -> None:
+        """`size` is rounded down to whole MiB."""
+        self.held = [Held([sys.executable, "-S", "-c", _BIG_CODE, str(size)]) for _ in range(count)]
+        self._stack = contextlib.ExitStack()
+
+    @property
+    def pids(self) -> list[int]:
+        """Their pids."""
+        return [h.pid for h in self.held]
+
+    def __enter__(self) -> BigProcesses:
+        with contextlib.ExitStack() as stack:
+            for h in self.held:
+                stack.enter_context(h)
+            self._stack = stack.pop_all()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._stack.close()
 
 
 def levels(pids: list[int], top: int) -> int:

@@ -3,6 +3,8 @@
 Fields of /proc/<pid>/stat after the closing parenthesis of comm (``rest`` below, 0-based):
 0 state, 1 ppid, 6 flags, 17 num_threads, 19 starttime (clock ticks since boot), 20 vsize (bytes), 21 rss (pages),
 and, counted from the end of a 52-field line, arg_end (field 49: address of argv's end; changes when the process execs).
+stat's rss is the kernel's unsummed per-CPU counter (approximate on current kernels); the recorded RSS comes from
+/proc/<pid>/statm field 2 (resident pages), the precise value that status VmRSS, smaps_rollup, ps and top show.
 """
 
 from __future__ import annotations
@@ -62,6 +64,14 @@ def _exec_mark(rest: list[bytes]) -> bytes:
 def parse_stat(data: bytes) -> StatFields:
     """/proc/<pid>/stat bytes -> StatFields (named); see split_stat. ValueError if malformed."""
     return StatFields(*split_stat(data))
+
+
+def parse_statm_resident(data: bytes) -> int:
+    """/proc/<pid>/statm bytes ('size resident shared text lib data dt', pages) -> resident pages; ValueError if bad."""
+    fields = data.split(None, 2)
+    if len(fields) < 2:
+        raise ValueError(f"malformed statm line: {data[:80]!r}")
+    return int(fields[1])
 
 
 def parse_cmdline(data: bytes) -> list[str]:

@@ -1,6 +1,7 @@
 """Collector CLI: lock the dumps directory, sample on a fixed schedule, write segments, apply retention.
 
     python -m collector [--dumps DIR] [--interval SECONDS] [--duration SECONDS] [--smaps auto|on|off]
+                        [--smaps-every SECONDS] [--smaps-cpu PERCENT]
                         [--retain-days N] [--retain-mb N] [--period SECONDS]
 
 Sample k is due at t0 + k*interval on the monotonic clock (no drift); a sample that overruns its slot logs a warning
@@ -41,6 +42,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from collector import metrics as prom
+from collector.sampler import SMAPS_CPU, SMAPS_EVERY_S
 from memlib.schema import SKIPPED_SAMPLES_FIELD
 from memlib.store import SegmentWriter, apply_retention, recover
 
@@ -152,7 +154,8 @@ def _bounded(low: float, high: float, low_open: bool = False) -> Callable[[str],
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    """Command line -> options (dumps, interval, duration, smaps, retain_days, retain_mb, period)."""
+    """Command line -> options (dumps, interval, duration, smaps, smaps_every, smaps_cpu, retain_days, retain_mb,
+    period, alert options)."""
     p = argparse.ArgumentParser(prog="python -m collector", description="Record every process's memory into DIR.")
     p.add_argument("--dumps", default="dumps", help="dumps directory (default: dumps/)")
     p.add_argument(
@@ -165,6 +168,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="stop after this many seconds (default: forever)",
     )
     p.add_argument("--smaps", choices=("auto", "on", "off"), default="auto", help="read smaps_rollup (PSS/USS/swap)")
+    p.add_argument(
+        "--smaps-every",
+        type=_bounded(0, DAY_S, low_open=True),
+        default=SMAPS_EVERY_S,
+        metavar="SECONDS",
+        help=f"PSS/USS/swap of every process alive this long is at most this old (default {SMAPS_EVERY_S:g})",
+    )
+    p.add_argument(
+        "--smaps-cpu",
+        type=_bounded(0, 100, low_open=True),
+        default=SMAPS_CPU * 100,
+        metavar="PERCENT",
+        help=f"CPU budget for reading smaps_rollup, %% of one core (default {SMAPS_CPU * 100:g}); a shortfall is "
+        "recorded in every sample (smaps_stale)",
+    )
     p.add_argument(
         "--retain-days",
         type=_bounded(0, 100 * 365, low_open=True),
@@ -212,12 +230,13 @@ def _alert_rules(p: argparse.ArgumentParser, args: argparse.Namespace) -> list |
     return None
 
 
-def make_sampler(smaps: str) -> object:
-    """The /proc sampler on Linux, the psutil one elsewhere."""
+def make_sampler(smaps: str, smaps_every: float = SMAPS_EVERY_S, smaps_cpu: float = SMAPS_CPU) -> object:
+    """The /proc sampler on Linux (smaps coverage target in seconds, budget as a share of one core), the psutil one
+    elsewhere."""
     if sys.platform.startswith("linux") and os.path.isdir("/proc/self"):
         from collector.sampler import Sampler
 
-        return Sampler(smaps=smaps)
+        return Sampler(smaps=smaps, smaps_every=smaps_every, smaps_cpu=smaps_cpu)
     from collector.psutil_sampler import PsutilSampler
 
     return PsutilSampler(smaps=smaps)
@@ -262,8 +281,15 @@ class Stopper:
         os.close(self._w)
 
 
-def run(args: argparse.Namespace, sampler_factory: Callable[[str], object] = make_sampler) -> int:
-    """Record until --duration or a signal; returns the exit status (0 ok, 1 refused/failed)."""
+def run(args: argparse.Namespace, sampler_factory: Callable[[str], object] | None = None) -> int:
+    """Record until --duration or a signal; returns the exit status (0 ok, 1 refused/failed). `sampler_factory`
+    (smaps mode -> sampler) defaults to make_sampler with the --smaps-every / --smaps-cpu options."""
+    every, cpu = getattr(args, "smaps_every", SMAPS_EVERY_S), getattr(args, "smaps_cpu", SMAPS_CPU * 100) / 100
+    if sampler_factory is None:
+
+        def sampler_factory(smaps: str) -> object:
+            return make_sampler(smaps, every, cpu)
+
     dumps = Path(args.dumps)
     try:
         dumps.mkdir(parents=True, exist_ok=True)
@@ -297,6 +323,8 @@ def run(args: argparse.Namespace, sampler_factory: Callable[[str], object] = mak
             metrics = prom.MetricsExporter(args.metrics, args.interval, log)
             metrics.serve()
         log(f"recording into {dumps} every {args.interval:g} s (pid {os.getpid()}, smaps {args.smaps})")
+        if args.smaps != "off":
+            log(f"smaps: values at most {every:g} s old, within {cpu * 100:g} % of one core")
         t0 = time.monotonic()
         end = math.inf if args.duration is None else t0 + args.duration
         k = 0

@@ -1,11 +1,24 @@
 """Linux sampler: one pass over /proc per sample, filling column lists for memlib.store.SegmentWriter.
 
-Per process and sample only /proc/<pid>/stat is read, through a descriptor kept open between samples (one pread
-instead of open + read + close: about half the cost of the floor). The command line, real uid (status) and cgroup
-are read for a (pid, start time) not seen before and again when the process exec'd (comm or stat's arg_end
-changed); the command line is also re-read once every REFRESH_EVERY samples per process (staggered by pid) to catch
-in-place rewrites (setproctitle without a comm change). smaps_rollup (PSS/USS/swap) is read within a time budget
-per sample, stalest first.
+Per process and sample /proc/<pid>/stat and /proc/<pid>/statm are read, through descriptors kept open between
+samples (one pread each instead of open + read + close). RSS is statm's resident pages (precise: what ps, top and
+status VmRSS show), not stat's approximate per-CPU counter. The command line, real uid (status) and cgroup are read
+for a (pid, start time) not seen before and again when the process exec'd (comm or stat's arg_end changed); the
+command line is also re-read once every REFRESH_EVERY samples per process (staggered by pid) to catch in-place
+rewrites (setproctitle without a comm change).
+
+smaps_rollup (PSS/USS/swap), when smaps is on: every process alive `smaps_every` seconds or more should have values
+no older than that, within `smaps_cpu` (a share of one core, thread CPU time, as a token bucket holding at most
+SMAPS_BURST of one period's budget, and at least one interval's; one slow read may overdraw it and is paid back
+later). Each sample reads, while the bucket lasts: first the due processes (never read, or whose values would pass
+that age before the next sample; an unreadable one is retried once per period), biggest (RSS + 1 MiB) x stalest
+first; then, with what is left, those whose RSS moved by more than 1/8 (and 1 MiB) since their last read.
+The coverage goes into the sample's meminfo dict as system fields (SMAPS_SYSTEM_FIELDS, absent when smaps is off):
+``smaps_every_ms`` (the promised age, ms), ``smaps_eligible`` (processes alive >= that age whose smaps_rollup is
+read: no kernel threads or zombies, own uid only with "auto" as non-root), ``smaps_stale`` (of those, how many lack
+values read within that age), ``smaps_unreadable`` (of the stale ones, how many failed their last read, e.g. PID 1
+denied in a container; stale - unreadable is the budget's shortfall) and ``smaps_cpu_us`` (thread CPU time spent on
+smaps in this sample, µs).
 
 cgroups: the recorded path is the one of the hierarchy that accounts memory (v1 memory controller when it is
 mounted there, hybrid systems included; else the v2 unified path; mounts from /proc/self/mountinfo, read once).
@@ -39,6 +52,7 @@ from collector.procfs import (
     parse_meminfo,
     parse_memory_value,
     parse_smaps_rollup,
+    parse_statm_resident,
     parse_status_uid,
     split_stat,
     start_time_ns,
@@ -47,10 +61,12 @@ from memlib.scrub import scrub_argv
 from memlib.store import SAMPLE_PROC_COLUMNS
 
 REFRESH_EVERY = 60  # samples between two re-reads of a process's command line (exec is seen at once: arg_end)
-# smaps_rollup time as a fraction of the time spent reading stat (a running credit, see _read_smaps). 0.5 measured
-# 2.4-2.5x the stat-only cost for the whole collector with --smaps auto here; 0.25 keeps it near the 2x target.
-SMAPS_BUDGET = 0.25
 SMAPS_MODES = ("auto", "on", "off")
+SMAPS_EVERY_S = 60.0  # default: every process alive this long has smaps values no older than this
+SMAPS_CPU = 0.02  # default smaps budget: share of one core
+SMAPS_BURST = 0.1  # token bucket size, as a fraction of one period's budget (smaps_cpu x smaps_every)
+SMAPS_SYSTEM_FIELDS = ("smaps_every_ms", "smaps_eligible", "smaps_stale", "smaps_unreadable", "smaps_cpu_us")
+_MIB = 1 << 20
 _GONE = (errno.ENOENT, errno.ESRCH)
 
 Reader = Callable[[str], bytes]
@@ -105,7 +121,7 @@ class Sample:
 
 # per-identity cache entry (a list, mutated in place): indexes
 (_COMM, _UID, _USER, _CMD, _CGROUP, _PSS, _USS, _SWAP, _SMAPS_TS, _START_NS, _KTHREAD, _SMAPS_TRY, _ARGV_AT,
- _CGFILE) = range(14)  # fmt: skip
+ _CGFILE, _SMAPS_RSS) = range(15)  # fmt: skip
 
 
 class Sampler:
@@ -121,12 +137,17 @@ class Sampler:
         host: str | None = None,
         smaps_max_reads: int | None = None,
         cgroup_mem_every: int = 1,
+        smaps_every: float = SMAPS_EVERY_S,
+        smaps_cpu: float = SMAPS_CPU,
     ) -> None:
         """Reads btime, boot id and the cgroup mounts once; `cgroup_mem_every` = k reads cgroup memory every k-th
-        sample (0: never). Readers are injectable for tests (they raise OSError like os.open); without
-        `read_small`, stat files are read through descriptors kept open between samples (one pread per process)."""
+        sample (0: never); `smaps_every` (s) and `smaps_cpu` (share of one core) set the smaps coverage target and
+        budget. Readers are injectable for tests (they raise OSError like os.open); without `read_small`, stat and
+        statm are read through descriptors kept open between samples (one pread each per process)."""
         if smaps not in SMAPS_MODES:
             raise ValueError(f"smaps must be one of {', '.join(SMAPS_MODES)}, not {smaps!r}")
+        if not smaps_every > 0 or not smaps_cpu > 0:
+            raise ValueError(f"smaps_every and smaps_cpu must be > 0, not {smaps_every!r} and {smaps_cpu!r}")
         self.proc_root = proc_root.rstrip("/") or "/"
         self.smaps = smaps
         self._read_small = read_small
@@ -151,43 +172,58 @@ class Sampler:
         self._count = 0
         self._euid = os.geteuid()
         self.smaps_max_reads = smaps_max_reads  # optional cap on smaps_rollup reads per sample
-        self._smaps_credit = 0.0  # seconds of smaps reading still allowed (negative: overspent earlier)
+        self.smaps_every = float(smaps_every)
+        self.smaps_cpu = float(smaps_cpu)
+        self.smaps_burst_s = self.smaps_cpu * self.smaps_every * SMAPS_BURST  # token bucket size (CPU seconds)
+        self._smaps_credit = self.smaps_burst_s  # CPU seconds of smaps reading allowed now (negative: overspent)
+        self._smaps_last: float | None = None  # monotonic time of the previous smaps pass
         self._page = os.sysconf("SC_PAGE_SIZE")
-        self._fds: dict[str, int] = {}  # pid dir name -> open fd of its stat file
-        self._fd_budget = _fd_budget() if read_small is None else 0
+        self._fds: dict[str, tuple[int, int]] = {}  # pid dir name -> open fds of its stat and statm files
+        self._fd_budget = _fd_budget() // 2 if read_small is None else 0  # two descriptors per process
 
     # ------------------------------------------------------------------------------------------------ stat files
 
-    def _stat_injected(self, name: str) -> bytes:
+    def _stat_injected(self, name: str) -> tuple[bytes, bytes]:
         assert self._read_small is not None
-        return self._read_small(f"{self.proc_root}/{name}/stat")
+        base = f"{self.proc_root}/{name}/"
+        return self._read_small(base + "stat"), self._read_small(base + "statm")
 
-    def _stat_cached(self, name: str) -> bytes:
-        """stat of pid dir `name` via a kept-open descriptor (pread at 0 re-renders it; 1 syscall instead of 3)."""
-        fd = self._fds.get(name)
-        if fd is not None:
+    def _stat_cached(self, name: str) -> tuple[bytes, bytes]:
+        """(stat, statm) of pid dir `name` via kept-open descriptors (pread at 0 re-renders a file: 1 syscall
+        instead of 3 each)."""
+        fds = self._fds.get(name)
+        if fds is not None:
             try:
-                return os.pread(fd, 4096, 0)
+                return os.pread(fds[0], 4096, 0), os.pread(fds[1], 256, 0)
             except OSError:  # that task is gone (ESRCH); the pid may belong to a new process now: reopen
                 del self._fds[name]
-                os.close(fd)
-        fd = os.open(f"{self.proc_root}/{name}/stat", os.O_RDONLY)
+                os.close(fds[0])
+                os.close(fds[1])
+        base = f"{self.proc_root}/{name}/"
+        fd = os.open(base + "stat", os.O_RDONLY)
         try:
-            data = os.pread(fd, 4096, 0)
+            fdm = os.open(base + "statm", os.O_RDONLY)
         except BaseException:
             os.close(fd)
             raise
+        try:
+            data = os.pread(fd, 4096, 0), os.pread(fdm, 256, 0)
+        except BaseException:
+            os.close(fd)
+            os.close(fdm)
+            raise
         if len(self._fds) < self._fd_budget:
-            self._fds[name] = fd
+            self._fds[name] = (fd, fdm)
         else:
             os.close(fd)
+            os.close(fdm)
         return data
 
     def close(self) -> None:
-        """Close the kept-open stat and cgroup descriptors (the sampler stays usable: they are reopened on demand)."""
+        """Close the kept-open stat, statm and cgroup descriptors (the sampler stays usable: reopened on demand)."""
         fds, self._fds = self._fds, {}
         cg_fds, self._cg_fds = self._cg_fds, {}
-        for fd in [*fds.values(), *cg_fds.values()]:
+        for fd in [*(fd for pair in fds.values() for fd in pair), *cg_fds.values()]:
             os.close(fd)
 
     def __del__(self) -> None:
@@ -244,7 +280,7 @@ class Sampler:
             else:  # mounts unknown or outside our namespace: the v2 path, else the v1 memory one
                 cgroup = paths.unified if paths.unified is not None else paths.memory_v1
         if entry is None:
-            entry = [comm, uid, self._user(uid), cmdline, cgroup, None, None, None, None, 0, False, 0, b"", cgfile]
+            entry = [comm, uid, self._user(uid), cmdline, cgroup, None, None, None, None, 0, False, 0, b"", cgfile, 0]
         else:
             entry[_CGFILE] = cgfile
             entry[_COMM], entry[_UID], entry[_USER], entry[_CMD], entry[_CGROUP] = (
@@ -285,7 +321,9 @@ class Sampler:
             if not name.isdigit():
                 continue
             try:
-                pid, comm, state, ppid, flags, threads, start_ticks, vsize, rss_pages, argv_at = split_stat(read(name))
+                stat, statm = read(name)
+                pid, comm, state, ppid, flags, threads, start_ticks, vsize, _, argv_at = split_stat(stat)
+                rss_pages = parse_statm_resident(statm)
             except (OSError, ValueError):
                 vanished += 1
                 continue
@@ -314,19 +352,23 @@ class Sampler:
         self._cache = cache
         if self._fds:
             for name in self._fds.keys() - set(listed):  # exited since the last sample
-                os.close(self._fds.pop(name))
+                for fd in self._fds.pop(name):
+                    os.close(fd)
         t_stat = time.perf_counter() - t0
 
-        smaps_read = smaps_failed = 0
+        smaps: dict[str, int] = {}
         t1 = time.perf_counter()
         if self.smaps != "off":
-            smaps_read, smaps_failed = self._read_smaps(pid_l, state_l, rss_l, entries, t_stat * SMAPS_BUDGET)
+            smaps = self._read_smaps(pid_l, state_l, rss_l, entries)
         t_smaps = time.perf_counter() - t1
 
         try:
             meminfo = parse_meminfo(self._read_whole(f"{root}/meminfo"))
         except OSError:
             meminfo = {}
+        for key in SMAPS_SYSTEM_FIELDS:
+            if key in smaps:
+                meminfo[key] = smaps[key]
 
         t2 = time.perf_counter()
         cgroup_mem: dict[str, int] = {}
@@ -359,8 +401,10 @@ class Sampler:
             "vanished": vanished,
             "new": new,
             "refreshed": refreshed,
-            "smaps_read": smaps_read,
-            "smaps_failed": smaps_failed,
+            "smaps_read": smaps.get("read", 0),
+            "smaps_failed": smaps.get("failed", 0),
+            "smaps_eligible": smaps.get("smaps_eligible", 0),
+            "smaps_stale": smaps.get("smaps_stale", 0),
             "stat_s": t_stat,
             "smaps_s": t_smaps,
             "cgroups_read": len(cgroup_mem),
@@ -413,38 +457,47 @@ class Sampler:
             os.close(fd)
         return data
 
-    def _read_smaps(
-        self, pids: list[int], states: list[str], rss: list[int], entries: list[list], budget_s: float
-    ) -> tuple[int, int]:
-        """Read smaps_rollup, largest (RSS + 1 MiB) x staleness first, while the running credit
-        lasts: each sample adds `budget_s` (capped at one sample's worth) and every read spends its duration, so one
-        slow read (a few ms for a big process) is paid back over the next samples. Returns (read, failed)."""
-        self._smaps_credit = min(self._smaps_credit + budget_s, budget_s)
-        if self._smaps_credit <= 0:
-            return 0, 0
-        own_only = self.smaps == "auto" and self._euid != 0
-        order = [
-            i
-            for i, e in enumerate(entries)
-            if not e[_KTHREAD] and states[i] != "Z" and (not own_only or e[_UID] == self._euid)
-        ]
-        # biggest memory x staleness first: a new process counts as stale since it started (at most 10 min), so big
-        # long-lived processes are not starved by a stream of small short-lived ones, and small ones still get a turn
+    def _read_smaps(self, pids: list[int], states: list[str], rss: list[int], entries: list[list]) -> dict[str, int]:
+        """Read smaps_rollup of due (then moved) processes while the CPU budget lasts (see the module docstring).
+
+        Returns {"read", "failed"} counts and the SMAPS_SYSTEM_FIELDS values of this sample."""
+        cpu0 = time.thread_time()
+        mono = time.monotonic()
+        gap = 0.0 if self._smaps_last is None else max(0.0, mono - self._smaps_last)
+        self._smaps_last = mono
+        earned = self.smaps_cpu * gap  # the bucket holds at least one interval's worth, however short the period
+        self._smaps_credit = min(self._smaps_credit + earned, max(self.smaps_burst_s, earned))
         now = time.time_ns()
-        floor = now - 600 * 10**9
-
-        def priority(i: int) -> float:
-            e = entries[i]
-            last = e[_SMAPS_TRY] or max(e[_START_NS], floor)
-            return -(rss[i] + (1 << 20)) * float(now - last)
-
-        order.sort(key=priority)
+        every_ns = int(self.smaps_every * 1e9)
+        old = now - every_ns  # values read before this are too old; processes started before it are promised values
+        horizon = old + int(gap * 1e9)  # tried before this: too old by the next sample, so due now
+        never = now - 2 * every_ns  # staleness of a never-read process counts from its start, at most 2 periods
+        own_only = self.smaps == "auto" and self._euid != 0
+        euid = self._euid
+        ref = now + 10**9  # staleness counts one second more, so that processes started just now still go by size
+        due: list[tuple[float, int]] = []
+        moved: list[tuple[float, int]] = []
+        for i, e in enumerate(entries):
+            if e[_KTHREAD] or states[i] == "Z" or (own_only and e[_UID] != euid):
+                continue
+            tried = e[_SMAPS_TRY]
+            if not tried:
+                due.append((-(rss[i] + _MIB) * float(ref - max(e[_START_NS], never)), i))
+            elif tried < horizon:
+                due.append((-(rss[i] + _MIB) * float(ref - tried), i))
+            elif e[_SMAPS_TS] == tried and abs(rss[i] - e[_SMAPS_RSS]) > max(e[_SMAPS_RSS] >> 3, _MIB):
+                moved.append((-(rss[i] + _MIB) * float(ref - tried), i))
+        due.sort()
+        moved.sort()
+        order = [i for _, i in due] + [i for _, i in moved]
         if self.smaps_max_reads is not None:
             order = order[: self.smaps_max_reads]
         read_ok = failed = 0
+        credit = self._smaps_credit
         for i in order:
+            if credit - (time.thread_time() - cpu0) <= 0:
+                break
             entry = entries[i]
-            start = time.perf_counter()
             now_ns = time.time_ns()
             entry[_SMAPS_TRY] = now_ns
             try:
@@ -456,8 +509,24 @@ class Sampler:
             else:
                 entry[_PSS], entry[_USS], entry[_SWAP] = parsed
                 entry[_SMAPS_TS] = now_ns
+                entry[_SMAPS_RSS] = rss[i]
                 read_ok += 1
-            self._smaps_credit -= time.perf_counter() - start
-            if self._smaps_credit <= 0:
-                break
-        return read_ok, failed
+        eligible = stale = unreadable = 0
+        for i, e in enumerate(entries):
+            if e[_START_NS] > old or e[_KTHREAD] or states[i] == "Z" or (own_only and e[_UID] != euid):
+                continue
+            eligible += 1
+            if e[_SMAPS_TS] is None or e[_SMAPS_TS] < old:
+                stale += 1
+                unreadable += e[_SMAPS_TRY] != 0 and e[_SMAPS_TRY] != e[_SMAPS_TS]
+        spent = time.thread_time() - cpu0
+        self._smaps_credit = credit - spent
+        return {
+            "read": read_ok,
+            "failed": failed,
+            "smaps_every_ms": round(self.smaps_every * 1000),
+            "smaps_eligible": eligible,
+            "smaps_stale": stale,
+            "smaps_unreadable": unreadable,
+            "smaps_cpu_us": round(spent * 1e6),
+        }

@@ -42,6 +42,10 @@ SYSTEM (one row per snapshot, sorted by ``snap``):
                               Seed dumps: whole MiB * 2**20 (a lower bound).
     CollectorSkippedSamples   Int64   (SKIPPED_SAMPLES_FIELD; a count, only on the first sample written after the
                               collector had to skip samples because the disk was full: how many it skipped)
+    smaps_every_ms, smaps_eligible, smaps_stale, smaps_unreadable, smaps_cpu_us   Int64 (nullable; absent when
+                              smaps is off): the collector's PSS coverage of that sample (collector.sampler): the
+                              promised age (ms), processes alive that long whose smaps_rollup is read, those of them
+                              without values that fresh, those stale because their last read failed, CPU spent (µs).
 
 SNAPSHOTS (memlib.load.Dataset.snapshots):
     snap int32, ts datetime64[ns, UTC], host category, boot_id category, processes int32

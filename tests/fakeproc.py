@@ -1,4 +1,7 @@
-"""A fake procfs in a temp dir: btime, meminfo, boot_id and per-pid stat, cmdline, status, cgroup, smaps_rollup.
+"""A fake procfs in a temp dir: btime, meminfo, boot_id and per-pid stat, statm, cmdline, status, cgroup, smaps_rollup.
+
+stat's rss field and statm's resident field are both `rss_pages` unless `stat_rss_pages` sets stat's apart (on real
+kernels stat's is an approximate per-CPU counter and statm's the precise value).
 
 Tests run as root, so permission errors and races are simulated with the readers `FailingReaders` wraps.
 """
@@ -87,6 +90,7 @@ class FakeProcess:
     start_ticks: int = 1000
     vsize: int = 10_000_000
     rss_pages: int = 100
+    stat_rss_pages: int | None = None  # stat's own (approximate) rss field; None: the same as rss_pages
     threads: int = 1
     kthread: bool = False
     arg_start: int = 140_000_000_000_000  # argv address: a new value means the process exec'd
@@ -131,10 +135,12 @@ class FakeProcFS:
                 proc.threads,
                 proc.start_ticks,
                 proc.vsize,
-                proc.rss_pages,
+                proc.rss_pages if proc.stat_rss_pages is None else proc.stat_rss_pages,
                 0 if proc.kthread else proc.arg_start,
             )
         )
+        size_pages = proc.vsize // 4096
+        (d / "statm").write_text(f"{size_pages} {proc.rss_pages} {min(proc.rss_pages, 50)} 10 0 {size_pages // 2} 0\n")
         argv = b"" if proc.kthread or proc.state == "Z" else b"\0".join(a.encode() for a in proc.cmdline) + b"\0"
         (d / "cmdline").write_bytes(argv)
         (d / "status").write_text(

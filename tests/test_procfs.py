@@ -18,6 +18,7 @@ from collector.procfs import (
     parse_meminfo,
     parse_smaps_rollup,
     parse_stat,
+    parse_statm_resident,
     parse_status_uid,
     start_time_ns,
 )
@@ -129,3 +130,12 @@ def test_btime_and_start_time_exact() -> None:
     assert start_time_ns(1_700_000_000, 12345, 100) == 1_700_000_123_450_000_000
     # non-divisor clock: integer math, identical on every call
     assert start_time_ns(1_700_000_000, 1, 300) == start_time_ns(1_700_000_000, 1, 300) == 1_700_000_000_003_333_333
+
+
+def test_parse_statm_resident() -> None:
+    assert parse_statm_resident(b"2189 455 401 5 0 102 0\n") == 455
+    with open("/proc/self/statm", "rb") as fh:
+        assert parse_statm_resident(fh.read()) > 0
+    for bad in (b"", b"12\n", b"a b c"):
+        with pytest.raises(ValueError):
+            parse_statm_resident(bad)

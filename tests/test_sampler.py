@@ -13,7 +13,7 @@ import pytest
 
 from collector import sampler as sampler_mod
 from collector.procfs import start_time_ns
-from collector.sampler import REFRESH_EVERY, Sampler
+from collector.sampler import REFRESH_EVERY, SMAPS_SYSTEM_FIELDS, Sampler
 from memlib.store import SAMPLE_PROC_COLUMNS, SegmentWriter, list_segments, read_segment
 from tests.fakeproc import BOOT_ID, BTIME, FailingReaders, FakeProcess, FakeProcFS
 
@@ -43,6 +43,45 @@ def make(fs: FakeProcFS, smaps: str = "off", readers: FailingReaders | None = No
     if readers is not None:
         kw.update(read_small=readers.read_small, read_whole=readers.read_whole)
     return Sampler(proc_root=str(fs.root), smaps=smaps, clk_tck=100, host="testhost", **kw)
+
+
+def unlimited(s: Sampler) -> Sampler:
+    """No smaps CPU budget limit (the order and the due rules still apply)."""
+    s.smaps_burst_s = s._smaps_credit = 1e9
+    return s
+
+
+class FakeClock:
+    """A fake `time` for collector.sampler: wall clock and monotonic move with `advance`, thread CPU time with `spend`.
+
+    Makes the smaps schedule depend on the rules only, not on this machine's speed."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, wall_ns: int = (BTIME + 10**6) * 10**9) -> None:
+        import types
+
+        self.wall_ns, self.mono, self.cpu = wall_ns, 1000.0, 0.0
+        fake = types.SimpleNamespace(**{k: getattr(time_mod, k) for k in dir(time_mod) if not k.startswith("_")})
+        fake.time_ns = lambda: self.wall_ns
+        fake.monotonic = lambda: self.mono
+        fake.thread_time = lambda: self.cpu
+        fake.perf_counter = lambda: self.mono + self.cpu
+        monkeypatch.setattr(sampler_mod, "time", fake)
+
+    def advance(self, seconds: float) -> None:
+        self.wall_ns += round(seconds * 1e9)
+        self.mono += seconds
+
+    def spend(self, seconds: float) -> Callable[[], None]:
+        """A FailingReaders.before hook: reading that file costs `seconds` of CPU time."""
+
+        def hook() -> None:
+            self.cpu += seconds
+
+        return hook
+
+    def ticks(self) -> int:
+        """Now as 100 Hz clock ticks since the fake boot (a start_ticks for a process starting now)."""
+        return (self.wall_ns - BTIME * 10**9) // 10**7
 
 
 def test_sample_columns_and_values(fs: FakeProcFS) -> None:
@@ -153,83 +192,145 @@ def test_pid_dir_really_disappears(fs: FakeProcFS) -> None:
     assert sample.stats["vanished"] == 2 and sample.stats["processes"] == 5
 
 
-def test_smaps_values_and_permission_denied(fs: FakeProcFS, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sampler_mod, "SMAPS_BUDGET", 1e9)  # read everything in one sample
+def test_smaps_values_and_permission_denied(fs: FakeProcFS) -> None:
     readers = FailingReaders()
     readers.errors[(100, "smaps_rollup")] = PermissionError(errno.EACCES, "Permission denied")
-    sample = make(fs, smaps="on", readers=readers).sample()
+    sample = unlimited(make(fs, smaps="on", readers=readers)).sample()
     r = rows(sample)
     assert r[1]["pss_bytes"] == 300 * 1024 and r[1]["uss_bytes"] == 200 * 1024 and r[1]["swap_bytes"] == 8 * 1024
     assert r[1]["smaps_ts"] is not None and r[1]["smaps_ts"] >= sample.ts.value
     assert r[100]["pss_bytes"] is None and r[100]["smaps_ts"] is None  # denied: null, not 0
     assert sample.stats["smaps_failed"] == 1
+    coverage = [sample.meminfo[k] for k in ("smaps_eligible", "smaps_stale", "smaps_unreadable")]
+    assert coverage == [4, 1, 1]  # bash is stale because it cannot be read, not for want of budget
     # kernel threads and zombies are not even tried
     assert not any(k in readers.reads for k in [(2, "smaps_rollup"), (50, "smaps_rollup"), (102, "smaps_rollup")])
 
 
 def test_smaps_budget_visits_stalest_then_biggest(fs: FakeProcFS, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sampler_mod, "SMAPS_BUDGET", 1e9)
+    clock = FakeClock(monkeypatch)
     readers = FailingReaders()
-    s = make(fs, smaps="on", readers=readers, smaps_max_reads=1)  # exactly one smaps read per sample
+    s = unlimited(make(fs, smaps="on", readers=readers, smaps_max_reads=1, smaps_every=1000))  # one read per sample
     order = []
-    for _ in range(6):
+    for step in (1, 1, 1, 1, 1, 1000, 1, 1):
         readers.reads.clear()
+        clock.advance(step)
         sample = s.sample()
-        order.append([pid for pid, f in readers.reads if f == "smaps_rollup"])
-    # never-read first, biggest RSS first: bash (1000 pages), init (300), mysql/(a) b) (100 / 50)
+        order.append(_smaps_reads(readers))
+    # all never read (and long alive): biggest RSS first: bash (1000 pages), init (300), mysql (100), (a) b) (50)
     assert order[:4] == [[100], [1], [103], [101]]
-    # then the oldest reading again
-    assert order[4] == [100]
+    assert order[4] == []  # nothing due (values younger than 1000 s)
+    # 1000 s later all are due again: the stalest, bash, first, and so on
+    assert order[5:] == [[100], [1], [103]]
     r = rows(sample)
     # values carried forward with their age
     assert r[101]["pss_bytes"] == 300 * 1024 and r[101]["smaps_ts"] < sample.ts.value
 
 
-def test_smaps_time_stays_within_budget_of_stat_time(fs: FakeProcFS, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A slow smaps_rollup (5 ms, like a big process here) is paid back over later samples.
+def _smaps_reads(readers: FailingReaders) -> list[int]:
+    return [pid for pid, f in readers.reads if f == "smaps_rollup"]
 
-    Runs on a fake clock that moves only when a file is read (stat 0.25 ms, smaps_rollup 5 ms), so the budget logic is
-    tested, not the speed of this machine.
-    """
-    import types
 
-    now = [0.0]
-
-    def advance(seconds: float) -> Callable[[], None]:
-        def hook() -> None:
-            now[0] += seconds
-
-        return hook
-
-    fake_time = types.SimpleNamespace(**{k: getattr(time_mod, k) for k in dir(time_mod) if not k.startswith("_")})
-    fake_time.perf_counter = lambda: now[0]
-    monkeypatch.setattr(sampler_mod, "time", fake_time)
+def costly_smaps(
+    fs: FakeProcFS, monkeypatch: pytest.MonkeyPatch, cpu: float
+) -> tuple[FakeClock, FailingReaders, Sampler]:
+    """A sampler on a fake clock with a 10 s smaps target and a `cpu` budget, where one smaps_rollup read costs 5 ms."""
+    clock = FakeClock(monkeypatch)
     readers = FailingReaders()
-    pids = [int(p.name) for p in fs.root.iterdir() if p.name.isdigit()]
-    for pid in pids:
-        readers.before[(pid, "stat")] = advance(0.00025)
-        readers.before[(pid, "smaps_rollup")] = advance(0.005)
-    s = make(fs, smaps="on", readers=readers)
-    stat_s = smaps_s = 0.0
-    for _ in range(40):
-        st_ = s.sample().stats
-        stat_s += st_["stat_s"]
-        smaps_s += st_["smaps_s"]
-    reads = sum(1 for k in readers.reads if k[1] == "smaps_rollup")
-    assert stat_s > 0
-    assert reads >= 1
-    # within budget, give or take the one read in flight
-    assert smaps_s <= sampler_mod.SMAPS_BUDGET * stat_s + 0.005 + 1e-9, (smaps_s, stat_s, reads)
-    assert reads < 40  # unbudgeted, every sample would read every process's smaps_rollup
+    for pid in (1, 100, 101, 103):
+        readers.before[(pid, "smaps_rollup")] = clock.spend(0.005)
+    return clock, readers, make(fs, smaps="on", readers=readers, smaps_every=10, smaps_cpu=cpu)
 
 
-def test_smaps_auto_as_non_root_reads_own_uid_only(fs: FakeProcFS, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sampler_mod, "SMAPS_BUDGET", 1e9)
+def test_smaps_every_process_fresh_within_the_cpu_budget(fs: FakeProcFS, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Target 10 s, budget 2 % of a core, one smaps_rollup read costs 5 ms: 4 processes fit (20 ms per 10 s).
+
+    Every value stays at most 10 s old, the coverage fields say so, each process is read about once per 10 s (not
+    every sample) and the CPU spent stays within the budget."""
+    clock, readers, s = costly_smaps(fs, monkeypatch, cpu=0.02)
+    spent_us = 0
+    for _ in range(60):
+        sample = s.sample()
+        r = rows(sample)
+        for pid in (1, 100, 101, 103):
+            assert r[pid]["pss_bytes"] == 300 * 1024
+            assert sample.ts.value - r[pid]["smaps_ts"] <= 10 * 10**9
+        assert {k: sample.meminfo[k] for k in SMAPS_SYSTEM_FIELDS if k != "smaps_cpu_us"} == {
+            "smaps_every_ms": 10_000,
+            "smaps_eligible": 4,
+            "smaps_stale": 0,
+            "smaps_unreadable": 0,
+        }
+        spent_us += sample.meminfo["smaps_cpu_us"]
+        clock.advance(1.0)
+    reads = _smaps_reads(readers)
+    assert 24 <= len(reads) <= 4 * 8, reads  # about once per 10 s each; unbudgeted it would be 240
+    assert spent_us / 1e6 <= 0.02 * 60 + s.smaps_burst_s + 0.005 + 1e-6
+
+
+def test_smaps_shortfall_biggest_first_and_recorded(fs: FakeProcFS, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A budget for two reads per 10 s while 4 are needed: the shortfall is counted in every sample's system fields,
+    bigger processes are read more often without starving the small ones, and the CPU spent stays within budget."""
+    clock, readers, s = costly_smaps(fs, monkeypatch, cpu=0.001)
+    spent_us = 0
+    stale = []
+    for _ in range(200):
+        sample = s.sample()
+        spent_us += sample.meminfo["smaps_cpu_us"]
+        stale.append(sample.meminfo["smaps_stale"])
+        clock.advance(1.0)
+    assert min(stale[20:]) >= 1 and max(stale) <= 4 and sum(stale[20:]) / 180 >= 1.5
+    assert spent_us / 1e6 <= 0.001 * 200 + s.smaps_burst_s + 0.005 + 1e-6
+    reads = _smaps_reads(readers)
+    assert 35 <= len(reads) <= 42, reads  # one per 5 s
+    # bash (1000 pages) > init (300) > mysql (100) >= (a) b) (50), and every one of them is read repeatedly
+    assert reads.count(100) > reads.count(1) > reads.count(103) >= reads.count(101) >= 4, reads
+
+
+def test_smaps_rereads_a_process_whose_rss_moved(fs: FakeProcFS, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Values are not due for 1000 s, but a process whose RSS grew by more than 1/8 is read again at once."""
+    clock = FakeClock(monkeypatch)
     readers = FailingReaders()
-    s = make(fs, smaps="auto", readers=readers)
-    s._euid = 1000
+    s = unlimited(make(fs, smaps="on", readers=readers, smaps_every=1000))
     s.sample()
-    assert [pid for pid, f in readers.reads if f == "smaps_rollup"] == [100]
+    assert sorted(_smaps_reads(readers)) == [1, 100, 101, 103]
+    readers.reads.clear()
+    clock.advance(1.0)
+    s.sample()
+    assert _smaps_reads(readers) == []
+    fs.add(FakeProcess(100, "bash", ["-bash"], uid=1000, start_ticks=5000, rss_pages=1500, smaps_kb={"Pss": 4000}))
+    fs.add(FakeProcess(103, "mysql", ["mysql"], ppid=100, start_ticks=6000, rss_pages=110))  # +10 %: not moved
+    clock.advance(1.0)
+    r = rows(s.sample())
+    assert _smaps_reads(readers) == [100] and r[100]["pss_bytes"] == 4000 * 1024
+
+
+def test_smaps_new_process_read_at_once_and_counted_once_old_enough(
+    fs: FakeProcFS, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = FakeClock(monkeypatch)
+    s = unlimited(make(fs, smaps="on", smaps_every=10))
+    assert s.sample().meminfo["smaps_eligible"] == 4
+    fs.add(FakeProcess(300, "job", ["job"], start_ticks=clock.ticks()))
+    clock.advance(1.0)
+    sample = s.sample()
+    assert rows(sample)[300]["pss_bytes"] == 300 * 1024  # read in its first sample
+    assert sample.meminfo["smaps_eligible"] == 4  # not yet alive 10 s: not part of the promise
+    clock.advance(10.0)
+    assert s.sample().meminfo["smaps_eligible"] == 5
+
+
+def test_smaps_off_records_no_coverage_fields(fs: FakeProcFS) -> None:
+    assert not set(SMAPS_SYSTEM_FIELDS) & set(make(fs, smaps="off").sample().meminfo)
+
+
+def test_smaps_auto_as_non_root_reads_own_uid_only(fs: FakeProcFS) -> None:
+    readers = FailingReaders()
+    s = unlimited(make(fs, smaps="auto", readers=readers))
+    s._euid = 1000
+    sample = s.sample()
+    assert _smaps_reads(readers) == [100]
+    assert sample.meminfo["smaps_eligible"] == 1 and sample.meminfo["smaps_stale"] == 0
 
 
 def test_smaps_off_reads_no_smaps(fs: FakeProcFS) -> None:
@@ -241,6 +342,9 @@ def test_smaps_off_reads_no_smaps(fs: FakeProcFS) -> None:
 def test_bad_smaps_mode_is_a_clear_error(fs: FakeProcFS) -> None:
     with pytest.raises(ValueError, match="smaps must be one of"):
         make(fs, smaps="sometimes")
+    for bad in ({"smaps_every": 0}, {"smaps_cpu": -0.01}, {"smaps_every": float("nan")}):
+        with pytest.raises(ValueError, match="smaps_every and smaps_cpu must be > 0"):
+            make(fs, smaps="on", **bad)
 
 
 def test_sample_round_trips_through_store(fs: FakeProcFS, tmp_path: Path) -> None:
@@ -258,6 +362,8 @@ def test_sample_round_trips_through_store(fs: FakeProcFS, tmp_path: Path) -> Non
     assert first.loc[100, "start_time"] == pd.Timestamp((BTIME + 50) * 10**9, unit="ns", tz="UTC")
     assert str(first.loc[100, "host"]) == "testhost" and str(first.loc[100, "boot_id"]) == BOOT_ID
     assert got.system["MemTotal"].iloc[0] == 16_000_000 * 1024
+    # the smaps coverage of every sample is stored with its system row
+    assert list(got.system["smaps_every_ms"]) == [60_000] * 3 and list(got.system["smaps_eligible"]) == [4] * 3
 
 
 def test_real_proc_smoke() -> None:
@@ -473,30 +579,71 @@ def test_cgroup_parsers_mountinfo_namespaces_and_deleted() -> None:
 def test_big_long_lived_process_is_not_starved_by_new_small_ones(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With room for two smaps reads per sample and a new small process every sample, the big one is still refreshed.
-
-    The wall clock is fake (5 s per sample), so the order depends on sizes and staleness only, not on machine speed.
-    """
-    import types
-
-    clock = [BTIME * 10**9 + 10**12]
-    fake_time = types.SimpleNamespace(**{k: getattr(time_mod, k) for k in dir(time_mod) if not k.startswith("_")})
-    fake_time.time_ns = lambda: clock[0]
-    monkeypatch.setattr(sampler_mod, "time", fake_time)
-    monkeypatch.setattr(sampler_mod, "SMAPS_BUDGET", 1e9)
-
-    def ticks_now() -> int:
-        return (clock[0] - BTIME * 10**9) // 10**7  # 100 Hz clock ticks since boot
-
+    """Room for two smaps reads per sample, samples 5 s apart, values due every 10 s, a new small process every
+    sample: the big one is still re-read every 10 s, and the small ones still get a turn."""
+    clock = FakeClock(monkeypatch)
     fs = FakeProcFS(tmp_path / "proc")
     fs.add(FakeProcess(1, "init", ["/sbin/init"], ppid=0, start_ticks=1, rss_pages=300))
-    fs.add(FakeProcess(200, "postgres", ["postgres"], start_ticks=ticks_now(), rss_pages=500_000))
+    fs.add(FakeProcess(200, "postgres", ["postgres"], start_ticks=clock.ticks(), rss_pages=500_000))
     readers = FailingReaders()
-    s = make(fs, smaps="on", readers=readers, smaps_max_reads=2)
+    s = unlimited(make(fs, smaps="on", readers=readers, smaps_max_reads=2, smaps_every=10))
     for k in range(12):
-        fs.add(FakeProcess(1000 + k, "job", ["job"], start_ticks=ticks_now(), rss_pages=10))
-        s.sample()
-        clock[0] += 5 * 10**9
-    smaps_reads = [pid for pid, f in readers.reads if f == "smaps_rollup"]
-    assert smaps_reads.count(200) >= 6, smaps_reads  # old order (never read first) read it once
+        fs.add(FakeProcess(1000 + k, "job", ["job"], start_ticks=clock.ticks(), rss_pages=10))
+        sample = s.sample()
+        assert sample.ts.value - rows(sample)[200]["smaps_ts"] <= 10 * 10**9
+        clock.advance(5.0)
+    smaps_reads = _smaps_reads(readers)
+    assert smaps_reads.count(200) >= 6, smaps_reads
     assert any(pid >= 1000 for pid in smaps_reads), smaps_reads  # small ones still get a turn
+
+
+# ------------------------------------------------------------------------------------------------ precise RSS (statm)
+
+
+def test_rss_comes_from_statm_not_stat(fs: FakeProcFS) -> None:
+    """stat's rss field (an approximate per-CPU counter on current kernels) and statm disagree: statm is recorded,
+    through the injected readers and through the kept-open descriptors alike, and a new statm value is seen."""
+    fs.add(FakeProcess(100, "bash", ["-bash"], uid=1000, start_ticks=5000, rss_pages=1000, stat_rss_pages=960))
+    readers = FailingReaders()
+    injected, kept = make(fs, readers=readers), make(fs)
+    assert rows(injected.sample())[100]["rss_bytes"] == rows(kept.sample())[100]["rss_bytes"] == 1000 * PAGE
+    assert (100, "statm") in readers.reads
+    fs.add(FakeProcess(100, "bash", ["-bash"], uid=1000, start_ticks=5000, rss_pages=1234, stat_rss_pages=1000))
+    assert rows(kept.sample())[100]["rss_bytes"] == 1234 * PAGE  # same descriptor, new text
+    kept.close()
+
+
+def test_process_gone_between_stat_and_statm_is_skipped(fs: FakeProcFS) -> None:
+    readers = FailingReaders()
+    readers.before[(101, "statm")] = lambda: fs.remove(101)
+    sample = make(fs, readers=readers).sample()
+    assert 101 not in rows(sample) and sample.stats["vanished"] == 1
+
+
+def test_live_rss_equals_statm_for_idle_processes() -> None:
+    """Idle `sleep`s: the recorded RSS equals statm's resident pages x page size, read just before and just after
+    the sample (stat's own rss field is usually some pages lower on a kernel with per-CPU RSS counters)."""
+    import subprocess
+
+    children = [subprocess.Popen(["sleep", "60"]) for _ in range(5)]
+    s = Sampler(smaps="off")
+    try:
+        time_mod.sleep(0.3)  # let them reach their sleep
+        s.sample()
+        for _ in range(3):
+            before = {c.pid: _statm_rss(c.pid) for c in children}
+            r = rows(s.sample())
+            after = {c.pid: _statm_rss(c.pid) for c in children}
+            for c in children:
+                assert before[c.pid] == after[c.pid], "an idle sleep changed its RSS"
+                assert r[c.pid]["rss_bytes"] == after[c.pid], (c.pid, r[c.pid]["rss_bytes"], after[c.pid])
+    finally:
+        s.close()
+        for c in children:
+            c.kill()
+            c.wait()
+
+
+def _statm_rss(pid: int) -> int:
+    with open(f"/proc/{pid}/statm", "rb") as fh:
+        return int(fh.read().split()[1]) * PAGE

@@ -205,7 +205,18 @@ def system_spikes(
 
     Columns: SYSTEM_SPIKE_COLUMNS (series = "mem_used", then the event columns), in time order.
     """
-    summ = system_summary(system, procs)
+    return used_spikes(system_summary(system, procs), t_from, t_to, baseline_s, k, min_size_bytes)
+
+
+def used_spikes(
+    summ: pd.DataFrame,
+    t_from: pd.Timestamp | str | None = None,
+    t_to: pd.Timestamp | str | None = None,
+    baseline_s: float = DEFAULT_BASELINE_S,
+    k: float = DEFAULT_K,
+    min_size_bytes: float = SYSTEM_MIN_SIZE,
+) -> pd.DataFrame:
+    """A system series (ts, mem_used_bytes; one row per sample) and a window -> SYSTEM_SPIKE_COLUMNS, time order."""
     used = summ["mem_used_bytes"]
     t = ns_of(summ["ts"])
     mask = used.notna().to_numpy().copy()  # pandas 3 hands out read-only views

@@ -14,6 +14,8 @@ A meminfo key missing from SYSTEM gives null in the columns that need it, never 
 
 from __future__ import annotations
 
+from typing import Literal, NamedTuple
+
 import numpy as np
 import pandas as pd
 
@@ -216,3 +218,53 @@ def counts(procs: pd.DataFrame, snap_from: int, snap_to: int) -> dict[str, int]:
         "exited": int((before_to & ~at_to).sum()),
         "seen": int(seen(np.ones(len(codes), bool)).sum()),
     }
+
+
+PSS_DEFAULT_SHARE = 0.95  # PSS becomes the default metric when known for at least this share of the RSS
+
+
+class MetricChoice(NamedTuple):
+    """The default metric of a moment and why: pss_share = Σ RSS of the processes whose PSS is known / Σ RSS."""
+
+    metric: Literal["pss", "rss"]
+    pss_share: float
+    reason: str
+
+
+def choose_metric(snap_df: pd.DataFrame) -> MetricChoice:
+    """One moment's rows (rss_bytes, pss_bytes) -> PSS when it is known for >= 95 % of the RSS, else RSS, with the
+    sentence that says so ("PSS known for 97 % of the RSS: shared pages split among their users")."""
+    rss = snap_df["rss_bytes"].to_numpy(dtype=np.float64, na_value=0.0) if len(snap_df) else np.zeros(0)
+    known = snap_df["pss_bytes"].notna().to_numpy() if "pss_bytes" in snap_df.columns else np.zeros(len(rss), bool)
+    total = float(rss.sum())
+    share = float(rss[known].sum() / total) if total > 0 else 0.0
+    pct = f"{share * 100:.0f} %"
+    if share >= PSS_DEFAULT_SHARE:
+        return MetricChoice("pss", share, f"PSS (known for {pct} of the RSS): shared pages split among their users")
+    return MetricChoice("rss", share, f"RSS (PSS known for only {pct} of the RSS): shared pages counted in full")
+
+
+def attributed(system_rows: pd.DataFrame, metric: Literal["pss", "rss"]) -> pd.DataFrame:
+    """System rows (memlib.query.SYSTEM_COLUMNS) and the shown metric -> ts, attributed_bytes, unattributed_bytes,
+    overcounted_bytes, basis.
+
+    attributed = Σ RSS (metric "rss") or Σ PSS where known plus Σ RSS of the processes without PSS (metric "pss");
+    unattributed = used - attributed when that is >= 0 (kernel, page tables, ...), else 0, and overcounted =
+    attributed - used (> 0 only when shared pages were counted more than once): never a bare negative number.
+    """
+    rss = system_rows["procs_rss_bytes"].astype("Int64")
+    if metric == "pss":
+        pss = system_rows["procs_pss_bytes"].astype("Int64").fillna(0)
+        basis = pss + (rss - system_rows["pss_known_rss_bytes"].astype("Int64").fillna(0))
+    else:
+        basis = rss
+    diff = system_rows["mem_used_bytes"].astype("Int64") - basis
+    return pd.DataFrame(
+        {
+            "ts": system_rows["ts"],
+            "attributed_bytes": basis,
+            "unattributed_bytes": diff.clip(lower=0),
+            "overcounted_bytes": (-diff).clip(lower=0),
+            "basis": metric,
+        }
+    )

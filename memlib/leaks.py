@@ -390,6 +390,7 @@ def subtree_leak_scores(
     min_growth_bytes: int = MIB,
     process_scores: pd.DataFrame | None = None,
     index: TreeIndex | None = None,
+    long_lived: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """PROCS frame and a window -> one row per subtree with a growing member, most suspicious first.
 
@@ -397,6 +398,8 @@ def subtree_leak_scores(
     processes seen in the subtree at the sampled moments, growing_members = members with a positive score,
     rate_bytes_per_hour = sum of the scored members' rates, growing_since, top_member_* = the member with the largest
     rate, score). `process_scores`: leak_scores of the same frame/window/parameters, to avoid recomputing.
+    `long_lived`: the proc_ids seen for min_samples over min_duration_s in the window, when `procs` holds only the
+    sampled moments (memlib.query passes the rows of the grid and of each long-lived process's last sample).
     """
     scores = process_scores
     if scores is None:
@@ -412,7 +415,10 @@ def subtree_leak_scores(
     last_rows = rows[o[bounds[1:] - 1]]
     counts = np.diff(bounds)
     span = t_arr[o[bounds[1:] - 1]] - t_arr[o[bounds[:-1]]]
-    long_lived = (counts >= max(2, min_samples)) & (span >= min_duration_s * 1e9) & (span > 0)
+    if long_lived is None:
+        long_lived = (counts >= max(2, min_samples)) & (span >= min_duration_s * 1e9) & (span > 0)
+    else:
+        long_lived = np.isin(ids, np.asarray(long_lived, np.int64))
     root_ids, member_ids = _membership_pairs(procs, rows, last_rows[long_lived], min_duration_s)
     is_long = np.zeros(int(max(ids.max(), root_ids.max())) + 1, bool)
     is_long[ids[long_lived]] = True

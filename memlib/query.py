@@ -776,6 +776,125 @@ def leak_scores(rec: source.Recording, t_from=None, t_to=None, metric: str = "rs
     return leaks_mod.score_floors(floors[cols], window_s, nb, min_growth_bytes)
 
 
+def subtree_leak_scores(
+    rec: source.Recording,
+    t_from=None,
+    t_to=None,
+    metric: str = "rss",
+    min_samples: int = 12,
+    min_duration_s: float = 600.0,
+    min_growth_bytes: int = schema.MIB,
+    process_scores: pd.DataFrame | None = None,
+    host: str | None = None,
+) -> pd.DataFrame:
+    """Subtrees with growing members over the window (memlib.leaks semantics): SUBTREE_LEAK_COLUMNS + host, boot_id.
+
+    The query returns only the sampled moments the membership rule looks at (a grid of min_duration_s / 2 and each
+    long-lived process's last sample) and which processes are long-lived; leaks.subtree_leak_scores does the rest.
+    `process_scores`: this module's leak_scores of the same window and parameters (recomputed when None).
+    """
+    t_from, t_to = _p(t_from), _p(t_to)
+    scores = process_scores
+    if scores is None:
+        scores = leak_scores(rec, t_from, t_to, metric, min_samples, min_duration_s, min_growth_bytes, host=host)
+    if scores.empty:
+        return leaks_mod.subtree_leak_scores(schema.empty_procs(), process_scores=scores)
+    where, params = _window(t_from, t_to, host)
+    with _tables(rec, t_from, t_to, [host] if host else None, procs=True) as t:
+        long_lived = _run(
+            f"""SELECT host, boot_id, pid, start_time, max(ts) AS last FROM {t["procs"]} {where}
+            GROUP BY ALL HAVING count(*) >= {max(2, int(min_samples))}
+                AND epoch_us(max(ts)) - epoch_us(min(ts)) >= {float(min_duration_s) * 1e6} AND max(ts) > min(ts)""",
+            params,
+        )
+    snaps = snapshots(rec, t_from, t_to, host)
+    if snaps.empty:
+        return leaks_mod.subtree_leak_scores(schema.empty_procs(), process_scores=scores.iloc[0:0])
+    times = np.unique(snaps["ts"].array.as_unit("ns").asi8)
+    step = max(1.0, min_duration_s / 2) * 1e9
+    grid = np.arange(times[0], times[-1] + step, step)
+    picked = times[np.clip(np.searchsorted(times, grid), 0, len(times) - 1)]
+    wanted = np.union1d(picked, long_lived["last"].array.as_unit("ns").asi8)
+    frame = _rows_at(rec, wanted, host)
+    key = ["host", "boot_id", "pid", "start_time"]
+    ids = frame.drop_duplicates("proc_id")[[*key, "proc_id"]].astype({"host": object, "boot_id": object})
+    remap = scores.astype({"host": object, "boot_id": object}).drop(columns=["proc_id"]).merge(ids, on=key, how="inner")
+    lived = long_lived.astype({"host": object, "boot_id": object}).merge(ids, on=key, how="inner")["proc_id"]
+    out = leaks_mod.subtree_leak_scores(
+        frame, t_from, t_to, metric, min_samples, min_duration_s, min_growth_bytes,
+        process_scores=remap[[*leaks_mod.LEAK_COLUMNS]], long_lived=lived.to_numpy(),
+    )  # fmt: skip
+    return _attach_identity(out, frame)
+
+
+def _rows_at(rec: source.Recording, ts_ns: np.ndarray, host: str | None = None) -> pd.DataFrame:
+    """The process rows of the samples at these times (ns) as a PROCS + TREE frame (snap per sample)."""
+    if len(ts_ns) == 0:
+        return _as_procs(_empty_rows())
+    lo, hi = pd.Timestamp(int(ts_ns.min()), tz="UTC"), pd.Timestamp(int(ts_ns.max()), tz="UTC")
+    con = _con()
+    name = f"pmi_times_{next(_names)}"
+    con.register(name, pa.table({"t": pa.array(ts_ns, pa.timestamp("ns", tz="UTC"))}))
+    try:
+        where, params = _window(lo, hi, host)
+        with _tables(rec, lo, hi, [host] if host else None, procs=True) as t:
+            df = _run(
+                f"SELECT {_PROC_SELECT} FROM {t['procs']} {where} AND ts IN (SELECT CAST(t AS TIMESTAMPTZ) FROM {name})",
+                params,
+            )
+    finally:
+        con.unregister(name)
+    snap = df.groupby(["ts", "host"], sort=True).ngroup() if len(df) else pd.Series([], dtype=np.int64)
+    return _as_procs(df, snap)
+
+
+def leak_series(rec: source.Recording, procs: Sequence[Proc], t_from=None, t_to=None, metric: str = "rss",
+                points: int = 60) -> pd.DataFrame:  # fmt: skip
+    """Processes and a window -> their resampled floors for sparklines (leaks.leak_series semantics): host, boot_id,
+    pid, start_time, ts, floor_bytes; by the order given, then ts."""
+    col = metric_column(metric)
+    if points < 1:
+        raise ValueError(f"points must be >= 1, got {points}")
+    if not procs:
+        return pd.DataFrame({"pid": pd.Series(dtype="int32"), "ts": pd.Series(dtype=schema.UTC_NS),
+                             "floor_bytes": pd.Series(dtype="int64")})  # fmt: skip
+    t_from, t_to = _p(t_from), _p(t_to)
+    cond = "(" + " OR ".join("(pid = ? AND start_time = ? AND host = ? AND boot_id = ?)" for _ in procs) + ")"
+    params: list = []
+    for p in procs:
+        params += [int(p.pid), p.start_time, p.host, p.boot_id]
+    where, wparams = _window(t_from, t_to, None, f"{cond} AND {col} IS NOT NULL")
+    with _tables(rec, t_from, t_to, None, procs=True) as t:
+        out = _run(
+            f"""WITH w AS (SELECT host, boot_id, pid, start_time, ts, {col} AS v FROM {t["procs"]} {where}),
+            c AS (SELECT host, boot_id, pid, start_time, epoch_ns(min(ts)) AS f,
+                    greatest(epoch_ns(max(ts)) - epoch_ns(min(ts)), 1) AS span FROM w GROUP BY ALL),
+            r AS (SELECT w.*, c.f, least(CAST(floor((epoch_ns(w.ts) - c.f) / c.span * {int(points)}) AS BIGINT),
+                    {int(points) - 1}) AS b FROM w JOIN c USING (host, boot_id, pid, start_time))
+            SELECT host, boot_id, pid, start_time,
+                make_timestamp_ns(CAST(any_value(f) + round(avg(epoch_ns(ts) - f)) AS BIGINT)) AS ts,
+                min(v) AS floor_bytes
+            FROM r GROUP BY host, boot_id, pid, start_time, b ORDER BY host, boot_id, pid, start_time, ts""",
+            wparams + params,
+        )
+    order = {(p.host, p.boot_id, int(p.pid), p.start_time): i for i, p in enumerate(procs)}
+    rank = [order.get((h, b, int(pid), st), len(order)) for h, b, pid, st in
+            zip(out["host"], out["boot_id"], out["pid"], out["start_time"], strict=True)]  # fmt: skip
+    return out.assign(_r=rank).sort_values(["_r", "ts"], kind="stable").drop(columns="_r").reset_index(drop=True)
+
+
+def alerts(rec: source.Recording, rules: Sequence, at=None) -> pd.DataFrame:
+    """Alert rules (memlib.alerts.parse_rules) -> the alerts firing at the snapshot `at` names (default latest):
+    memlib.alerts.ALERT_COLUMNS. Only the rows of the rules' window are read."""
+    from memlib import alerts as alerts_mod
+
+    m = resolve(rec, at)
+    t_from = m.ts - pd.Timedelta(seconds=alerts_mod.window_s(rules) + 2 * (rec.interval_s or 0))
+    procs = window_rows(rec, t_from, m.ts, m.host)
+    sysf = system(rec, t_from, m.ts, m.host)
+    return alerts_mod.evaluate(rules, procs, sysf, at=m.ts, interval_s=rec.interval_s)
+
+
 def process_spikes(rec: source.Recording, t_from=None, t_to=None, metric: str = "rss",
                    host: str | None = None, **kw) -> pd.DataFrame:  # fmt: skip
     """Spikes of processes over the window (memlib.spikes semantics): PROCESS_SPIKE_COLUMNS + host, boot_id.

@@ -1,4 +1,4 @@
-"""Alert rules: a TOML rules file, evaluated over process and system frames, and the state that says when one starts firing.
+"""Alert rules: a TOML rules file, evaluated over process and system frames, and the state of what fires.
 
 Rules file (see docs/alerts.example.toml), one ``[[rule]]`` table per rule::
 
@@ -44,8 +44,8 @@ import pandas as pd
 
 from memlib import leaks, schema
 from memlib.timeline import metric_column
-from memlib.units import fmt_bytes, to_utc
 from memlib.tree import group_bounds, with_tree
+from memlib.units import fmt_bytes, to_utc
 
 KINDS = ("growth", "size", "system_available", "swap_used")
 SELECT_KEYS = ("name", "cmdline", "user", "cgroup")

@@ -839,7 +839,8 @@ def _rows_at(rec: source.Recording, ts_ns: np.ndarray, host: str | None = None) 
         where, params = _window(lo, hi, host)
         with _tables(rec, lo, hi, [host] if host else None, procs=True) as t:
             df = _run(
-                f"SELECT {_PROC_SELECT} FROM {t['procs']} {where} AND ts IN (SELECT CAST(t AS TIMESTAMPTZ) FROM {name})",
+                f"SELECT {_PROC_SELECT} FROM {t['procs']} {where} "
+                f"AND ts IN (SELECT CAST(t AS TIMESTAMPTZ) FROM {name})",
                 params,
             )
     finally:

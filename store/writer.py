@@ -5,7 +5,8 @@ the segment closes every ``period_s`` seconds of running and whenever a sample's
 first sample's, so a closed segment never crosses midnight. Closing (``compact_current``) derives the tree columns
 with the caller's ``derive`` and publishes the tables (store.segment.publish); the `.current` is then deleted, or,
 when it held damage, kept aside as ``*.current.damaged`` (never deleted while it may hold a readable sample).
-``recover`` does the same for leftovers at collector start and removes stale temp files.
+``recover`` does the same for leftovers at collector start, converts a store of the previous layout and removes
+stale temp files.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-from store import files
+from store import files, migrate
 from store import frames as fr
 from store.current import read_current
 from store.schema import CGROUP_MEM_FIELD_PREFIX, TABLES
@@ -49,8 +50,12 @@ class SegmentWriter:
     def _new_current(self, ts: pd.Timestamp) -> None:
         base = files.utc(ts)
         for bump in range(100_000):
-            name = files.current_name(files.stamp(base + pd.Timedelta(milliseconds=bump)), self.host)
-            if not (self.root / name).exists() and not (self.root / (name + files.DAMAGED_SUFFIX)).exists():
+            when = base + pd.Timedelta(milliseconds=bump)
+            name = files.current_name(files.stamp(when), self.host)
+            closed = [files.partition_dir(self.root, t, self.host, when.date()) / f"seg-{files.stamp(when)}Z.parquet"
+                      for t in TABLES]  # fmt: skip
+            taken = [self.root / name, self.root / (name + files.DAMAGED_SUFFIX), *closed]
+            if not any(p.exists() for p in taken):  # its closed files will carry the same name: never overwrite
                 break
         else:
             raise RuntimeError("no free segment name in the store root")
@@ -160,7 +165,8 @@ def _host_of(name: str) -> str:
 
 
 def recover(root: Path, derive: Derive) -> list[str]:
-    """At collector start (under the lock): publish leftover `.current` files, drop stale temp files -> notes."""
+    """At collector start (under the lock): drop stale temp files, convert segments of the previous layout
+    (store.migrate), publish leftover `.current` files -> notes."""
     root = Path(root)
     notes: list[str] = []
     if not root.is_dir():
@@ -174,6 +180,10 @@ def recover(root: Path, derive: Derive) -> list[str]:
             if tmp.is_file() and not tmp.is_symlink():
                 tmp.unlink(missing_ok=True)
                 notes.append(f"removed stale temp file {files.relative(root, tmp)}")
+    if migrate.old_segments(root):
+        done = migrate.migrate(root, derive)
+        notes += done.notices
+        notes.append(f"converted {done.converted} segment(s) of the previous store layout")
     currents, _ = files.list_current(root)
     for cur in currents:
         if cur.path.is_symlink():

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 import store
+from memlib import source
 from memlib.tree import stored_tree
 
 MIB = 1 << 20
@@ -57,3 +61,40 @@ def write_simple(root: Path, n: int = 3, close: bool = True, step_s: float = 5.0
     elif w._fd is not None:
         os.close(w._fd)  # leave the .current as a running (or crashed) collector would
     return root
+
+
+@dataclass
+class StoreRead:
+    """Everything a store holds, closed files and active segments together (pandas, ts as UTC datetimes)."""
+
+    procs: pd.DataFrame
+    system: pd.DataFrame
+    cgroups: pd.DataFrame
+    notices: list[str]
+
+
+def read_store(root: Path) -> StoreRead:
+    """Every row of the store at `root` through memlib.source (verified closed files + active segments)."""
+    source.clear_cache()
+    rec = source.open_recording(root)
+    act = source.active(rec)
+    out = {}
+    for table in ("procs", "system", "cgroups"):
+        parts = []
+        for path in source.parquet_files(rec, table):
+            t = pq.read_table(path, partitioning=None)
+            parts.append(t.append_column("host", pa.array([path.parent.parent.name[len("host=") :]] * t.num_rows)))
+        active_part = getattr(act, table)
+        if active_part.num_rows:
+            parts.append(active_part)
+        if parts:
+            frame = pa.concat_tables([p.replace_schema_metadata(None) for p in parts], promote_options="permissive")
+            out[table] = frame.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
+        else:
+            out[table] = pd.DataFrame({"ts": pd.Series(dtype="datetime64[us, UTC]")})
+    return StoreRead(out["procs"], out["system"], out["cgroups"], list(rec.notices) + list(act.notices))
+
+
+def us(t: object) -> pd.Timestamp:
+    """A time floored to the microsecond (what the store keeps)."""
+    return pd.Timestamp(t).floor("us")

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import errno
-import fcntl
 import gc
 import math
 import os
@@ -30,42 +28,17 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from memlib.store import SegmentWriter, apply_retention, recover
+from memlib.tree import stored_tree
+from store import SegmentWriter, apply_retention, lock, recover
 
-LOCK_NAME = ".collector.lock"
 MAX_FAILURES = 10  # consecutive failed samples before the collector gives up (exit 1)
-
-
-class AlreadyRunning(RuntimeError):
-    """Another collector holds the lock on the dumps directory."""
+AlreadyRunning = lock.Locked  # another collector holds the lock on the dumps directory
 
 
 def log(message: str) -> None:
     """One line on stderr, prefixed with the UTC time."""
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     print(f"{stamp} collector: {message}", file=sys.stderr, flush=True)
-
-
-def acquire_lock(dumps_dir: Path) -> int:
-    """flock DIR/.collector.lock (non-blocking) and write our pid into it; returns the fd. AlreadyRunning if held."""
-    path = dumps_dir / LOCK_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-            os.close(fd)
-            raise
-        try:
-            other = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
-        finally:
-            os.close(fd)
-        raise AlreadyRunning(
-            f"another collector (pid {other}) is already recording into {dumps_dir}; stop it first"
-        ) from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-    return fd
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -170,7 +143,7 @@ def run(args: argparse.Namespace, sampler_factory: Callable[[str], object] = mak
     dumps = Path(args.dumps)
     try:
         dumps.mkdir(parents=True, exist_ok=True)
-        lock_fd = acquire_lock(dumps)
+        lock_fds = lock.acquire(dumps)
     except AlreadyRunning as exc:
         log(str(exc))
         return 1
@@ -182,10 +155,10 @@ def run(args: argparse.Namespace, sampler_factory: Callable[[str], object] = mak
     writer: SegmentWriter | None = None
     sampler = None
     try:
-        for note in recover(dumps):
+        for note in recover(dumps, stored_tree):
             log(note)
         sampler = sampler_factory(args.smaps)
-        writer = SegmentWriter(dumps, sampler.host, sampler.boot_id, period_s=args.period)
+        writer = SegmentWriter(dumps, sampler.host, sampler.boot_id, period_s=args.period, derive=stored_tree)
         gc.collect()
         gc.freeze()  # imports are done: keep the long-lived heap out of every later collection
         retain_bytes = None if args.retain_mb is None else int(args.retain_mb * 1_000_000)
@@ -216,6 +189,9 @@ def run(args: argparse.Namespace, sampler_factory: Callable[[str], object] = mak
                     raise
             if len(writer.closed) > closed_seen or k == 0:
                 closed_seen = len(writer.closed)
+                for note in writer.notes:
+                    log(note)
+                writer.notes = []
                 _retention(dumps, args.retain_days, retain_bytes)
             took = time.monotonic() - due
             k += 1
@@ -245,7 +221,7 @@ def run(args: argparse.Namespace, sampler_factory: Callable[[str], object] = mak
         if alerting is not None:
             alerting.close()
         stopper.restore()
-        os.close(lock_fd)
+        lock.release(lock_fds)
 
 
 class _Alerting:

@@ -1,4 +1,4 @@
-"""Linux sampler: one pass over /proc per sample, filling column lists for memlib.store.SegmentWriter.
+"""Linux sampler: one pass over /proc per sample, filling column lists for store.SegmentWriter.
 
 Per process and sample only /proc/<pid>/stat is read, through a descriptor kept open between samples (one pread
 instead of open + read + close: about half the cost of the floor). The command line, real uid (status) and cgroup
@@ -44,7 +44,7 @@ from collector.procfs import (
     start_time_ns,
 )
 from memlib.scrub import scrub_argv
-from memlib.store import SAMPLE_PROC_COLUMNS
+from store.schema import SAMPLE_COLUMNS as SAMPLE_PROC_COLUMNS
 
 REFRESH_EVERY = 60  # samples between two re-reads of a process's command line (exec is seen at once: arg_end)
 # smaps_rollup time as a fraction of the time spent reading stat (a running credit, see _read_smaps). 0.5 measured

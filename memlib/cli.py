@@ -243,7 +243,8 @@ def _metric(rec: source.Recording, m: query.Moment, chosen: str) -> str:
     if chosen != "auto":
         return chosen
     choice = query.default_metric(rec, m)
-    print(f"note: metric {choice.reason}; --metric rss for RSS", file=sys.stderr)
+    if choice.metric != "rss":  # the non-obvious default is said; RSS is what every tool shows
+        print(f"note: metric {choice.reason}; --metric rss for RSS", file=sys.stderr)
     return choice.metric
 
 
@@ -355,11 +356,12 @@ def cmd_children(rec: source.Recording, args: argparse.Namespace) -> pd.DataFram
 def cmd_top(rec: source.Recording, args: argparse.Namespace) -> pd.DataFrame:
     """Largest processes, subtrees, or growers between --since and --at, by the chosen metric."""
     m = _moment(rec, args.at)
-    metric = _metric(rec, m, args.metric)
     if args.by == "growth":
         since = _moment(rec, args.since or rec.span[0], "--since")
         if since.ts > m.ts:
             raise CliError("--since is after --at")
+    metric = _metric(rec, m, args.metric)
+    if args.by == "growth":
         out = query.growers(rec, since, m, metric=metric, limit=args.limit)
         out.insert(0, "rank", np.arange(1, len(out) + 1))
         return out[GROWTH_COLUMNS]

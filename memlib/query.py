@@ -32,14 +32,15 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from store import schema as store_schema
 
 from memlib import compare as compare_mod
 from memlib import groups as groups_mod
 from memlib import leaks as leaks_mod
 from memlib import schema, source, summary, tree
 from memlib import spikes as spikes_mod
+from memlib.timeline import metric_column
 from memlib.units import iso_z, parse_time, to_utc
+from store import schema as store_schema
 
 Table = Literal["procs", "system", "cgroups"]
 TIME_UNIT = "us"  # the store's precision
@@ -312,8 +313,8 @@ def _empty_rows() -> pd.DataFrame:
 
 # ------------------------------------------------------------------------------------------------ processes
 
-FIND_COLUMNS = ["host", "boot_id", "pid", "start_time", "first_seen", "last_seen", "name", "cmdline", "samples",
-                "rss_max_bytes"]  # fmt: skip
+FIND_COLUMNS = ["host", "boot_id", "pid", "start_time", "first_seen", "last_seen", "name", "cmdline", "user",
+                "samples", "rss_max_bytes"]  # fmt: skip
 
 
 def find_processes(rec: source.Recording, pid: int, start_time: str | pd.Timestamp | None = None,
@@ -331,7 +332,8 @@ def find_processes(rec: source.Recording, pid: int, start_time: str | pd.Timesta
     with _tables(rec, t_from, None, [host] if host else None, procs=True) as t:
         out = _run(
             f"""SELECT host, boot_id, pid, start_time, min(ts) AS first_seen, max(ts) AS last_seen,
-                arg_max(name, ts) AS name, arg_max(cmdline, ts) AS cmdline, count(*)::INTEGER AS samples,
+                arg_max(name, ts) AS name, arg_max(cmdline, ts) AS cmdline, arg_max("user", ts) AS "user",
+                count(*)::INTEGER AS samples,
                 max(rss_bytes) AS rss_max_bytes
             FROM {t["procs"]} {where} GROUP BY host, boot_id, pid, start_time ORDER BY first_seen, host, start_time""",
             params,
@@ -536,19 +538,27 @@ def latest_system(rec: source.Recording, m: Moment) -> pd.Series:
 
 # ------------------------------------------------------------------------------------------------ statistics
 
-STATS_COLUMNS = [
-    "host", "boot_id", "pid", "start_time", "name", "cmdline", "user", "first_seen", "last_seen", "samples",
-    "lifetime_s", "observed_span_s",
-    *[f"{p}_{s}_bytes" for p in ("rss", "subtree_rss") for s in ("min", "mean", "max", "p95", "last")],
-    "growth_bytes_per_hour", "subtree_growth_bytes_per_hour",
-]  # fmt: skip
+
+def stats_columns(metric: str = "rss") -> list[str]:
+    """The columns of ``stats`` for a metric (rss: STATS_COLUMNS)."""
+    m = metric_column(metric).removesuffix("_bytes")
+    return [
+        "host", "boot_id", "pid", "start_time", "name", "cmdline", "user", "first_seen", "last_seen", "samples",
+        "lifetime_s", "observed_span_s",
+        *[f"{p}_{s}_bytes" for p in (m, f"subtree_{m}") for s in ("min", "mean", "max", "p95", "last")],
+        f"subtree_{m}_max_ts", "growth_bytes_per_hour", "subtree_growth_bytes_per_hour",
+    ]  # fmt: skip
 
 
 def stats(rec: source.Recording, t_from=None, t_to=None, procs: Sequence[Proc] | None = None,
-          host: str | None = None) -> pd.DataFrame:  # fmt: skip
-    """Per process over the window: STATS_COLUMNS (as memlib.stats: lifetime from the start time, or the observed
-    span when the recording's start times are not exact; p95 interpolates linearly; growth = least-squares slope of
-    the samples per hour, NaN with fewer than two distinct times). Sorted by host, pid, start_time."""
+          host: str | None = None, metric: str = "rss") -> pd.DataFrame:  # fmt: skip
+    """Per process over the window: stats_columns(metric) (as memlib.stats: lifetime from the start time, or the
+    observed span when the recording's start times are not exact; <m>_{min,mean,max,p95,last}_bytes of its own and
+    its subtree's value (known samples only; p95 interpolates linearly); subtree_<m>_max_ts when the subtree peaked
+    (first on ties); growth = least-squares slope of the samples per hour, NaN with fewer than two distinct times).
+    Sorted by host, pid, start_time."""
+    col = metric_column(metric)
+    m = col.removesuffix("_bytes")
     t_from, t_to = _p(t_from), _p(t_to)
     extra, params = "", []
     if procs is not None:
@@ -564,7 +574,7 @@ def stats(rec: source.Recording, t_from=None, t_to=None, procs: Sequence[Proc] |
         return (
             f"min({c}) AS {pre}_min_bytes, avg({c}) AS {pre}_mean_bytes, max({c}) AS {pre}_max_bytes, "
             f"quantile_cont({c}, 0.95) AS {pre}_p95_bytes, arg_max({c}, ts) AS {pre}_last_bytes, "
-            f"regr_slope({c}, epoch(ts) / 3600.0) AS {'' if pre == 'rss' else 'subtree_'}growth_bytes_per_hour"
+            f"regr_slope({c}, epoch(ts) / 3600.0) AS {'' if pre == m else 'subtree_'}growth_bytes_per_hour"
         )
 
     with _tables(rec, t_from, t_to, [host] if host else None, procs=True) as t:
@@ -572,11 +582,16 @@ def stats(rec: source.Recording, t_from=None, t_to=None, procs: Sequence[Proc] |
             f"""SELECT host, boot_id, pid, start_time, arg_max(name, ts) AS name, arg_max(cmdline, ts) AS cmdline,
                 arg_max("user", ts) AS "user", min(ts) AS first_seen, max(ts) AS last_seen,
                 count(*)::INTEGER AS samples, {life} AS lifetime_s, epoch(max(ts) - min(ts)) AS observed_span_s,
-                {agg("rss_bytes", "rss")}, {agg("subtree_rss_bytes", "subtree_rss")}
+                {agg(col, m)}, {agg("subtree_" + col, "subtree_" + m)},
+                arg_max(ts, [subtree_{col}, -epoch_us(ts)]) FILTER (WHERE subtree_{col} IS NOT NULL)
+                    AS subtree_{m}_max_ts
             FROM {t["procs"]} {where} GROUP BY host, boot_id, pid, start_time ORDER BY host, pid, start_time""",
             wparams + params,
         )
-    return out[STATS_COLUMNS]
+    return out[stats_columns(metric)]
+
+
+STATS_COLUMNS = stats_columns("rss")
 
 
 # ------------------------------------------------------------------------------------------------ at a moment
@@ -958,13 +973,6 @@ def window_rows(rec: source.Recording, t_from=None, t_to=None, host: str | None 
 def default_metric(rec: source.Recording, m: Moment) -> summary.MetricChoice:
     """The metric to show by default at a moment: PSS when known for (nearly) all of the RSS (summary.choose_metric)."""
     return summary.choose_metric(moment(rec, m))
-
-
-def metric_column(metric: str) -> str:
-    """'rss' (or 'rss_bytes') -> 'rss_bytes' (ValueError naming the allowed metrics otherwise)."""
-    from memlib.timeline import metric_column as mc
-
-    return mc(metric)
 
 
 _EMPTY = source.Recording(root=__import__("pathlib").Path("/nonexistent"), shown="", kind="empty", hosts=[],

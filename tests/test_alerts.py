@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from memlib import alerts
-from memlib.store import SAMPLE_PROC_COLUMNS
+from store.schema import SAMPLE_COLUMNS as SAMPLE_PROC_COLUMNS
 from tests.strategies import MIB, T0, make_procs, ts_of
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,13 +8,14 @@ from pathlib import Path
 import pandas as pd
 from conftest import markdown_texts
 
-from memlib import filters, load, tree
+from memlib import filters, source
+from memlib import query as q
 from ui import render
 
 
-def _latest(dumps: Path) -> tuple[load.Dataset, pd.DataFrame]:
-    ds = load.load_dumps(dumps, tz="UTC")
-    return ds, tree.snapshot(ds.procs, int(ds.snapshots["snap"].iloc[-1]))
+def _latest(dumps: Path) -> tuple[object, pd.DataFrame]:
+    rec = source.open_recording(dumps, "UTC")
+    return rec, q.moment(rec, q.resolve(rec))
 
 
 def _level_table(at) -> pd.DataFrame:

@@ -46,7 +46,7 @@ shown = filtered[filtered["kept"]].sort_values(
 hidden = at_level[~at_level["proc_id"].isin(shown["proc_id"])]
 lo, hi = ctx.window
 keys = [q.Proc(str(r.host), str(r.boot_id), int(r.pid), r.start_time) for r in shown.itertuples()]
-peaks = ctx.ask(q.stats, lo, hi, keys) if len(shown) and ctx.metric == "rss" else None
+peaks = ctx.ask(q.stats, lo, hi, keys, metric=ctx.metric) if len(shown) else None
 shown = shown.assign(lifetime_s=filters.lifetime_s(shown))
 peak_col = f"subtree_{ctx.metric}_max_bytes"
 if peaks is not None and peak_col in peaks.columns:

@@ -76,6 +76,7 @@ if len(candidates) > 1:
             "last seen": candidates["last_seen"].to_numpy(),
             "name": candidates["name"].astype(str).to_numpy(),
             "cmdline": candidates["cmdline"].astype(str).to_numpy(),
+            "user": candidates["user"].astype(str).to_numpy(),
         }
     )
     when = {"format": "YYYY-MM-DD HH:mm:ss"}
@@ -89,6 +90,7 @@ if len(candidates) > 1:
             "last seen": st.column_config.DatetimeColumn("Last seen", **when),
             "name": st.column_config.TextColumn("Name"),
             "cmdline": st.column_config.TextColumn("Command line", width="large"),
+            "user": st.column_config.TextColumn("User"),
         },
     )
     if row is not None:
@@ -97,7 +99,7 @@ if len(candidates) > 1:
 
 proc = candidates.iloc[0]
 key = q.Proc(str(proc["host"]), str(proc["boot_id"]), int(proc["pid"]), proc["start_time"])
-row = ctx.ask(q.stats, lo, hi, [key])
+row = ctx.ask(q.stats, lo, hi, [key], metric=ctx.metric)
 here = snap_df[(snap_df["pid"] == proc["pid"]) & (snap_df["start_time"] == proc["start_time"])]
 if len(here) == 0 and view.at is None:  # exited (or not started yet): open it at its last-seen moment
     nav.go(nav.PAGE_PID, nav.process_view(view, proc, at=proc["last_seen"]))
@@ -112,9 +114,7 @@ note = "" if exact else " (observed span: seed dumps carry no start time)"
 end = at if now is not None else proc["last_seen"]
 c1, c2, c3, c4 = st.columns(4)
 c1.caption("User")
-c1.text(
-    str(row["user"].iloc[0]) if len(row) else "–"
-)  # a user name from a dump is text, never Markdown (st.metric renders Markdown)
+c1.text(str(proc["user"]))  # a user name from a dump is text, never Markdown (st.metric renders Markdown)
 c2.metric(
     f"Started {pd.Timestamp(proc['start_time']).strftime('%Y-%m-%d')} (UTC)",
     pd.Timestamp(proc["start_time"]).strftime("%H:%M:%S"),
@@ -208,15 +208,13 @@ with right:
 # ---- statistics over the window
 st.subheader("Statistics over the window", divider="gray", anchor=False)
 stat_rows = []
-for kind, prefix, growth in (("own", "rss", "growth"), ("subtree", "subtree_rss", "subtree_growth")):
+for kind, prefix, growth in (("own", ctx.metric, "growth"), ("subtree", f"subtree_{ctx.metric}", "subtree_growth")):
     values = {
         agg: fmt_bytes(row[f"{prefix}_{agg}_bytes"].iloc[0]) if len(row) else "–"
         for agg in ("min", "mean", "max", "p95", "last")
     }
     values["growth / h"] = fmt_bytes(row[f"{growth}_bytes_per_hour"].iloc[0]) if len(row) else "–"
-    stat_rows.append({"series": f"{kind} RSS", **values})
-if ctx.metric != "rss":
-    st.caption("Statistics are computed for RSS.")
+    stat_rows.append({"series": f"{kind} {ctx.metric_label}", **values})
 st.dataframe(pd.DataFrame(stat_rows), hide_index=True, width="stretch")
 render.download_buttons(row, f"pid{int(proc['pid'])}_stats", key="dl_stats")
 

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 from conftest import ROOT, write_crafted_dumps
 
-from memlib import load
+from memlib import query as q
+from memlib.source import open_recording
 from memlib.store import SegmentWriter
 from ui import data, source
 
@@ -137,9 +138,10 @@ def hostile_dumps(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_the_hostile_recording_loads_with_the_literal_name(hostile_dumps: Path) -> None:
-    ds = load.load_dumps(hostile_dumps)
-    assert HOSTILE in set(ds.procs["name"].astype(str))
-    assert HOSTILE_CGROUP in set(ds.procs["cgroup"].astype(str))
+    rec = open_recording(hostile_dumps)
+    rows = q.moment(rec, q.resolve(rec))
+    assert HOSTILE in set(rows["name"].astype(str))
+    assert HOSTILE_CGROUP in set(rows["cgroup"].astype(str))
 
 
 @pytest.mark.parametrize("page", PAGES)

@@ -328,11 +328,13 @@ def _alert_rules() -> None:
 
 
 st.subheader("Leak suspects", divider="gray", anchor=False)
-tab_procs, tab_subtrees = st.tabs(["Processes", "Subtrees"])
+tab_procs, tab_subtrees = st.tabs(["Processes", "Subtrees"], key="leak_tabs", on_change="rerun")
 with tab_procs:
-    _process_suspects()
-with tab_subtrees:
-    _subtree_suspects()
+    if tab_procs.open is not False:
+        _process_suspects()
+with tab_subtrees:  # scored only when opened: it costs several times the process scores
+    if tab_subtrees.open:
+        _subtree_suspects()
 
 st.subheader("Spikes", divider="gray", anchor=False)
 st.caption(

@@ -82,25 +82,21 @@ if "procs_pss_bytes" in sysdf.columns and sysdf["procs_pss_bytes"].notna().any()
             config=charts.plot_config(f"rss_vs_pss_{span}"),
         )
 
-with st.expander(
-    "Swap", expanded=bool(now is not None and pd.notna(now.get("swap_total_bytes")) and now.get("swap_total_bytes"))
-):
-    if now is not None and not now.get("swap_total_bytes"):
-        st.caption("This machine has no swap configured.")
-    holders = ctx.ask(q.groups, "name", lo, hi, top=5, metric="swap", bins=sidebar.CHART_BINS)
-    if len(holders) and holders["swap_bytes"].notna().any():
-        swap_fig = data.figure(
-            "swap_split",
-            ctx.loaded.token,
-            (lo, hi, unit, at),
-            lambda: charts.swap_split_figure(sysdf, holders, unit, at),
-        )
-        st.caption("Per-process swap comes from smaps_rollup; processes whose swap is unknown are not in the bands.")
-    else:
-        swap_fig = data.figure(
-            "swap", ctx.loaded.token, (lo, hi, unit, at), lambda: charts.swap_figure(sysdf, unit, at)
-        )
-    st.plotly_chart(swap_fig, width="stretch", config=charts.plot_config(f"swap_{span}"))
+swap_total = sysdf["swap_total_bytes"].max() if "swap_total_bytes" in sysdf.columns else None
+if not (pd.notna(swap_total) and swap_total > 0):
+    st.caption("Swap: none configured in this window.")
+else:
+    with st.expander("Swap", expanded=True):
+        holders = ctx.ask(q.groups, "name", lo, hi, top=5, metric="swap", bins=sidebar.CHART_BINS)
+        if len(holders) and holders["swap_bytes"].notna().any():
+            st.caption(
+                "Per-process swap comes from smaps_rollup; processes whose swap is unknown are not in the bands."
+            )
+            build = lambda: charts.swap_split_figure(sysdf, holders, unit, at)  # noqa: E731
+        else:
+            build = lambda: charts.swap_figure(sysdf, unit, at)  # noqa: E731
+        swap_fig = data.figure("swap", ctx.loaded.token, (lo, hi, unit, at), build)
+        st.plotly_chart(swap_fig, width="stretch", config=charts.plot_config(f"swap_{span}"))
 
 
 def _table(rows: pd.DataFrame, key: str, shown: list[str]) -> pd.Series | None:

@@ -101,6 +101,14 @@ def test_sample_leaker_first_spiker_a_spike_alerts_and_ram_bands(run_page, monke
     expected = q.leak_scores(rec, metric=q.default_metric(rec, q.resolve(rec)).metric)
     assert suspects["pid"].tolist() == expected.loc[expected["score"] > 0, "pid"].tolist()
 
+    window = "2026-11-27T21-20-09Z_2026-11-27T21-51-04Z"
+    rows = f"{len(suspects)} row" + ("" if len(suspects) == 1 else "s")
+    helps = [b.help for b in at.get("download_button")]
+    assert f"{rows} as leaks_{window}.csv" in helps and f"{rows} as leaks_{window}.json" in helps
+    assert not any("top member" in d.value.columns for d in at.main.dataframe)  # scored only when opened
+    at.session_state["leak_tabs"] = "Subtrees"
+    at.run()
+    assert not at.exception
     subtrees = _frame_with(at, "top member")
     assert "demo-root" in set(subtrees["name"])
     assert subtrees["top member"].iloc[0].startswith("demo-leaker (")
@@ -118,9 +126,7 @@ def test_sample_leaker_first_spiker_a_spike_alerts_and_ram_bands(run_page, monke
     assert dict(zip(status["rule"], status["firing"], strict=True)) == {"grows fast": 1, "never fires": 0}
 
     helps = [b.help for b in at.get("download_button")]
-    window = "2026-11-27T21-20-09Z_2026-11-27T21-51-04Z"
-    rows = f"{len(suspects)} row" + ("" if len(suspects) == 1 else "s")
-    assert f"{rows} as leaks_{window}.csv" in helps and f"{rows} as leaks_{window}.json" in helps
+    assert any(h.endswith(f"as leaks_subtrees_{window}.csv") for h in helps)
     assert any(h.endswith(f"as spikes_{window}.json") for h in helps)
     assert any(h.endswith("as alerts_latest.csv") for h in helps)
 

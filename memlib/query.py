@@ -222,10 +222,10 @@ def resolve(rec: source.Recording, at: str | pd.Timestamp | None = None, host: s
     else:
         want = parse_time(at) if isinstance(at, str) else to_utc(at)
         half = _half_interval(rec)
-        if want < first - half:
-            raise ValueError(f"{iso_z(want)} is before the first sample ({iso_z(first)})")
-        if want > last + half:
-            raise ValueError(f"{iso_z(want)} is after the last sample ({iso_z(last)})")
+        outside = want < first - half or want > last + half
+        if outside and snapshots(rec, want - half, want + half, host).empty:  # (the span is checked, not trusted)
+            side = "before the first" if want < first else "after the last"
+            raise ValueError(f"{iso_z(want)} is {side} sample ({iso_z(first if want < first else last)})")
     half = _half_interval(rec)
     reach = max(pd.Timedelta(hours=1), 4 * half)
     near = snapshots(rec, want - reach, want + half, host)
@@ -355,6 +355,21 @@ def process(rec: source.Recording, pid: int, start_time: str | pd.Timestamp | No
     return Proc(str(row["host"]), str(row["boot_id"]), int(row["pid"]), row["start_time"])
 
 
+CLOCK_STEP_MARGIN = pd.Timedelta(days=1)  # a process's samples are read from its start time minus this
+
+
+def _proc_from(rec: source.Recording, p: Proc, t_from) -> tuple[pd.Timestamp | None, pd.Timestamp, pd.Timestamp]:
+    """(the window's start for the SQL condition, the earliest date to read files from, the bins' grid start).
+
+    A process has no samples before it started, except after the wall clock stepped back: files are read from a
+    day before its start time, rows are not cut at the start time."""
+    if t_from is not None:
+        t_from = _p(t_from)
+        return t_from, t_from, t_from
+    grid = p.start_time if rec.span is None else max(p.start_time, rec.span[0])
+    return None, p.start_time - CLOCK_STEP_MARGIN, grid
+
+
 def _proc_where(p: Proc, prefix: str = "") -> tuple[str, list]:
     return (
         f"{prefix}host = ? AND {prefix}boot_id = ? AND {prefix}pid = ? AND {prefix}start_time = ?",
@@ -398,16 +413,16 @@ def timeline(rec: source.Recording, p: Proc, t_from=None, t_to=None, bins: int |
     With bins: at most `bins` buckets (module docstring): maxima under the column names, minima as ``<col>_min``,
     ``samples``; pid/ppid/name/cmdline/level of the bucket's last sample.
     """
-    t_from = max(_p(t_from), p.start_time) if t_from is not None else p.start_time
+    t_from, prune, grid = _proc_from(rec, p, t_from)
     t_to = _p(t_to)
     cond, params = _proc_where(p)
     where, wparams = _window(t_from, t_to, None, cond)
     cols = ", ".join(TIMELINE_COLUMNS)
-    with _tables(rec, t_from, t_to, [p.host], procs=True) as t:
+    with _tables(rec, prune, t_to, [p.host], procs=True) as t:
         inner = f"SELECT {cols} FROM {t['procs']} {where}"
         if bins is None:
             return _run(inner + " ORDER BY ts", wparams + params)
-        t0, width = _bin_grid(rec, t_from, t_to, bins)
+        t0, width = _bin_grid(rec, grid, t_to, bins)
         sql = _bucketed(inner, [], _TIMELINE_VALUES, ["pid", "ppid", "name", "cmdline", "level"], t0, width)
         out = _run(sql + " ORDER BY ts", wparams + params)
     return out
@@ -422,18 +437,18 @@ def children(rec: source.Recording, p: Proc, metric: str = "rss", t_from=None, t
     subtree_<metric>_bytes; one row per (sample, child) while the child is a direct child (with bins: per bucket,
     max and ``_min``). Sorted by ts, child_pid."""
     col = schema.subtree_column(metric_column(metric))
-    t_from = max(_p(t_from), p.start_time) if t_from is not None else p.start_time
+    t_from, prune, grid = _proc_from(rec, p, t_from)
     t_to = _p(t_to)
     where, params = _window(t_from, t_to, None, "host = ? AND boot_id = ? AND ppid = ? AND parent_start_time = ?")
     params += [p.host, p.boot_id, int(p.pid), p.start_time]
-    with _tables(rec, t_from, t_to, [p.host], procs=True) as t:
+    with _tables(rec, prune, t_to, [p.host], procs=True) as t:
         inner = (
             f"SELECT ts, pid AS child_pid, start_time AS child_start_time, name AS child_name, {col} "
             f"FROM {t['procs']} {where}"
         )
         if bins is None:
             return _run(inner + " ORDER BY ts, child_pid", params)
-        t0, width = _bin_grid(rec, t_from, t_to, bins)
+        t0, width = _bin_grid(rec, grid, t_to, bins)
         sql = _bucketed(inner, ["child_pid", "child_start_time"], [col], ["child_name"], t0, width)
         return _run(sql + " ORDER BY ts, child_pid", params)
 
@@ -441,10 +456,10 @@ def children(rec: source.Recording, p: Proc, metric: str = "rss", t_from=None, t
 def subtree_peak(rec: source.Recording, p: Proc, metric: str = "rss", t_from=None, t_to=None) -> tuple:
     """A process -> (bytes, ts) of the largest per-moment subtree total of `metric` (first on ties); (None, None)."""
     col = schema.subtree_column(metric_column(metric))
-    t_from = max(_p(t_from), p.start_time) if t_from is not None else p.start_time
+    t_from, prune, _ = _proc_from(rec, p, t_from)
     cond, params = _proc_where(p)
     where, wparams = _window(t_from, _p(t_to), None, cond + f" AND {col} IS NOT NULL")
-    with _tables(rec, t_from, _p(t_to), [p.host], procs=True) as t:
+    with _tables(rec, prune, _p(t_to), [p.host], procs=True) as t:
         out = _run(f"SELECT {col} AS v, ts FROM {t['procs']} {where} ORDER BY v DESC, ts LIMIT 1", wparams + params)
     if out.empty:
         return None, None

@@ -13,28 +13,11 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from memlib import query, source
+from memlib import query
 from tests import reference
-from tests.store_samples import writer
-from tests.strategies import T0, histories
+from tests.strategies import T0, histories, write_store
 
-MEMINFO = {"MemTotal": 8 << 30, "MemFree": 2 << 30, "MemAvailable": 4 << 30, "Buffers": 1 << 20, "Cached": 1 << 30}
 HOST = "testhost"
-
-
-def _columns(rows: pd.DataFrame) -> dict[str, list]:
-    def ints(c: str) -> list:
-        return [None if v is pd.NA else int(v) for v in rows[c]]
-
-    return {
-        "pid": rows["pid"].tolist(), "ppid": rows["ppid"].tolist(),
-        "start_time": [t.value for t in rows["start_time"]], "uid": ints("uid"),
-        "user": rows["user"].astype(str).tolist(), "state": rows["state"].astype(str).tolist(),
-        "name": rows["name"].astype(str).tolist(), "cmdline": rows["cmdline"].astype(str).tolist(),
-        "rss_bytes": rows["rss_bytes"].tolist(), "vsz_bytes": rows["vsz_bytes"].tolist(), "threads": ints("threads"),
-        "cgroup": rows["cgroup"].astype(str).tolist(), "pss_bytes": ints("pss_bytes"),
-        "uss_bytes": ints("uss_bytes"), "swap_bytes": ints("swap_bytes"), "smaps_ts": [None] * len(rows),
-    }  # fmt: skip
 
 
 @st.composite
@@ -57,17 +40,6 @@ def recordings(draw):
     return procs, times, closes, draw(st.booleans())
 
 
-def _write(root: Path, procs: pd.DataFrame, times: list[pd.Timestamp], closes: set[int], active: bool) -> None:
-    w = writer(root, host=HOST, boot_id="boot-1")
-    for snap, ts in enumerate(times):
-        rows = procs[procs["snap"] == snap]
-        w.append(ts, _columns(rows), MEMINFO)
-        if snap in closes:
-            w.close()
-    if not active:
-        w.close()
-
-
 def _none(v):
     return None if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)) else int(v)
 
@@ -77,10 +49,7 @@ def _none(v):
 def test_query_answers_equal_the_reference(case) -> None:
     procs, times, closes, active = case
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp) / "store"
-        _write(root, procs, times, closes, active)
-        source.clear_cache()
-        rec = source.open_recording(root)
+        rec = write_store(Path(tmp) / "store", procs, closes, active, host=HOST)
         rows = reference.rows_of(procs)
         tr = reference.trees(procs)
         ident = {r["proc_id"]: (r["pid"], r["start_time"]) for r in rows}

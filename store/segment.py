@@ -226,10 +226,10 @@ def _write_file(table: pa.Table, path: Path, meta: dict[bytes, bytes], kind: Tab
             writer.close()
             fh.flush()
             os.fsync(fh.fileno())
+        os.replace(tmp, path)
     except BaseException:  # disk full, ...: no temp file left behind (readers skip it anyway)
         tmp.unlink(missing_ok=True)
         raise
-    os.replace(tmp, path)
 
 
 def _by_date(table: pa.Table) -> list[tuple[str, pa.Table]]:

@@ -301,8 +301,8 @@ def verify(path: Path, data: bytes | None = None) -> str | None:
         if body < 4:
             return "damaged Parquet footer"
         meta = pq.read_metadata(pa.BufferReader(data)).metadata or {}
-    except (OSError, pa.ArrowException, ValueError) as exc:
-        return f"unreadable ({exc})"
+    except (OSError, pa.ArrowException, ValueError):
+        return "damaged Parquet footer (unreadable), skipped"
     version = meta.get(b"pmi_schema_version", b"0").decode("ascii", "replace")
     if not version.isdigit() or int(version) > SCHEMA_VERSION:
         return f"schema version {version} is newer than this reader ({SCHEMA_VERSION}), skipped"

@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 import store
-from memlib import tree
+from memlib import seed, tree
 from store import files, lock, migrate, schema
 from store.segment import procs_rows, system_rows, with_tree
 
@@ -88,8 +88,6 @@ def _signature(root: Path, current_dirs: tuple[Path, ...]) -> tuple:
 def open_recording(path: str | Path, tz: str | None = None, progress: Progress | None = None) -> Recording:
     """A recording folder -> Recording (see the module docstring); never raises for bad or missing files (an empty
     Recording says why), only for a bad `tz` (ValueError). `progress` gets conversion/import lines (default stderr)."""
-    from memlib import seed
-
     zone = seed.resolve_zone(tz)
     progress = progress or _stderr
     folder = Path(path).expanduser()
@@ -103,6 +101,8 @@ def open_recording(path: str | Path, tz: str | None = None, progress: Progress |
         root, more = _convert_old_layout(folder, progress)
         notices += more
         current_dirs = (folder,)
+    elif seed.has_seed_files(folder) and _has_store_files(folder):
+        notices.append("seed-format CSVs beside the store are not shown (a recording folder holds one kind)")
     elif seed.has_seed_files(folder):
         imported = seed.import_seed(folder, zone, progress, tree.stored_tree)
         if imported.root is None:
@@ -121,6 +121,27 @@ def open_recording(path: str | Path, tz: str | None = None, progress: Progress |
         while len(_OPEN_CACHE) > 16:
             _OPEN_CACHE.pop(next(iter(_OPEN_CACHE)))
     return rec
+
+
+def _has_store_files(folder: Path) -> bool:
+    return any((folder / t).is_dir() for t in store.TABLES) or bool(files.list_current(folder)[0])
+
+
+def _root_notices(root: Path) -> list[str]:
+    """Files directly in a store root that are not data: damaged segments kept aside, unknown files."""
+    out = []
+    try:
+        names = sorted(os.listdir(root))
+    except OSError:
+        return out
+    for name in names:
+        if files.is_skipped_name(name) or name in store.TABLES or files.CURRENT_RE.match(name):
+            continue
+        if name.endswith(files.DAMAGED_SUFFIX):
+            out.append(f"{name}: a damaged active segment kept aside (its readable samples were published)")
+        elif name != seed.SEED_DIR:
+            out.append(f"{name}: unknown file, skipped")
+    return out
 
 
 def _empty(folder: Path, shown: str, notices: list[str]) -> Recording:
@@ -187,7 +208,8 @@ def _ts_stats(path: Path) -> tuple[int, int] | None:
 
 def _describe(root: Path, shown: str, kind: Kind, notices: list[str], current_dirs: tuple[Path, ...]) -> Recording:
     closed, notes = files.list_closed(root)
-    notices = notices + notes + _orphan_notices(root, closed)
+    extra = [] if kind == "seed" else _root_notices(root)
+    notices = notices + notes + _orphan_notices(root, closed) + extra
     hosts = {f.host for f in closed}
     firsts, lasts, steps = [], [], []
     for table in ("system", "procs"):

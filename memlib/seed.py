@@ -1,10 +1,12 @@
 """Import the original tool's CSV dumps (``DIR/time/process_mem_*.csv`` + ``sys_mem_*.csv``, design.md §2).
 
-Parsers take text (the loader reads the files). Units: ``RSS_MB``/``VSZ_MB`` and ``<Key>_MB`` are whole MiB
-(kB // 1024, so a lower bound) and become bytes (* 2**20); ``HugePages_*`` stay counts; ``<Key>_kB`` is accepted too.
+Parsers take text; ``import_seed`` reads the files (regular files inside the folder only) and imports them once into
+a store (docs/store.md, "Older stores and seed CSVs") that memlib.source then queries. Units: ``RSS_MB``/``VSZ_MB``
+and ``<Key>_MB`` are whole MiB (kB // 1024, so a lower bound) and become bytes (* 2**20); ``HugePages_*`` stay
+counts; ``<Key>_kB`` is accepted too.
 
 Time: a file's stamp is the local time of the recording machine, without zone. ``localize_stamps`` turns stamps in
-*file order* (the order the loader passes, which is modification time, then name) into UTC:
+*file order* (modification time, then name) into UTC:
 nonexistent local times (spring forward) are shifted forward to the first valid instant; an ambiguous one (fall back)
 is read as the first pass (summer time) unless a file earlier in file order carries a later stamp, i.e. the clock has
 already gone back — then it is the second pass (standard time).

@@ -76,13 +76,9 @@ _OPEN_LOCK = threading.Lock()
 
 
 def _signature(root: Path, current_dirs: tuple[Path, ...]) -> tuple:
-    closed, notes = files.list_closed(root)
+    """What open_recording's cache checks: the closed files' folders (mtimes) and the active segments' sizes."""
     currents = [c for d in current_dirs for c in files.list_current(d)[0]]
-    return (
-        tuple((str(f.path), f.size, f.mtime_ns) for f in closed),
-        tuple((str(c.path), c.size, c.mtime_ns) for c in currents),
-        tuple(notes),
-    )
+    return files.dir_signature(root), tuple((str(c.path), c.size, c.mtime_ns) for c in currents)
 
 
 def open_recording(path: str | Path, tz: str | None = None, progress: Progress | None = None) -> Recording:
@@ -206,10 +202,29 @@ def _ts_stats(path: Path) -> tuple[int, int] | None:
         return None
 
 
-def _describe(root: Path, shown: str, kind: Kind, notices: list[str], current_dirs: tuple[Path, ...]) -> Recording:
+@dataclass(frozen=True)
+class _ClosedInfo:
+    hosts: frozenset[str]
+    firsts: tuple[int, ...]
+    lasts: tuple[int, ...]
+    steps: tuple[int, ...]
+    notices: tuple[str, ...]
+
+
+_CLOSED_CACHE: dict[str, tuple[tuple, _ClosedInfo]] = {}
+
+
+def _closed_info(root: Path, kind: Kind) -> _ClosedInfo:
+    """Hosts, first/last sample times (µs), recent sampling steps and notices of the closed files; recomputed only
+    when a partition folder changed (a segment was published or deleted)."""
+    sig = files.dir_signature(root)
+    with _OPEN_LOCK:
+        hit = _CLOSED_CACHE.get(str(root))
+    if hit is not None and hit[0] == sig:
+        return hit[1]
     closed, notes = files.list_closed(root)
     extra = [] if kind == "seed" else _root_notices(root)
-    notices = notices + notes + _orphan_notices(root, closed) + extra
+    notices = notes + _orphan_notices(root, closed) + extra
     hosts = {f.host for f in closed}
     firsts, lasts, steps = [], [], []
     for table in ("system", "procs"):
@@ -229,6 +244,19 @@ def _describe(root: Path, shown: str, kind: Kind, notices: list[str], current_di
             if table == "system":
                 steps += _steps(host_files[-1].path)
         break
+    info = _ClosedInfo(frozenset(hosts), tuple(firsts), tuple(lasts), tuple(steps), tuple(notices))
+    with _OPEN_LOCK:
+        _CLOSED_CACHE[str(root)] = (sig, info)
+        while len(_CLOSED_CACHE) > 16:
+            _CLOSED_CACHE.pop(next(iter(_CLOSED_CACHE)))
+    return info
+
+
+def _describe(root: Path, shown: str, kind: Kind, notices: list[str], current_dirs: tuple[Path, ...]) -> Recording:
+    info = _closed_info(root, kind)
+    notices = notices + list(info.notices)
+    hosts = set(info.hosts)
+    firsts, lasts, steps = list(info.firsts), list(info.lasts), list(info.steps)
     act = _active_from(root, current_dirs, kind) if current_dirs else None
     if act is not None:
         notices += act.notices
@@ -300,16 +328,12 @@ def parquet_files(
     in rec.notices. Only directory names and (once per file) the file's bytes are read."""
     if rec.kind == "empty":
         return []
-    closed, _ = files.list_closed(rec.root, [table])
     lo = None if t_from is None else _utc_date(t_from)
     hi = None if t_to is None else _utc_date(t_to)
     wanted = None if hosts is None else {files.safe_host(h) for h in hosts} | set(hosts)
+    closed, _ = files.list_closed(rec.root, [table], days=(lo, hi), hosts=wanted)
     out = []
     for f in closed:
-        if (lo is not None and f.date < lo) or (hi is not None and f.date > hi):
-            continue
-        if wanted is not None and f.host not in wanted:
-            continue
         problem = _verified(f)
         if problem is None:
             out.append(f.path)
@@ -438,6 +462,7 @@ def clear_cache() -> None:
     """Forget cached listings, verifications and active segments (tests)."""
     with _OPEN_LOCK:
         _OPEN_CACHE.clear()
+        _CLOSED_CACHE.clear()
     with _VERIFY_LOCK:
         _VERIFIED.clear()
     with _ACTIVE_LOCK:

@@ -308,7 +308,7 @@ def _orphan_notices(root: Path, closed: list[files.ClosedFile]) -> list[str]:
 # ------------------------------------------------------------------------------------------------ closed files
 
 
-_VERIFIED: dict[tuple[str, int, int], str | None] = {}  # (path, size, mtime_ns) -> problem or None
+_VERIFIED: dict[tuple[str, int, int], tuple[bool, str | None]] = {}  # (path, size, mtime_ns) -> check()
 _VERIFY_LOCK = threading.Lock()
 
 
@@ -334,27 +334,27 @@ def parquet_files(
     closed, _ = files.list_closed(rec.root, [table], days=(lo, hi), hosts=wanted)
     out = []
     for f in closed:
-        problem = _verified(f)
-        if problem is None:
+        ok, problem = _verified(f)
+        if ok:
             out.append(f.path)
-            continue
-        note = f"{files.relative(rec.root, f.path)}: {problem}"
-        if note not in rec.notices:
-            rec.notices.append(note)
+        if problem is not None:
+            note = f"{files.relative(rec.root, f.path)}: {problem}"
+            if note not in rec.notices:
+                rec.notices.append(note)
     return out
 
 
-def _verified(f: files.ClosedFile) -> str | None:
+def _verified(f: files.ClosedFile) -> tuple[bool, str | None]:
     key = (str(f.path), f.size, f.mtime_ns)
     with _VERIFY_LOCK:
         if key in _VERIFIED:
             return _VERIFIED[key]
-    problem = store.verify(f.path)
+    result = store.check(f.path, f.table)
     with _VERIFY_LOCK:
-        _VERIFIED[key] = problem
+        _VERIFIED[key] = result
         if len(_VERIFIED) > 200_000:
             _VERIFIED.clear()
-    return problem
+    return result
 
 
 # ------------------------------------------------------------------------------------------------ active segments

@@ -264,3 +264,27 @@ def test_seed_import_is_extended_when_later_csvs_appear(tmp_path: Path, capsys: 
     source.clear_cache()
     source.open_recording(folder, tz="UTC")
     assert "importing" in capsys.readouterr().err
+
+
+def test_a_crafted_store_of_the_previous_layout_converts_with_every_value(tmp_path: Path) -> None:
+    """tests/native_crafted's recording written by the previous collector (a closed pair) plus a leftover active
+    segment of a killed run: opening it converts both; values, nulls, cgroup memory and trees are as documented."""
+    root = tmp_path / "old"
+    shutil.copytree(REPO / "tests" / "data" / "old_layout_crafted", root)
+    rec = source.open_recording(root)
+    assert rec.kind == "native" and rec.hosts == ["vm"]
+    assert sorted(p.name for p in root.iterdir()) == [".collector.lock", "cgroups", "procs", "system"]
+    got = read_store(root)
+    assert not got.notices
+    assert got.system["ts"].nunique() == 5 and got.procs["ts"].nunique() == 5
+    mib = 1 << 20
+    at2 = got.procs[got.procs["ts"] == pd.Timestamp("2026-11-27T10:00:20Z")].set_index("pid")
+    assert at2.loc[11, "rss_bytes"] == 50 * mib and at2.loc[11, "pss_bytes"] == 25 * mib
+    assert pd.isna(at2.loc[20, "pss_bytes"]) and at2.loc[31, "ppid"] == 1
+    assert at2.loc[1, "subtree_rss_bytes"] == (10 + 20 + 50 + 100 + 1) * mib and at2.loc[1, "descendants"] == 4
+    assert at2.loc[11, "level"] == 2 and at2.loc[11, "parent_start_time"] == at2.loc[10, "start_time"]
+    assert at2.loc[1, "subtree_pss_bytes"] == (5 + 10 + 25 + 1) * mib  # postgres' unknown PSS is not a 0
+    cg = got.cgroups[got.cgroups["cgroup"] == "/system.slice/nginx.service"]
+    assert len(cg) == 3 and (cg["memory_current_bytes"] == 80 * mib).all()
+    sysrow = got.system.sort_values("ts").iloc[0]
+    assert sysrow["mem_total_bytes"] == 4096 * mib and sysrow["swap_free_bytes"] == 1000 * mib

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -86,7 +87,7 @@ def open_recording(path: str | Path, tz: str | None = None, progress: Progress |
     Recording says why), only for a bad `tz` (ValueError). `progress` gets conversion/import lines (default stderr)."""
     zone = seed.resolve_zone(tz)
     progress = progress or _stderr
-    folder = Path(path).expanduser()
+    folder = Path(path).expanduser().absolute()
     shown = str(path)
     if not folder.is_dir():
         reason = "is not a directory" if folder.exists() else "does not exist"
@@ -148,27 +149,26 @@ def _writable(folder: Path) -> bool:
     return os.access(folder, os.W_OK | os.X_OK)
 
 
-def cache_dir(folder: Path, purpose: str) -> Path:
-    """Where a conversion of `folder` goes when it cannot live beside it: $XDG_CACHE_HOME (or ~/.cache)/pmi/<hash>."""
-    import hashlib
-
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pmi"
-    digest = hashlib.sha256(f"{purpose}:{folder.resolve()}".encode()).hexdigest()[:16]
-    return base / f"{purpose}-{digest}"
-
-
 def _convert_old_layout(folder: Path, progress: Progress) -> tuple[Path, list[str]]:
     """Convert the previous layout in `folder` (in place when writable and no collector holds it, else into a cache)
     -> (root to query, notices)."""
     in_place = _writable(folder)
     held = None
-    if in_place:
+    deadline = time.monotonic() + 120
+    while in_place:
         try:
             held = lock.acquire(folder)
-        except (lock.Locked, OSError):
-            held = None  # a collector of an earlier version is still writing here: convert a copy meanwhile
+            break
+        except OSError:
             in_place = False
-    dest = folder if in_place else cache_dir(folder, "store")
+        except lock.Locked:
+            if not lock.dir_locked(folder) or time.monotonic() > deadline:
+                in_place = False  # a collector of an earlier version is still writing here: convert a copy
+                break
+            time.sleep(0.2)  # another process is converting it (or a collector starting): wait for it
+            if not migrate.old_segments(folder):
+                return folder, []
+    dest = folder if in_place else seed.cache_dir(folder, "store")
     try:
         dest.mkdir(parents=True, exist_ok=True)
         progress(f"{folder}: converting a store of the previous layout " + ("in place" if in_place else f"into {dest}"))
@@ -440,6 +440,8 @@ def _read_part(key: str, cur: files.CurrentFile, folder: Path) -> _Part:
     rel = files.relative(folder, cur.path)
     try:
         read = store.read_current(cur.path, part.offset)
+    except FileNotFoundError:  # published and deleted meanwhile: its closed files show at the next open
+        return part
     except OSError as exc:
         part.notices = [f"{rel}: unreadable ({exc.strerror or exc})"]
         return part

@@ -327,6 +327,11 @@ def check(path: Path, table: Table | None = None, data: bytes | None = None) -> 
     try:
         if data is None:
             data = Path(path).read_bytes()
+    except FileNotFoundError:
+        return False, None  # deleted meanwhile (retention): the next listing is right
+    except OSError as exc:
+        return False, f"unreadable ({exc.strerror or exc}), skipped"
+    try:
         if len(data) < 12 or data[:4] != b"PAR1" or data[-4:] != b"PAR1":
             return False, "not a Parquet file (damaged or cut short), skipped"
         (footer_len,) = struct.unpack_from("<I", data, len(data) - 8)

@@ -288,3 +288,28 @@ def test_a_crafted_store_of_the_previous_layout_converts_with_every_value(tmp_pa
     assert len(cg) == 3 and (cg["memory_current_bytes"] == 80 * mib).all()
     sysrow = got.system.sort_values("ts").iloc[0]
     assert sysrow["mem_total_bytes"] == 4096 * mib and sysrow["swap_free_bytes"] == 1000 * mib
+
+
+def test_two_viewers_opening_a_seed_folder_at_once_import_it_once(tmp_path: Path) -> None:
+    import threading
+
+    folder = tmp_path / "seed"
+    shutil.copytree(SEED, folder)
+    results = []
+
+    def open_it() -> None:
+        results.append(source.open_recording(folder, tz="UTC", progress=lambda line: None))
+
+    threads = [threading.Thread(target=open_it) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({r.root for r in results}) == 1
+    assert len(list((results[0].root / "procs").rglob("*.parquet"))) == 1
+    got = read_store(results[0].root)
+    assert not got.procs.duplicated(["ts", "pid"]).any() and got.system["ts"].nunique() == 75
+
+
+def test_a_file_deleted_between_listing_and_reading_is_not_called_damaged(tmp_path: Path) -> None:
+    assert store.check(tmp_path / "gone.parquet", "procs") == (False, None)

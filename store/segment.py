@@ -116,14 +116,13 @@ def procs_rows(table: pa.Table | None, boot_id: str) -> pa.Table:
 
 def with_tree(procs: pa.Table, derive: Derive) -> pa.Table:
     """Stored sample columns of one host -> the same rows sorted by (pid, start_time, ts) with the tree columns."""
-    procs = procs.sort_by([("pid", "ascending"), ("start_time", "ascending"), ("ts", "ascending")])
-    tree = derive(procs)
+    tree = derive(procs)  # rows still in sample order: the tree code needs no reordering
     if tree.num_rows != procs.num_rows:
         raise ValueError(f"derive returned {tree.num_rows} rows for {procs.num_rows}")
     for f in TREE_SCHEMA:
         col = tree.column(f.name)
         procs = procs.append_column(f.name, _times_us(col) if f.type == TS else col.cast(f.type))
-    return procs
+    return procs.sort_by([("pid", "ascending"), ("start_time", "ascending"), ("ts", "ascending")])
 
 
 def system_rows(table: pa.Table | None, boot_id: str) -> tuple[pa.Table, pa.Table]:
@@ -237,6 +236,9 @@ def _by_date(table: pa.Table) -> list[tuple[str, pa.Table]]:
     """Rows -> [(UTC date 'YYYY-MM-DD', rows of that date)] in date order (a stable split: row order kept)."""
     if table.num_rows == 0:
         return []
+    lo, hi = pc.min_max(table.column("ts").cast(pa.int64())).values()
+    if lo.as_py() // 86_400_000_000 == hi.as_py() // 86_400_000_000:  # the usual case: one day
+        return [(str(np.datetime64(lo.as_py() // 86_400_000_000, "D")), table)]
     days = pc.cast(pc.floor_temporal(table.column("ts"), unit="day"), pa.timestamp("us", tz="UTC"))
     days_np = days.cast(pa.int64()).to_numpy() // 86_400_000_000
     out = []

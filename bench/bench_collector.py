@@ -28,11 +28,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import psutil
+import pyarrow.parquet as pq
 
+import store
 from bench.proctree import ProcTree, levels
 from bench.timing import row
 from collector.sampler import Sampler
-from memlib import store
 
 REPO = Path(__file__).resolve().parent.parent
 PSUTIL_ATTRS = ["pid", "ppid", "memory_info", "create_time", "name", "cmdline"]
@@ -150,11 +151,12 @@ def collector_cpu(duration_s: float, interval_s: float, dumps: Path) -> tuple[fl
     cpu = cpu_s(resource.RUSAGE_CHILDREN) - c0
     if done.returncode != 0:
         raise RuntimeError(f"collector failed ({done.returncode}): {done.stderr.strip()[-800:]}")
-    read = store.read_dumps_dir(dumps)
-    samples = int(read.system["ts"].nunique())
+    closed, _ = store.list_closed(dumps)
+    rows = {t: sum(pq.read_metadata(f.path).num_rows for f in closed if f.table == t) for t in ("procs", "system")}
+    samples = rows["system"]
     if samples == 0:
         raise RuntimeError(f"collector wrote no sample into {dumps}: {done.stderr.strip()[-400:]}")
-    return cpu, samples, len(read.procs) / samples
+    return cpu, samples, rows["procs"] / samples
 
 
 def run(quick: bool = False) -> list[dict]:

@@ -1,4 +1,7 @@
-"""Every column memlib, the collector and the dashboard exchange: name, dtype, unit.
+"""Every column memlib, the collector and the dashboard exchange in pandas: name, dtype, unit.
+
+What is stored on disk (Arrow types, units, the tree columns, the system and cgroup tables) is named in
+``store/schema.py``; the frames below are memlib's in-memory view of those rows.
 
 Units: memory in **bytes**, time as **UTC** ``datetime64[ns, UTC]``, durations in seconds.
 Unknown values are null (``pd.NA`` / NaN), never 0.
@@ -56,6 +59,8 @@ CGROUP_MEM (memlib.load.Dataset.cgroup_mem; one row per sample and cgroup whose 
 from __future__ import annotations
 
 import pandas as pd
+
+from store import schema as store_schema
 
 SCHEMA_VERSION = 1  # written into every native file; readers accept <= this, and name anything newer
 
@@ -121,7 +126,7 @@ SYSTEM_KEY_COLUMNS: dict[str, str] = {
     "boot_id": "category",
 }
 # /proc/meminfo fields that are counts, not kB
-MEMINFO_COUNT_FIELDS = frozenset({"HugePages_Total", "HugePages_Free", "HugePages_Rsvd", "HugePages_Surp"})
+MEMINFO_COUNT_FIELDS = store_schema.MEMINFO_COUNT_FIELDS
 
 SNAPSHOT_COLUMNS: dict[str, str] = {
     "snap": "int32",
@@ -138,7 +143,7 @@ CGROUP_MEM_COLUMNS: dict[str, str] = {
     "cgroup": "category",
     "memory_current_bytes": "Int64",
 }
-CGROUP_MEM_FIELD_PREFIX = "cgroup_mem:"  # system-frame field name of a cgroup's memory use: prefix + cgroup path
+CGROUP_MEM_FIELD_PREFIX = store_schema.CGROUP_MEM_FIELD_PREFIX  # a .current system field: prefix + cgroup path
 
 
 def empty_cgroup_mem() -> pd.DataFrame:

@@ -1,10 +1,12 @@
 """Import the original tool's CSV dumps (``DIR/time/process_mem_*.csv`` + ``sys_mem_*.csv``, design.md §2).
 
-Parsers take text (the loader reads the files). Units: ``RSS_MB``/``VSZ_MB`` and ``<Key>_MB`` are whole MiB
-(kB // 1024, so a lower bound) and become bytes (* 2**20); ``HugePages_*`` stay counts; ``<Key>_kB`` is accepted too.
+Parsers take text; ``import_seed`` reads the files (regular files inside the folder only) and imports them once into
+a store (docs/store.md, "Older stores and seed CSVs") that memlib.source then queries. Units: ``RSS_MB``/``VSZ_MB``
+and ``<Key>_MB`` are whole MiB (kB // 1024, so a lower bound) and become bytes (* 2**20); ``HugePages_*`` stay
+counts; ``<Key>_kB`` is accepted too.
 
 Time: a file's stamp is the local time of the recording machine, without zone. ``localize_stamps`` turns stamps in
-*file order* (the order the loader passes, which is modification time, then name) into UTC:
+*file order* (modification time, then name) into UTC:
 nonexistent local times (spring forward) are shifted forward to the first valid instant; an ambiguous one (fall back)
 is read as the first pass (summer time) unless a file earlier in file order carries a later stamp, i.e. the clock has
 already gone back — then it is the second pass (standard time).
@@ -27,6 +29,7 @@ Command lines are scrubbed with ``memlib.scrub.scrub_cmdline`` (once per distinc
 from __future__ import annotations
 
 import csv
+import fcntl
 import hashlib
 import io
 import json
@@ -479,7 +482,6 @@ def import_seed(
     The store lives beside them (``folder/.pmi-store``) when writable, else in the user's cache. It is reused as is
     while the CSVs are unchanged, extended when only later CSVs were added (identities continue across the two),
     rebuilt otherwise. `progress` gets a line every few hundred files."""
-    from store import files, segment
 
     folder = Path(folder)
     listing, notices = scan_seed_files(folder)
@@ -487,6 +489,25 @@ def import_seed(
         return SeedImport(None, [*notices, f"no seed-format CSV in {folder.name}/ or {folder.name}/{SEED_DIR}/"])
     cache = _import_root(folder)
     cache.mkdir(parents=True, exist_ok=True)
+    fd = os.open(cache, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # one import of a folder at a time (two viewers opening it at once)
+        return _import_locked(folder, cache, listing, notices, zone, progress, derive)
+    finally:
+        os.close(fd)
+
+
+def _import_locked(
+    folder: Path,
+    cache: Path,
+    listing: dict[str, tuple[int, int]],
+    notices: list[str],
+    zone: tzinfo,
+    progress: Callable[[str], None],
+    derive: Callable[[pa.Table], pa.Table],
+) -> SeedImport:
+    from store import files, segment
+
     manifest = _read_manifest(cache)
     old = {} if manifest is None or manifest.get("zone") != str(zone) else manifest.get("files", {})
     listing_l = {k: list(v) for k, v in listing.items()}

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -29,7 +30,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 import store
-from memlib import tree
+from memlib import seed, tree
 from store import files, lock, migrate, schema
 from store.segment import procs_rows, system_rows, with_tree
 
@@ -76,23 +77,17 @@ _OPEN_LOCK = threading.Lock()
 
 
 def _signature(root: Path, current_dirs: tuple[Path, ...]) -> tuple:
-    closed, notes = files.list_closed(root)
+    """What open_recording's cache checks: the closed files' folders (mtimes) and the active segments' sizes."""
     currents = [c for d in current_dirs for c in files.list_current(d)[0]]
-    return (
-        tuple((str(f.path), f.size, f.mtime_ns) for f in closed),
-        tuple((str(c.path), c.size, c.mtime_ns) for c in currents),
-        tuple(notes),
-    )
+    return files.dir_signature(root), tuple((str(c.path), c.size, c.mtime_ns) for c in currents)
 
 
 def open_recording(path: str | Path, tz: str | None = None, progress: Progress | None = None) -> Recording:
     """A recording folder -> Recording (see the module docstring); never raises for bad or missing files (an empty
     Recording says why), only for a bad `tz` (ValueError). `progress` gets conversion/import lines (default stderr)."""
-    from memlib import seed
-
     zone = seed.resolve_zone(tz)
     progress = progress or _stderr
-    folder = Path(path).expanduser()
+    folder = Path(path).expanduser().absolute()
     shown = str(path)
     if not folder.is_dir():
         reason = "is not a directory" if folder.exists() else "does not exist"
@@ -103,6 +98,8 @@ def open_recording(path: str | Path, tz: str | None = None, progress: Progress |
         root, more = _convert_old_layout(folder, progress)
         notices += more
         current_dirs = (folder,)
+    elif seed.has_seed_files(folder) and _has_store_files(folder):
+        notices.append("seed-format CSVs beside the store are not shown (a recording folder holds one kind)")
     elif seed.has_seed_files(folder):
         imported = seed.import_seed(folder, zone, progress, tree.stored_tree)
         if imported.root is None:
@@ -123,6 +120,27 @@ def open_recording(path: str | Path, tz: str | None = None, progress: Progress |
     return rec
 
 
+def _has_store_files(folder: Path) -> bool:
+    return any((folder / t).is_dir() for t in store.TABLES) or bool(files.list_current(folder)[0])
+
+
+def _root_notices(root: Path) -> list[str]:
+    """Files directly in a store root that are not data: damaged segments kept aside, unknown files."""
+    out = []
+    try:
+        names = sorted(os.listdir(root))
+    except OSError:
+        return out
+    for name in names:
+        if files.is_skipped_name(name) or name in store.TABLES or files.CURRENT_RE.match(name):
+            continue
+        if name.endswith(files.DAMAGED_SUFFIX):
+            out.append(f"{name}: a damaged active segment kept aside (its readable samples were published)")
+        elif name != seed.SEED_DIR:
+            out.append(f"{name}: unknown file, skipped")
+    return out
+
+
 def _empty(folder: Path, shown: str, notices: list[str]) -> Recording:
     return Recording(folder, shown, "empty", [], True, None, None, notices, ())
 
@@ -131,27 +149,26 @@ def _writable(folder: Path) -> bool:
     return os.access(folder, os.W_OK | os.X_OK)
 
 
-def cache_dir(folder: Path, purpose: str) -> Path:
-    """Where a conversion of `folder` goes when it cannot live beside it: $XDG_CACHE_HOME (or ~/.cache)/pmi/<hash>."""
-    import hashlib
-
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pmi"
-    digest = hashlib.sha256(f"{purpose}:{folder.resolve()}".encode()).hexdigest()[:16]
-    return base / f"{purpose}-{digest}"
-
-
 def _convert_old_layout(folder: Path, progress: Progress) -> tuple[Path, list[str]]:
     """Convert the previous layout in `folder` (in place when writable and no collector holds it, else into a cache)
     -> (root to query, notices)."""
     in_place = _writable(folder)
     held = None
-    if in_place:
+    deadline = time.monotonic() + 120
+    while in_place:
         try:
             held = lock.acquire(folder)
-        except (lock.Locked, OSError):
-            held = None  # a collector of an earlier version is still writing here: convert a copy meanwhile
+            break
+        except OSError:
             in_place = False
-    dest = folder if in_place else cache_dir(folder, "store")
+        except lock.Locked:
+            if not lock.dir_locked(folder) or time.monotonic() > deadline:
+                in_place = False  # a collector of an earlier version is still writing here: convert a copy
+                break
+            time.sleep(0.2)  # another process is converting it (or a collector starting): wait for it
+            if not migrate.old_segments(folder):
+                return folder, []
+    dest = folder if in_place else seed.cache_dir(folder, "store")
     try:
         dest.mkdir(parents=True, exist_ok=True)
         progress(f"{folder}: converting a store of the previous layout " + ("in place" if in_place else f"into {dest}"))
@@ -185,9 +202,29 @@ def _ts_stats(path: Path) -> tuple[int, int] | None:
         return None
 
 
-def _describe(root: Path, shown: str, kind: Kind, notices: list[str], current_dirs: tuple[Path, ...]) -> Recording:
+@dataclass(frozen=True)
+class _ClosedInfo:
+    hosts: frozenset[str]
+    firsts: tuple[int, ...]
+    lasts: tuple[int, ...]
+    steps: tuple[int, ...]
+    notices: tuple[str, ...]
+
+
+_CLOSED_CACHE: dict[str, tuple[tuple, _ClosedInfo]] = {}
+
+
+def _closed_info(root: Path, kind: Kind) -> _ClosedInfo:
+    """Hosts, first/last sample times (µs), recent sampling steps and notices of the closed files; recomputed only
+    when a partition folder changed (a segment was published or deleted)."""
+    sig = files.dir_signature(root)
+    with _OPEN_LOCK:
+        hit = _CLOSED_CACHE.get(str(root))
+    if hit is not None and hit[0] == sig:
+        return hit[1]
     closed, notes = files.list_closed(root)
-    notices = notices + notes + _orphan_notices(root, closed)
+    extra = [] if kind == "seed" else _root_notices(root)
+    notices = notes + _orphan_notices(root, closed) + extra
     hosts = {f.host for f in closed}
     firsts, lasts, steps = [], [], []
     for table in ("system", "procs"):
@@ -207,6 +244,19 @@ def _describe(root: Path, shown: str, kind: Kind, notices: list[str], current_di
             if table == "system":
                 steps += _steps(host_files[-1].path)
         break
+    info = _ClosedInfo(frozenset(hosts), tuple(firsts), tuple(lasts), tuple(steps), tuple(notices))
+    with _OPEN_LOCK:
+        _CLOSED_CACHE[str(root)] = (sig, info)
+        while len(_CLOSED_CACHE) > 16:
+            _CLOSED_CACHE.pop(next(iter(_CLOSED_CACHE)))
+    return info
+
+
+def _describe(root: Path, shown: str, kind: Kind, notices: list[str], current_dirs: tuple[Path, ...]) -> Recording:
+    info = _closed_info(root, kind)
+    notices = notices + list(info.notices)
+    hosts = set(info.hosts)
+    firsts, lasts, steps = list(info.firsts), list(info.lasts), list(info.steps)
     act = _active_from(root, current_dirs, kind) if current_dirs else None
     if act is not None:
         notices += act.notices
@@ -258,7 +308,7 @@ def _orphan_notices(root: Path, closed: list[files.ClosedFile]) -> list[str]:
 # ------------------------------------------------------------------------------------------------ closed files
 
 
-_VERIFIED: dict[tuple[str, int, int], str | None] = {}  # (path, size, mtime_ns) -> problem or None
+_VERIFIED: dict[tuple[str, int, int], tuple[bool, str | None]] = {}  # (path, size, mtime_ns) -> check()
 _VERIFY_LOCK = threading.Lock()
 
 
@@ -278,37 +328,33 @@ def parquet_files(
     in rec.notices. Only directory names and (once per file) the file's bytes are read."""
     if rec.kind == "empty":
         return []
-    closed, _ = files.list_closed(rec.root, [table])
     lo = None if t_from is None else _utc_date(t_from)
     hi = None if t_to is None else _utc_date(t_to)
     wanted = None if hosts is None else {files.safe_host(h) for h in hosts} | set(hosts)
+    closed, _ = files.list_closed(rec.root, [table], days=(lo, hi), hosts=wanted)
     out = []
     for f in closed:
-        if (lo is not None and f.date < lo) or (hi is not None and f.date > hi):
-            continue
-        if wanted is not None and f.host not in wanted:
-            continue
-        problem = _verified(f)
-        if problem is None:
+        ok, problem = _verified(f)
+        if ok:
             out.append(f.path)
-            continue
-        note = f"{files.relative(rec.root, f.path)}: {problem}"
-        if note not in rec.notices:
-            rec.notices.append(note)
+        if problem is not None:
+            note = f"{files.relative(rec.root, f.path)}: {problem}"
+            if note not in rec.notices:
+                rec.notices.append(note)
     return out
 
 
-def _verified(f: files.ClosedFile) -> str | None:
+def _verified(f: files.ClosedFile) -> tuple[bool, str | None]:
     key = (str(f.path), f.size, f.mtime_ns)
     with _VERIFY_LOCK:
         if key in _VERIFIED:
             return _VERIFIED[key]
-    problem = store.verify(f.path)
+    result = store.check(f.path, f.table)
     with _VERIFY_LOCK:
-        _VERIFIED[key] = problem
+        _VERIFIED[key] = result
         if len(_VERIFIED) > 200_000:
             _VERIFIED.clear()
-    return problem
+    return result
 
 
 # ------------------------------------------------------------------------------------------------ active segments
@@ -394,6 +440,8 @@ def _read_part(key: str, cur: files.CurrentFile, folder: Path) -> _Part:
     rel = files.relative(folder, cur.path)
     try:
         read = store.read_current(cur.path, part.offset)
+    except FileNotFoundError:  # published and deleted meanwhile: its closed files show at the next open
+        return part
     except OSError as exc:
         part.notices = [f"{rel}: unreadable ({exc.strerror or exc})"]
         return part
@@ -416,6 +464,7 @@ def clear_cache() -> None:
     """Forget cached listings, verifications and active segments (tests)."""
     with _OPEN_LOCK:
         _OPEN_CACHE.clear()
+        _CLOSED_CACHE.clear()
     with _VERIFY_LOCK:
         _VERIFIED.clear()
     with _ACTIVE_LOCK:

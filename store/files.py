@@ -160,11 +160,17 @@ def _partition_value(name: str, key: str) -> str | None:
 
 
 def list_closed(
-    root: Path, tables: Iterable[Table] = TABLES, lister: SafeLister | None = None
+    root: Path,
+    tables: Iterable[Table] = TABLES,
+    lister: SafeLister | None = None,
+    days: tuple[date | None, date | None] = (None, None),
+    hosts: set[str] | None = None,
 ) -> tuple[list[ClosedFile], list[str]]:
-    """Every closed segment file under `root` for `tables` (sorted by table, host, date, name) + notices (links,
-    special files, directories or names that are not partitions)."""
+    """Closed segment files under `root` for `tables` whose date partition lies in `days` (inclusive, None = open)
+    and whose host is in `hosts` (None = all), sorted by table, host, date, name; + notices (links, special files,
+    directories or names that are not partitions). Folders outside the range are not listed."""
     lister = lister or SafeLister(root)
+    lo, hi = days
     out: list[ClosedFile] = []
     for table in tables:
         tdir = Path(root) / table
@@ -174,6 +180,8 @@ def list_closed(
             if is_skipped_name(h.name):
                 continue
             host = _partition_value(h.name, "host")
+            if host is not None and hosts is not None and host not in hosts:
+                continue
             if host is None or lister.check(h, want_dir=True) is None:
                 if host is None:
                     lister.notices.append(f"{relative(root, Path(h.path))}: not a host=<name> folder, skipped")
@@ -183,6 +191,8 @@ def list_closed(
                     continue
                 text = _partition_value(d.name, "date")
                 day = _parse_date(text)
+                if day is not None and ((lo is not None and day < lo) or (hi is not None and day > hi)):
+                    continue
                 if day is None or lister.check(d, want_dir=True) is None:
                     if day is None:
                         lister.notices.append(
@@ -200,6 +210,29 @@ def list_closed(
                         continue
                     out.append(ClosedFile(table, host, day, Path(f.path), st.st_size, st.st_mtime_ns))
     return out, lister.notices
+
+
+def dir_signature(root: Path) -> tuple:
+    """(relative folder, mtime_ns) of every table, host and date folder under `root`: it changes whenever a closed
+    file is published, replaced or deleted (all of them go through a rename or unlink in their date folder)."""
+    out = []
+    for table in TABLES:
+        stack = [Path(root) / table]
+        for depth in range(3):
+            nxt = []
+            for folder in stack:
+                try:
+                    out.append((relative(root, folder), os.stat(folder).st_mtime_ns))
+                except OSError:
+                    continue
+                if depth < 2:
+                    try:
+                        with os.scandir(folder) as it:
+                            nxt += [Path(e.path) for e in it if e.is_dir() and not is_skipped_name(e.name)]
+                    except OSError:
+                        continue
+            stack = nxt
+    return tuple(sorted(out))
 
 
 def _parse_date(text: str | None) -> date | None:

@@ -48,6 +48,21 @@ def _flock(fd: int, root: Path) -> None:
         ) from None
 
 
+def dir_locked(root: Path) -> bool:
+    """True when another process holds the directory lock (a collector of this version, or a conversion)."""
+    try:
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # closing releases a lock taken here
+    return False
+
+
 def holder(root: Path) -> str:
     """The pid written in root/.collector.lock ('unknown' when unreadable)."""
     try:

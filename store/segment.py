@@ -5,8 +5,8 @@ columns (from the caller's ``derive``: the store never imports the analysis code
 names, cgroup rows. ``publish`` writes them per UTC date into ``<table>/host=H/date=D/seg-<stamp>Z.parquet``: each
 file is written to ``*.tmp``, fsynced and renamed, cgroups and system first, procs last; the footer's key-value
 metadata carries ``pmi_schema_version``, host, boot id and ``pmi_data_crc32`` (CRC32 and length of every byte before
-the footer), and every page has its CRC (Parquet page checksums) for engines that check them. ``verify`` checks the
-digest and the schema version of one file without decoding it.
+the footer), and every page has its CRC (Parquet page checksums) for engines that check them. ``check`` tests one
+file without decoding it: digest, schema version, required columns and their types.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from store.schema import (
     SAMPLE_COLUMNS,
     SAMPLE_TYPES,
     SCHEMA_VERSION,
+    SCHEMAS,
     STRING_COLUMNS,
     SYSTEM_SCHEMA,
     TREE_SCHEMA,
@@ -115,14 +116,13 @@ def procs_rows(table: pa.Table | None, boot_id: str) -> pa.Table:
 
 def with_tree(procs: pa.Table, derive: Derive) -> pa.Table:
     """Stored sample columns of one host -> the same rows sorted by (pid, start_time, ts) with the tree columns."""
-    procs = procs.sort_by([("pid", "ascending"), ("start_time", "ascending"), ("ts", "ascending")])
-    tree = derive(procs)
+    tree = derive(procs)  # rows still in sample order: the tree code needs no reordering
     if tree.num_rows != procs.num_rows:
         raise ValueError(f"derive returned {tree.num_rows} rows for {procs.num_rows}")
     for f in TREE_SCHEMA:
         col = tree.column(f.name)
         procs = procs.append_column(f.name, _times_us(col) if f.type == TS else col.cast(f.type))
-    return procs
+    return procs.sort_by([("pid", "ascending"), ("start_time", "ascending"), ("ts", "ascending")])
 
 
 def system_rows(table: pa.Table | None, boot_id: str) -> tuple[pa.Table, pa.Table]:
@@ -226,16 +226,19 @@ def _write_file(table: pa.Table, path: Path, meta: dict[bytes, bytes], kind: Tab
             writer.close()
             fh.flush()
             os.fsync(fh.fileno())
+        os.replace(tmp, path)
     except BaseException:  # disk full, ...: no temp file left behind (readers skip it anyway)
         tmp.unlink(missing_ok=True)
         raise
-    os.replace(tmp, path)
 
 
 def _by_date(table: pa.Table) -> list[tuple[str, pa.Table]]:
     """Rows -> [(UTC date 'YYYY-MM-DD', rows of that date)] in date order (a stable split: row order kept)."""
     if table.num_rows == 0:
         return []
+    lo, hi = pc.min_max(table.column("ts").cast(pa.int64())).values()
+    if lo.as_py() // 86_400_000_000 == hi.as_py() // 86_400_000_000:  # the usual case: one day
+        return [(str(np.datetime64(lo.as_py() // 86_400_000_000, "D")), table)]
     days = pc.cast(pc.floor_temporal(table.column("ts"), unit="day"), pa.timestamp("us", tz="UTC"))
     days_np = days.cast(pa.int64()).to_numpy() // 86_400_000_000
     out = []
@@ -288,33 +291,82 @@ def _free_name(root: Path, host: str, day: str, stamp_text: str, overwrite: bool
 # ---------------------------------------------------------------------------------------------------- reading
 
 
-def verify(path: Path, data: bytes | None = None) -> str | None:
-    """One closed file -> None when its digest matches and its schema version is readable, else the problem
-    (text without the path). Files without a digest (none written by this version lack one) fail."""
+REQUIRED: dict[Table, tuple[str, ...]] = {
+    "procs": ("ts", "pid", "ppid", "start_time", "rss_bytes", "vsz_bytes", "level", "parent_start_time",
+              "descendants", "subtree_rss_bytes"),
+    "system": ("ts",),
+    "cgroups": ("ts", "cgroup", "memory_current_bytes"),
+}  # fmt: skip
+
+
+def _kind(t: pa.DataType) -> str:
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    if pa.types.is_timestamp(t):
+        return "time"
+    if pa.types.is_integer(t):
+        return "int"
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return "text"
+    return str(t)
+
+
+def _schema_problem(schema: pa.Schema, table: Table) -> str | None:
+    want = SCHEMAS[table]
+    missing = [c for c in REQUIRED[table] if c not in schema.names]
+    if missing:
+        return f"missing column(s) {', '.join(missing)}, skipped"
+    wrong = [f.name for f in want if f.name in schema.names and _kind(schema.field(f.name).type) != _kind(f.type)]
+    if wrong:
+        return f"column(s) of the wrong type: {', '.join(wrong)}, skipped"
+    return None
+
+
+def check(path: Path, table: Table | None = None, data: bytes | None = None) -> tuple[bool, str | None]:
+    """One closed file -> (readable, note). Not readable: damaged (digest mismatch, cut short, unreadable footer), a
+    newer schema version, or (given its `table`) a missing required column or a column of the wrong type. Readable
+    with a note: a file without the data digest (written by another tool): read unverified."""
     try:
         if data is None:
             data = Path(path).read_bytes()
+    except FileNotFoundError:
+        return False, None  # deleted meanwhile (retention): the next listing is right
+    except OSError as exc:
+        return False, f"unreadable ({exc.strerror or exc}), skipped"
+    try:
         if len(data) < 12 or data[:4] != b"PAR1" or data[-4:] != b"PAR1":
-            return "not a Parquet file (damaged or cut short)"
+            return False, "not a Parquet file (damaged or cut short), skipped"
         (footer_len,) = struct.unpack_from("<I", data, len(data) - 8)
         body = len(data) - 8 - footer_len
         if body < 4:
-            return "damaged Parquet footer"
-        meta = pq.read_metadata(pa.BufferReader(data)).metadata or {}
-    except (OSError, pa.ArrowException, ValueError) as exc:
-        return f"unreadable ({exc})"
+            return False, "damaged Parquet footer, skipped"
+        file_meta = pq.read_metadata(pa.BufferReader(data))
+        meta = file_meta.metadata or {}
+        schema = file_meta.schema.to_arrow_schema()
+    except (OSError, pa.ArrowException, ValueError):
+        return False, "damaged Parquet footer (unreadable), skipped"
     version = meta.get(b"pmi_schema_version", b"0").decode("ascii", "replace")
     if not version.isdigit() or int(version) > SCHEMA_VERSION:
-        return f"schema version {version} is newer than this reader ({SCHEMA_VERSION}), skipped"
+        return False, f"schema version {version} is newer than this reader ({SCHEMA_VERSION}), skipped"
+    if table is not None:
+        problem = _schema_problem(schema, table)
+        if problem:
+            return False, problem
     digest = meta.get(DIGEST_KEY, b"").decode("ascii", "replace")
     try:
         crc_text, n_text = digest.split(":")
         crc, n = int(crc_text, 16), int(n_text)
     except ValueError:
-        return "no data checksum in the footer"
+        return True, "no data checksum in the footer (written by another tool?): read unverified"
     if n != body or zlib.crc32(memoryview(data)[:n]) != crc:
-        return "checksum mismatch (the file is damaged), skipped"
-    return None
+        return False, "checksum mismatch (the file is damaged), skipped"
+    return True, None
+
+
+def verify(path: Path, table: Table | None = None) -> str | None:
+    """One closed file -> None when it is readable and verified, else the problem or note (see check)."""
+    ok, note = check(path, table)
+    return note if not ok or note else None
 
 
 def read_file(path: Path) -> pa.Table:

@@ -175,9 +175,10 @@ def recover(root: Path, derive: Derive) -> list[str]:
         if path.name.startswith("seg-") and path.name.endswith(files.TMP_SUFFIX) and path.is_file():
             path.unlink(missing_ok=True)
             notes.append(f"removed stale temp file {path.name}")
+    inside = os.path.realpath(root) + os.sep
     for table in TABLES:
         for tmp in sorted((root / table).glob(f"host=*/date=*/*{files.TMP_SUFFIX}")):
-            if tmp.is_file() and not tmp.is_symlink():
+            if tmp.is_file() and not tmp.is_symlink() and os.path.realpath(tmp).startswith(inside):
                 tmp.unlink(missing_ok=True)
                 notes.append(f"removed stale temp file {files.relative(root, tmp)}")
     if migrate.old_segments(root):

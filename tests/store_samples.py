@@ -83,6 +83,7 @@ def read_store(root: Path) -> StoreRead:
         parts = []
         for path in source.parquet_files(rec, table):
             t = pq.read_table(path, partitioning=None)
+            t = t.cast(pa.schema([pa.field(f.name, getattr(f.type, "value_type", f.type)) for f in t.schema]))
             parts.append(t.append_column("host", pa.array([path.parent.parent.name[len("host=") :]] * t.num_rows)))
         active_part = getattr(act, table)
         if active_part.num_rows:
@@ -91,7 +92,8 @@ def read_store(root: Path) -> StoreRead:
             frame = pa.concat_tables([p.replace_schema_metadata(None) for p in parts], promote_options="permissive")
             out[table] = frame.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
         else:
-            out[table] = pd.DataFrame({"ts": pd.Series(dtype="datetime64[us, UTC]")})
+            empty = pa.schema([*store.schema.SCHEMAS[table], ("host", pa.string())]).empty_table()
+            out[table] = empty.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
     return StoreRead(out["procs"], out["system"], out["cgroups"], list(rec.notices) + list(act.notices))
 
 

@@ -89,3 +89,21 @@ def test_seed_folder_imported_once_then_reused(tmp_path: Path, capsys: pytest.Ca
     assert "importing" in capsys.readouterr().err
     again = source.open_recording(tmp_path / "seed", tz="UTC")
     assert capsys.readouterr().err == "" and again.root == rec.root
+
+
+def _sql_blocks(path: Path) -> list[str]:
+    text = path.read_text(encoding="utf-8")
+    return [part.split("```", 1)[0] for part in text.split("```sql\n")[1:]]
+
+
+def test_the_documented_duckdb_query_runs_on_a_generated_store(tmp_path: Path) -> None:
+    """The DuckDB example of README.md and docs/store.md (the same query) runs as written on a generated store."""
+    from bench.gen_day import write_recording
+
+    (readme,) = _sql_blocks(REPO / "README.md")
+    (doc,) = _sql_blocks(REPO / "docs" / "store.md")
+    assert readme == doc
+    write_recording(tmp_path, hours=0.1, n_procs=40)
+    rows = duckdb.sql(readme.replace("DIR", str(tmp_path))).fetchall()
+    assert len(rows) == 10 and rows[0][0] == "benchhost" and rows[0][5] >= rows[-1][5]
+    assert rows[0][6] == 0  # the biggest subtree is a root's

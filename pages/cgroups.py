@@ -101,7 +101,7 @@ st.plotly_chart(
     width="stretch",
     config=charts.plot_config(f"cgroup_{ctx.metric}_{render.file_stamp(lo)}_{render.file_stamp(hi)}"),
 )
-snap_df = ctx.ask(q.moment, ctx.moment)
+snap_df = ctx.snapshot()
 members = cgroups.cgroup_members(snap_df, 0, selected, recursive=True)
 members, hidden_n = render.shown_members(members, snap_df, ctx.filters, own_col)
 if hidden_n:

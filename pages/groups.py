@@ -71,7 +71,7 @@ if clicked is not None and str(clicked) != view.group and str(clicked) != groups
     st.rerun()
 
 # ---- every group at the snapshot moment (no top-K cut), with its peak in the window
-snap_df = ctx.ask(q.moment, ctx.moment)
+snap_df = ctx.snapshot()
 now = groups.group_totals(snap_df, by)
 rank = np.argsort(-now[own_col].to_numpy(dtype=np.float64, na_value=-1.0), kind="stable")
 now = now.iloc[rank].reset_index(drop=True)

@@ -16,7 +16,7 @@ from ui.render import fmt_durations, fmt_ts  # noqa: E402
 ctx = sidebar.start_page("Level view")
 view, unit, at = ctx.view, ctx.unit, ctx.at
 own_col, sub_col = ctx.metric_col, ctx.sub_col
-snap_df = ctx.ask(q.moment, ctx.moment)
+snap_df = ctx.snapshot()
 max_level = int(snap_df["level"].max()) if len(snap_df) else 0
 level = min(view.level, max_level)
 

@@ -9,6 +9,7 @@ import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from memlib import query as q  # noqa: E402
+from memlib import summary  # noqa: E402
 from memlib.units import fmt_bytes  # noqa: E402
 from ui import charts, data, nav, render, sidebar  # noqa: E402
 from ui.render import fmt_ts  # noqa: E402
@@ -18,7 +19,7 @@ view, unit, at = ctx.view, ctx.unit, ctx.at
 lo, hi = ctx.window
 stamp, span = render.file_stamp(at), f"{render.file_stamp(lo)}_{render.file_stamp(hi)}"
 now = ctx.ask(q.latest_system, ctx.moment)
-snap_df = ctx.ask(q.moment, ctx.moment)
+snap_df = ctx.snapshot()
 sysdf = ctx.ask(q.system, lo, hi, bins=sidebar.CHART_BINS)
 
 # ---- headline numbers at the chosen moment
@@ -113,12 +114,12 @@ def _table(rows: pd.DataFrame, key: str, shown: list[str]) -> pd.Series | None:
 left, right = st.columns(2)
 with left:
     st.subheader("Top processes", divider="gray", anchor=False)
-    top = ctx.ask(q.top_processes, ctx.moment, ctx.metric, 10)
+    top = summary.top_processes(snap_df, 0, ctx.metric, 10)
     picked = _table(top, f"top_procs_{at.value}", ["pid", "name", "own", "user", "cmdline"])
     render.download_buttons(top, f"top_processes_{stamp}", key="dl_top_procs")
 with right:
     st.subheader("Top subtrees", divider="gray", anchor=False)
-    tops = ctx.ask(q.top_subtrees, ctx.moment, ctx.metric, 10)
+    tops = summary.top_subtrees(snap_df, 0, ctx.metric, 10)
     picked_sub = _table(tops, f"top_sub_{at.value}", ["pid", "name", "subtree", "descendants", "cmdline"])
     render.download_buttons(tops, f"top_subtrees_{stamp}", key="dl_top_sub")
 picked = picked if picked is not None else picked_sub

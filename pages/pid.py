@@ -9,6 +9,7 @@ import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from memlib import query as q  # noqa: E402
+from memlib import summary, tree  # noqa: E402
 from memlib.units import fmt_bytes  # noqa: E402
 from ui import charts, data, nav, render, sidebar, state  # noqa: E402
 from ui.render import fmt_duration, fmt_ts  # noqa: E402
@@ -17,7 +18,7 @@ ctx = sidebar.start_page("PID drill-down")
 view, unit, at = ctx.view, ctx.unit, ctx.at
 own_col, sub_col = ctx.metric_col, ctx.sub_col
 lo, hi = ctx.window
-snap_df = ctx.ask(q.moment, ctx.moment)
+snap_df = ctx.snapshot()
 
 st.session_state["w_pid"] = view.pid
 st.number_input(
@@ -47,7 +48,7 @@ def _process_table(rows: pd.DataFrame, key: str) -> None:
 
 def _biggest(why: str) -> None:
     st.caption(f"{why} The biggest subtrees at {fmt_ts(at)}:")
-    _process_table(ctx.ask(q.top_subtrees, ctx.moment, ctx.metric, 25), key=f"pid_pick_{at.value}")
+    _process_table(summary.top_subtrees(snap_df, 0, ctx.metric, 25), key=f"pid_pick_{at.value}")
     st.stop()
 
 
@@ -140,7 +141,7 @@ if now is None:
     if st.button("Show it at its last-seen moment", icon=":material/history:"):
         nav.go(nav.PAGE_PID, nav.process_view(view, proc, at=proc["last_seen"]))
 else:
-    chain = ctx.ask(q.ancestors, key, ctx.moment)
+    chain = tree.ancestors(snap_df, int(now["proc_id"]), 0)
     if len(chain) > 1:
         st.caption("Ancestors (root first) — click one to open it")
         above = chain.iloc[:-1]
@@ -221,7 +222,7 @@ render.download_buttons(row, f"pid{int(proc['pid'])}_stats", key="dl_stats")
 # ---- descendants at the moment
 if now is not None:
     st.subheader(f"Descendants at {fmt_ts(at)}", divider="gray", anchor=False)
-    desc = ctx.ask(q.descendants, key, ctx.moment)
+    desc = tree.descendants_of(snap_df, int(now["proc_id"]), 0)
     desc = desc[(desc["pid"] != proc["pid"]) | (desc["start_time"] != proc["start_time"])]
     if len(desc) == 0:
         st.caption("No children at this moment.")

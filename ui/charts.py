@@ -27,6 +27,7 @@ COLORS = {
     "subtree": "#ff7f0e",
     "spike": "#e377c2",
 }
+REFERENCE_LINE = {"color": COLORS["used"], "width": 1.4, "dash": "dash"}  # what a total is compared against
 
 
 def plain(text: object) -> str:
@@ -379,14 +380,7 @@ def accounting_figure(sysdf: pd.DataFrame, unit: str, at: pd.Timestamp | None) -
     if "procs_pss_bytes" in sysdf.columns:
         _line(fig, sysdf, "procs_pss_bytes", unit, name="Σ PSS", line={"color": "#2ca02c", "width": 2})
     _line(fig, sysdf, "procs_rss_bytes", unit, name="Σ RSS", line={"color": COLORS["procs"], "width": 2})
-    _line(
-        fig,
-        sysdf,
-        "mem_used_bytes",
-        unit,
-        name="RAM used",
-        line={"color": COLORS["used"], "width": 1.4, "dash": "dash"},
-    )
+    _line(fig, sysdf, "mem_used_bytes", unit, name="RAM used", line=REFERENCE_LINE)
     _mark(fig, at)
     return _layout(fig, "Σ RSS and Σ PSS against RAM used (RSS counts shared pages once per process)", unit)
 
@@ -506,13 +500,7 @@ def cgroup_figure(tl: pd.DataFrame, value_col: str, label: str, unit: str, at: p
     fig = go.Figure()
     _line(fig, tl, value_col, unit, name=f"Σ {label} of its processes", line={"color": COLORS["procs"], "width": 2})
     if "memory_current_bytes" in tl.columns and tl["memory_current_bytes"].notna().any():
-        _line(
-            fig,
-            tl,
-            "memory_current_bytes",
-            unit,
-            name="memory.current (kernel, page cache included)",
-            line={"color": COLORS["used"], "width": 1.4, "dash": "dash"},
-        )
+        kernel = "memory.current (kernel, page cache included)"
+        _line(fig, tl, "memory_current_bytes", unit, name=kernel, line=REFERENCE_LINE)
     _mark(fig, at)
     return _layout(fig, f"{label} of the selected cgroup and everything below it", unit, height=300)

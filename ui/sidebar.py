@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import pandas as pd
 import streamlit as st
 
-from memlib import filters
+from memlib import filters, summary
 from memlib import query as q
 from memlib.schema import MEMORY_METRICS, METRIC_HELP
 from memlib.units import to_utc
@@ -57,6 +57,10 @@ class PageContext:
     def at(self) -> pd.Timestamp:
         """The time of the snapshot shown."""
         return self.moment.ts
+
+    def snapshot(self) -> pd.DataFrame:
+        """Every process at the moment shown (memlib.query.moment: PROCS + TREE columns, snap 0), cached."""
+        return self.ask(q.moment, self.moment)
 
     @property
     def window_moments(self) -> tuple[q.Moment, q.Moment]:
@@ -206,7 +210,7 @@ def _metric(loaded: data.Loaded, view: state.ViewState, moment: q.Moment, now: p
     available = ["rss", "pss", "uss", "swap"] if pd.notna(known) and known else ["rss"]
     if view.metric is not None and view.metric not in available:
         st.caption(f"{METRIC_LABELS[view.metric]} was not recorded at this moment; showing RSS.")
-    choice = data.ask(loaded, q.default_metric, moment) if view.metric is None else None
+    choice = summary.choose_metric(data.ask(loaded, q.moment, moment)) if view.metric is None else None
     metric = choice.metric if choice is not None else view.metric if view.metric in available else "rss"
     _seed("w_metric", metric)
     st.selectbox(

@@ -273,3 +273,24 @@ def test_bins_keep_a_short_spike_and_cover_the_range(tmp_path: Path) -> None:
     sysb = query.system(rec, bins=7)
     assert len(sysb) == 7 and sysb["procs_rss_bytes"].max() == 11 * MIB + (1 << 30)
     assert np.all(np.diff(sysb["ts"].array.asi8) > 0)
+
+
+def test_the_readme_duckdb_example_runs_on_a_store(tmp_path: Path) -> None:
+    """The README's "Query the store directly" SQL, as written there (DIR replaced), on a store the writer made."""
+    import re
+
+    import duckdb
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text[text.index("### Query the store directly") :]
+    sql = re.search(r"```sql\n(.*?)```", section, re.S).group(1)
+    moment = pd.Timestamp(re.search(r"TIMESTAMPTZ '([^']+)'", sql).group(1))
+    w = writer(tmp_path / "store", "web1", "boot1")
+    for k in range(-2, 3):  # samples around the moment the example names, on its date
+        w.append(moment + pd.Timedelta(seconds=5 * k), _sample([1, 7, 9], [0, 1, 7], [10, 20, 30], [S0] * 3),
+                 _meminfo(k))  # fmt: skip
+    w.close()
+    con = duckdb.connect()
+    con.execute("SET TimeZone='UTC'")
+    rows = con.execute(sql.replace("DIR", str(tmp_path / "store"))).fetchall()
+    assert [(r[0], r[2], r[4], r[5]) for r in rows] == [("web1", 1, 10, 60), ("web1", 7, 20, 50), ("web1", 9, 30, 30)]

@@ -85,6 +85,7 @@ with st.expander("Totals per change", expanded=False):
         hide_index=True,
         width="stretch",
         column_config=render.process_table_config(unit, ctx.metric_label),
+        placeholder=render.MISSING,
     )
     render.download_buttons(totals, f"compare_totals_{render.file_stamp(ts_a)}_{render.file_stamp(ts_b)}", "dl_ct")
 

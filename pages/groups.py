@@ -110,7 +110,7 @@ if row is not None and str(row["group"]) != view.group:
 
 with st.expander(f"Totals over time (top {TOP} groups + other)", expanded=False):
     render.download_buttons(in_window, f"groups_{by}_{render.file_stamp(lo)}_{render.file_stamp(hi)}", "dl_groups_t")
-    st.dataframe(in_window, hide_index=True, width="stretch", height=300)
+    st.dataframe(in_window, hide_index=True, width="stretch", height=300, placeholder=render.MISSING)
 
 # ---- the processes of the selected group at the moment
 if view.group is not None:

@@ -216,7 +216,7 @@ for kind, prefix, growth in (("own", ctx.metric, "growth"), ("subtree", f"subtre
     }
     values["growth / h"] = fmt_bytes(row[f"{growth}_bytes_per_hour"].iloc[0]) if len(row) else "–"
     stat_rows.append({"series": f"{kind} {ctx.metric_label}", **values})
-st.dataframe(pd.DataFrame(stat_rows), hide_index=True, width="stretch")
+st.dataframe(pd.DataFrame(stat_rows), hide_index=True, width="stretch", placeholder=render.MISSING)
 render.download_buttons(row, f"pid{int(proc['pid'])}_stats", key="dl_stats")
 
 # ---- descendants at the moment

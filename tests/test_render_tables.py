@@ -36,6 +36,7 @@ def test_nothing_clicked_returns_none_and_calls_nothing(click) -> None:
     assert calls == [
         {
             "hide_index": True,
+            "placeholder": "–",  # an unknown value shows as a dash, never "None"
             "width": "stretch",
             "height": render.table_height(3),
             "column_config": {},

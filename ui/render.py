@@ -63,6 +63,9 @@ def fmt_ts(ts: pd.Timestamp | None) -> str:
     return pd.Timestamp(ts).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+MISSING = "–"  # how a table shows an unknown value (never "None", never 0)
+
+
 def in_unit(values: pd.Series, unit: str) -> pd.Series:
     """Byte series -> float series in `unit` (MiB or GiB), nulls kept."""
     return values.astype("Float64") / UNITS[unit]
@@ -156,6 +159,7 @@ def clickable_table(
     event = st.dataframe(
         table,
         hide_index=True,
+        placeholder=MISSING,
         width=width,
         height="auto" if max_height is None else table_height(len(table), max_height),
         column_config=column_config,

@@ -20,7 +20,7 @@ from memlib import filters, summary
 from memlib import query as q
 from memlib.schema import MEMORY_METRICS, METRIC_HELP
 from memlib.units import to_utc
-from ui import data, state
+from ui import data, render, state
 from ui import source as source_choice
 from ui.render import fmt_duration, fmt_ts
 
@@ -124,6 +124,7 @@ def _source_facts(loaded: data.Loaded) -> None:
     with st.expander(f"Data: {rec.kind}{origin} · {length}", expanded=False, icon=":material/database:"):
         st.dataframe(
             pd.DataFrame(rows, columns=["fact", "value"]),
+            placeholder=render.MISSING,
             hide_index=True,
             width="stretch",
             column_config={"fact": st.column_config.TextColumn("", width=70), "value": st.column_config.TextColumn("")},

@@ -20,7 +20,7 @@ from memlib import filters, summary
 from memlib import query as q
 from memlib.schema import MEMORY_METRICS, METRIC_HELP
 from memlib.units import to_utc
-from ui import data, render, state
+from ui import data, state
 from ui import source as source_choice
 from ui.render import fmt_duration, fmt_ts
 
@@ -116,19 +116,13 @@ def _source_facts(loaded: data.Loaded) -> None:
         ("hosts", ", ".join(rec.hosts) or "–"),
         ("from", fmt_ts(first)),
         ("to", fmt_ts(last)),
-        ("interval", f"{rec.interval_s:g} s" if rec.interval_s else "–"),
+        ("interval", f"{rec.interval_s:.3g} s" if rec.interval_s else "–"),
         ("format", kind),
     ]
     origin = " · shipped sample" if loaded.source.is_sample else ""
     length = fmt_duration((last - first).total_seconds()) if first is not None else "empty"
     with st.expander(f"Data: {rec.kind}{origin} · {length}", expanded=False, icon=":material/database:"):
-        st.dataframe(
-            pd.DataFrame(rows, columns=["fact", "value"]),
-            placeholder=render.MISSING,
-            hide_index=True,
-            width="stretch",
-            column_config={"fact": st.column_config.TextColumn("", width=70), "value": st.column_config.TextColumn("")},
-        )
+        st.text("\n".join(f"{label}: {value}" for label, value in rows))  # values are data: text, never Markdown
         for notice in rec.notices[:20]:
             st.text(notice)
 

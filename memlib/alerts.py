@@ -45,7 +45,7 @@ import pandas as pd
 from memlib import leaks, schema
 from memlib.timeline import metric_column
 from memlib.tree import group_bounds, with_tree
-from memlib.units import fmt_bytes, to_utc
+from memlib.units import fmt_bytes, ns_of, to_utc
 
 KINDS = ("growth", "size", "system_available", "swap_used")
 SELECT_KEYS = ("name", "cmdline", "user", "cgroup")
@@ -239,7 +239,7 @@ def _process_alerts(rule: Rule, rows: pd.DataFrame, now: pd.Timestamp, value: np
     n = len(rows)
     if n == 0:
         return _empty_alerts()
-    start_ns = leaks.ns_of(rows["start_time"])
+    start_ns = ns_of(rows["start_time"])
     host = rows["host"].astype(str).to_numpy() if "host" in rows.columns else np.full(n, "")
     pid = rows["pid"].to_numpy()
     keys = [f"{rule.name}|{h}|{p}|{s}" for h, p, s in zip(host, pid, start_ns, strict=True)]
@@ -286,7 +286,7 @@ def _eval_growth(rule: Rule, procs: pd.DataFrame, now: pd.Timestamp, last_rows: 
 def _eval_size(rule: Rule, now: pd.Timestamp, procs: pd.DataFrame, interval: float) -> pd.DataFrame:
     col = metric_column(rule.metric)
     col = schema.subtree_column(col) if rule.scope == "subtree" else col
-    t_all = leaks.ns_of(procs["ts"])
+    t_all = ns_of(procs["ts"])
     now_ns, from_ns = now.value, now.value - int(rule.for_s * 1e9)
     rows = np.flatnonzero((t_all >= from_ns) & (t_all <= now_ns))
     v = procs[col].astype("Float64").to_numpy(dtype=float, na_value=np.nan)[rows]
@@ -311,7 +311,7 @@ def _eval_size(rule: Rule, now: pd.Timestamp, procs: pd.DataFrame, interval: flo
 
 
 def _eval_system(rule: Rule, sysf: pd.DataFrame, now: pd.Timestamp) -> pd.DataFrame:
-    t = leaks.ns_of(sysf["ts"])
+    t = ns_of(sysf["ts"])
     win = sysf[(t >= now.value - int(rule.for_s * 1e9)) & (t <= now.value)]
 
     def key(name: str) -> np.ndarray:
@@ -356,7 +356,7 @@ def evaluate(
     growth, bytes for size/swap, percent for available), threshold (same unit), unit, message. In rule order.
     interval_s: the sampling interval (a size rule's process must be seen within 1.5 intervals of its window start).
     """
-    times = np.unique(np.concatenate([leaks.ns_of(procs["ts"]), leaks.ns_of(system["ts"])]))
+    times = np.unique(np.concatenate([ns_of(procs["ts"]), ns_of(system["ts"])]))
     if times.size == 0:
         return _empty_alerts()
     if at is None:
@@ -369,7 +369,7 @@ def evaluate(
     interval = interval_s or 0.0
     if any(r.kind == "size" and r.scope == "subtree" for r in rules):
         procs = with_tree(procs)
-    last_rows = procs[leaks.ns_of(procs["ts"]) == now.value]
+    last_rows = procs[ns_of(procs["ts"]) == now.value]
     parts = []
     for rule in rules:  # a handful of rules: each is vectorised over every process
         if rule.kind == "growth":
@@ -487,7 +487,7 @@ def sample_frames(samples: Sequence[tuple[pd.Timestamp, dict[str, Sequence], dic
 
 def median_interval(ts: pd.Series) -> float | None:
     """Sample times -> the median step between distinct ones in seconds (None with fewer than two)."""
-    t = np.unique(leaks.ns_of(ts))
+    t = np.unique(ns_of(ts))
     return float(np.median(np.diff(t)) / 1e9) if t.size > 1 else None
 
 

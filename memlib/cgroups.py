@@ -8,7 +8,7 @@ cgroup are left out (``unplaced_processes`` in ``cgroup_tree``'s attrs counts th
 
 The kernel's own figure for the cgroup (``memory.current`` on v2, ``memory.usage_in_bytes`` on v1: page cache and
 kernel memory included, so usually above the process sums) comes from a CGROUP_MEM frame (``ts, host, cgroup,
-memory_current_bytes``: ``Dataset.cgroup_mem``) when one was recorded; null otherwise.
+memory_current_bytes``: ``memlib.query.cgroup_mem``) when one was recorded; null otherwise.
 
 Readable names (``label``): ``/`` -> ``root``; ``foo.slice`` -> ``foo slice``; ``nginx.service`` -> ``nginx
 service``; ``session-3.scope`` -> ``session-3 scope``; containers by runtime and short id: ``docker-<id>.scope``
@@ -28,7 +28,7 @@ import pandas as pd
 from memlib import schema
 from memlib.tree import TreeIndex
 
-CGROUP_MEM_COLUMNS = schema.CGROUP_MEM_COLUMNS  # ts, host, cgroup, memory_current_bytes (Dataset.cgroup_mem)
+CGROUP_MEM_COLUMNS = schema.CGROUP_MEM_COLUMNS  # ts, host, cgroup, memory_current_bytes (query.cgroup_mem)
 CGROUP_TREE_COLUMNS = [
     "cgroup", "parent", "depth", "label", "kind", "processes", "rss_bytes", "pss_bytes", "uss_bytes", "swap_bytes",
     "tree_processes", "tree_rss_bytes", "tree_pss_bytes", "tree_uss_bytes", "tree_swap_bytes", "memory_current_bytes",

@@ -52,6 +52,7 @@ import pandas as pd
 from memlib import schema
 from memlib.timeline import metric_column
 from memlib.tree import TreeIndex, group_bounds, with_tree
+from memlib.units import ns_of, to_utc
 
 NS_PER_H = 3_600_000_000_000
 MIB = schema.MIB
@@ -70,24 +71,14 @@ SUBTREE_LEAK_COLUMNS = [
 ]  # fmt: skip
 
 
-def ns_of(times: pd.Series) -> np.ndarray:
-    """A datetime column (any unit, UTC) -> int64 nanoseconds since the epoch (NaT -> INT64_MIN)."""
-    return times.array.as_unit("ns").asi8
-
-
 def _window_mask(ts: pd.Series, t_from: pd.Timestamp | None, t_to: pd.Timestamp | None) -> np.ndarray:
     t = ns_of(ts)
     mask = np.ones(len(t), bool)
     if t_from is not None:
-        mask &= t >= _utc(t_from).value
+        mask &= t >= to_utc(t_from).as_unit("ns").value
     if t_to is not None:
-        mask &= t <= _utc(t_to).value
+        mask &= t <= to_utc(t_to).as_unit("ns").value
     return mask
-
-
-def _utc(t: pd.Timestamp | str) -> pd.Timestamp:
-    ts = pd.Timestamp(t)
-    return (ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")).as_unit("ns")
 
 
 def _row_median(sorted_rows: np.ndarray, valid: np.ndarray) -> np.ndarray:

@@ -8,15 +8,15 @@ Unknown values are null (``pd.NA`` / NaN), never 0.
 
 Frames
 ------
-PROCS (one row per process per snapshot; what the loader returns, sorted by ``snap, pid``):
-    snap        int32                 snapshot index (dense, 0..n-1, ordered by ``ts``; key into SNAPSHOTS)
+PROCS (one row per process per snapshot; what memlib.query returns for the frame analyses, sorted by ``snap, pid``):
+    snap        int32                 snapshot index within that frame (dense, 0..n-1, ordered by ``ts``)
     ts          datetime64[ns, UTC]   sample time
     host        category              host name of the recording machine
     boot_id     category              /proc/sys/kernel/random/boot_id ("" for seed dumps)
     pid         int32
     ppid        int32                 0 for roots such as init / kthreadd
     start_time  datetime64[ns, UTC]   boot time + /proc/<pid>/stat field 22; for seed dumps: first time seen
-    proc_id     int64                 dense identity of (host, boot_id, pid, start_time) within one Dataset
+    proc_id     int64                 dense identity of (host, boot_id, pid, start_time) within one frame
     uid         Int64 (nullable)      real uid (null for seed dumps)
     user        category              user name (uid as text when unresolvable)
     state       category (nullable)   R, S, D, Z, ... (null for seed dumps)
@@ -38,22 +38,8 @@ TREE (memlib.tree.derive_trees adds these to PROCS, same row order):
     subtree_<m>      int64 / Int64  for each memory metric m present: own + all descendants, at that moment
                              (subtree_rss_bytes, subtree_pss_bytes, subtree_uss_bytes, subtree_swap_bytes)
 
-SYSTEM (one row per snapshot, sorted by ``snap``):
-    snap, ts, host, boot_id   as in PROCS
-    <meminfo key>   Int64     every /proc/meminfo field under its own name ("MemTotal", "Active(anon)", ...),
-                              converted to bytes; HugePages_Total/Free/Rsvd/Surp stay counts.
-                              Seed dumps: whole MiB * 2**20 (a lower bound).
-
-SNAPSHOTS (memlib.load.Dataset.snapshots):
-    snap int32, ts datetime64[ns, UTC], host category, boot_id category, processes int32
-
-CGROUP_MEM (memlib.load.Dataset.cgroup_mem; one row per sample and cgroup whose memory use was readable):
-    ts, host              as in PROCS (a ts of SNAPSHOTS)
-    cgroup   category     cgroup path as in PROCS ``cgroup``
-    memory_current_bytes  Int64   memory.current (v2) / memory.usage_in_bytes (v1): the kernel's figure for the
-                                  cgroup, page cache and kernel memory included
-    Stored in the system frame's long (field, value) rows as fields ``CGROUP_MEM_FIELD_PREFIX + path``: no new
-    frame kind, so files stay readable both ways; the loader moves them out of SYSTEM into this frame.
+The system series (memlib.query.SYSTEM_COLUMNS) and per-cgroup memory (ts, host, cgroup, memory_current_bytes)
+come straight from the store's system and cgroups tables; their formulas are in memlib.query.system and the README.
 """
 
 from __future__ import annotations

@@ -22,10 +22,10 @@ import numpy as np
 import pandas as pd
 
 from memlib import schema
-from memlib.leaks import ns_of
 from memlib.summary import system_summary
 from memlib.timeline import metric_column
 from memlib.tree import TreeIndex, group_bounds
+from memlib.units import ns_of, to_utc
 
 MIB = schema.MIB
 DEFAULT_BASELINE_S = 600.0
@@ -38,11 +38,6 @@ EVENT_COLUMNS = [
 ]  # fmt: skip
 PROCESS_SPIKE_COLUMNS = ["proc_id", "pid", "start_time", "name", "cmdline", "user", *EVENT_COLUMNS]
 SYSTEM_SPIKE_COLUMNS = ["series", *EVENT_COLUMNS]
-
-
-def _utc_ns(t: pd.Timestamp | str) -> int:
-    ts = pd.Timestamp(t)
-    return (ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")).as_unit("ns").value
 
 
 def _empty_events() -> pd.DataFrame:
@@ -149,9 +144,9 @@ def process_spikes(
     t_all = ns_of(procs["ts"])
     mask = np.ones(len(procs), bool)
     if t_from is not None:
-        mask &= t_all >= _utc_ns(t_from)
+        mask &= t_all >= to_utc(t_from).as_unit("ns").value
     if t_to is not None:
-        mask &= t_all <= _utc_ns(t_to)
+        mask &= t_all <= to_utc(t_to).as_unit("ns").value
     values = procs[col]
     if values.hasnans:
         mask &= values.notna().to_numpy()
@@ -221,9 +216,9 @@ def used_spikes(
     t = ns_of(summ["ts"])
     mask = used.notna().to_numpy().copy()  # pandas 3 hands out read-only views
     if t_from is not None:
-        mask &= t >= _utc_ns(t_from)
+        mask &= t >= to_utc(t_from).as_unit("ns").value
     if t_to is not None:
-        mask &= t <= _utc_ns(t_to)
+        mask &= t <= to_utc(t_to).as_unit("ns").value
     order = np.flatnonzero(mask)
     order = order[np.argsort(t[order], kind="stable")]
     v = used.to_numpy(dtype=np.float64, na_value=np.nan)[order]

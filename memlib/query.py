@@ -264,26 +264,20 @@ def _as_procs(df: pd.DataFrame, snap_of: pd.Series | None = None) -> pd.DataFram
     snap = np.zeros(len(df), np.int32) if snap_of is None else snap_of.to_numpy(np.int32)
     df = df.assign(snap=snap)
     df = df.sort_values(["snap", "pid"], kind="stable").reset_index(drop=True)
-    ident = pd.MultiIndex.from_frame(df[["host", "boot_id", "pid", "start_time"]].astype(object))
-    df["proc_id"] = pd.factorize(ident)[0].astype(np.int64)
-    key = pd.MultiIndex.from_frame(df[["snap", "host", "pid", "start_time"]].astype(object))
-    want = pd.MultiIndex.from_frame(
-        df[["snap", "host", "ppid", "parent_start_time"]]
-        .astype(object)
-        .set_axis(["snap", "host", "pid", "start_time"], axis=1)
+    ident = ["host", "boot_id", "pid", "start_time"]
+    df["proc_id"] = df.groupby(ident, sort=False, dropna=False).ngroup().astype(np.int64)
+    # the parent: the first row of the same sample and host whose (pid, start_time) is (ppid, parent_start_time)
+    key = ["snap", "host", "pid", "start_time"]
+    rows = df[key].assign(parent_row=np.arange(len(df), dtype=np.int64)).drop_duplicates(key)
+    want = pd.DataFrame(
+        {"snap": df["snap"], "host": df["host"], "pid": df["ppid"], "start_time": df["parent_start_time"]}
     )
-    pos = pd.Index(key).get_indexer_for(want) if key.is_unique else _first_positions(key, want)
-    pos = np.where(df["parent_start_time"].isna().to_numpy(), -1, pos)
-    df["parent_row"] = pos.astype(np.int64)
+    found = want.merge(rows, on=key, how="left")["parent_row"]
+    pos = found.to_numpy(dtype=np.float64, na_value=-1.0).astype(np.int64)
+    df["parent_row"] = np.where(df["parent_start_time"].isna().to_numpy(), -1, pos)
     for c in ("host", "boot_id", "user", "state", "name", "cmdline", "cgroup"):
         df[c] = df[c].astype("category")
     return schema.conform(df, {**schema.PROC_COLUMNS, **schema.TREE_COLUMNS, "parent_start_time": schema.UTC_NS})
-
-
-def _first_positions(key: pd.MultiIndex, want: pd.MultiIndex) -> np.ndarray:
-    first = pd.Series(np.arange(len(key)), index=key)
-    first = first[~first.index.duplicated()]
-    return first.reindex(want).fillna(-1).to_numpy(np.int64)
 
 
 def moment(rec: source.Recording, m: Moment) -> pd.DataFrame:

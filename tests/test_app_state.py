@@ -161,3 +161,21 @@ def test_vectorised_durations_match_the_scalar_formatter() -> None:
     values = pd.Series([None, 0.4, 59.6, 60, 3599, 3600, 86399, 86400, 3 * 86400 + 7200], dtype="Float64")
     expected = [render.fmt_duration(None if pd.isna(v) else float(v)) for v in values]
     assert render.fmt_durations(values).tolist() == expected
+
+
+def test_the_default_window_is_the_last_day_or_the_day_around_the_moment() -> None:
+    from ui.sidebar import window_of
+
+    t = pd.Timestamp
+    first, last = t("2026-11-01T00:00Z"), t("2026-11-30T00:00Z")  # a month: the default window is not all of it
+    day = pd.Timedelta(hours=24)
+    assert window_of(ViewState(), first, last, last) == (last - day, last)
+    at = t("2026-11-10T06:00Z")  # a link to a moment before the last day: the day around it
+    assert window_of(ViewState(at=at), first, last, at) == (at - day / 2, at + day / 2)
+    assert window_of(ViewState(at=first), first, last, first) == (first, first + day)
+    given = ViewState(from_=t("2026-11-05T00:00Z"), to=t("2026-11-07T00:00Z"))  # old links keep their window
+    assert window_of(given, first, last, last) == (given.from_, given.to)
+    assert window_of(ViewState(to=t("2026-11-07T00:00Z")), first, last, last) == (t("2026-11-06T00:00Z"), given.to)
+    assert window_of(ViewState(from_=t("2000-01-01T00:00Z")), first, last, last) == (first, last)  # clamped
+    short_last = first + pd.Timedelta(minutes=30)
+    assert window_of(ViewState(), first, short_last, short_last) == (first, short_last)

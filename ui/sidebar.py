@@ -153,24 +153,54 @@ def resolve(loaded: data.Loaded, at: pd.Timestamp | None) -> q.Moment:
         return moment
 
 
+DEFAULT_WINDOW = pd.Timedelta(hours=24)  # the window without `from` in the URL: cost follows what is shown
+RANGES = {
+    "1 h": pd.Timedelta(hours=1),
+    "6 h": pd.Timedelta(hours=6),
+    "24 h": DEFAULT_WINDOW,
+    "7 d": pd.Timedelta(days=7),
+}
+
+
+def window_of(view: state.ViewState, first: pd.Timestamp, last: pd.Timestamp, at: pd.Timestamp) -> tuple:
+    """URL from/to and the moment shown -> the window (inclusive): from/to as given, clamped to the recording; without
+    `from` the DEFAULT_WINDOW ending at `to` (or the last sample), or, when the moment lies before that, the
+    DEFAULT_WINDOW around the moment."""
+    hi = min(view.to, last) if view.to is not None else last
+    if view.from_ is not None:
+        lo = max(view.from_, first)
+    else:
+        lo = max(first, hi - DEFAULT_WINDOW)
+        if view.to is None and at < lo:
+            lo = max(first, at - DEFAULT_WINDOW / 2)
+            hi = min(last, lo + DEFAULT_WINDOW)
+    return (lo, hi) if lo <= hi else (first, last)
+
+
 def _time_controls(loaded: data.Loaded, view: state.ViewState) -> tuple[q.Moment, tuple]:
     """The window and moment widgets -> (the resolved snapshot, (from, to))."""
     rec = loaded.rec
     first, last = rec.span
     moment = resolve(loaded, view.at)
     at = moment.ts
-    lo = max(view.from_, first) if view.from_ is not None else first
-    hi = min(view.to, last) if view.to is not None else last
-    if lo > hi:
-        lo, hi = first, last
+    lo, hi = window_of(view, first, last, at)
     st.subheader("Time", divider="gray")
     if first != last:
         step = timedelta(seconds=max(1, round(float(rec.interval_s or 1.0))))
-        bounds = {"min_value": _naive(first), "max_value": _naive(last), "step": step, "format": "MM-DD HH:mm:ss"}
+        fmt = "HH:mm:ss" if last - first <= pd.Timedelta(hours=20) else "MM-DD HH:mm"  # short: not cut at the edges
+        bounds = {"min_value": _naive(first), "max_value": _naive(last), "step": step, "format": fmt}
 
         def set_window() -> None:
             a, b = (to_utc(x) for x in st.session_state["w_window"])
-            state.update_state(from_=None if a <= first else a, to=None if b >= _naive_utc(last) else b)
+            to = None if b >= _naive_utc(last) else b
+            default_lo = _naive_utc(max(first, (b if to is not None else last) - DEFAULT_WINDOW))
+            state.update_state(from_=None if a == default_lo else a, to=to)
+
+        def set_range() -> None:
+            width = RANGES.get(st.session_state.get("w_range") or "")
+            state.update_state(
+                from_=first if width is None else None if width == DEFAULT_WINDOW else last - width, to=None
+            )
 
         def set_at() -> None:
             state.update_state(at=resolve(loaded, to_utc(st.session_state["w_at"])).ts)
@@ -178,6 +208,10 @@ def _time_controls(loaded: data.Loaded, view: state.ViewState) -> tuple[q.Moment
         def set_latest() -> None:
             state.update_state(at=None if st.session_state["w_latest"] else last)
 
+        ranges = [r for r, width in RANGES.items() if width < last - first] + ["all"]
+        shown = next((r for r in ranges if (RANGES.get(r) or last - first) == hi - lo and hi == last), None)
+        _seed("w_range", shown)
+        st.segmented_control("Window: the last", ranges, key="w_range", on_change=set_range)
         _seed("w_window", (_naive(lo), _naive(hi)))
         st.slider("Window (UTC)", key="w_window", on_change=set_window, help="Time range of the charts.", **bounds)
         _seed("w_latest", view.at is None)

@@ -34,7 +34,7 @@ class ViewState:
     min_rss_mb: float = 0.0  # MiB
     min_subtree_mb: float = 0.0  # MiB
     match: str = ""
-    from_: pd.Timestamp | None = None  # time window start; None = first sample
+    from_: pd.Timestamp | None = None  # time window start; None = the default window (ui.sidebar.window_of)
     to: pd.Timestamp | None = None  # time window end; None = last sample
     metric: str | None = None  # None = the default metric (PSS when known for nearly every process, else RSS)
     unit: str = "MiB"

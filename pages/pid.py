@@ -168,7 +168,7 @@ else:
 tl = ctx.ask(q.timeline, key, lo, hi, bins=sidebar.CHART_BINS // 2)
 stamp = render.file_stamp(at)
 title = f"{proc['name']} (PID {int(proc['pid'])})"
-spikes = ctx.ask(q.process_spikes, lo, hi, ctx.metric)
+spikes = ctx.ask(q.process_spikes, lo, hi, ctx.metric, procs=[key])
 left, right = st.columns(2)
 with left:
     fig = data.figure(
@@ -177,7 +177,7 @@ with left:
         (key, lo, hi, unit, ctx.metric, at),
         lambda: charts.add_spike_bands(
             charts.process_figure(tl, own_col, sub_col, ctx.metric_label, unit, at, title),
-            spikes[(spikes["pid"] == key.pid) & (spikes["start_time"] == key.start_time)],
+            spikes,
             unit,
             pad_s=ctx.pad_s,
         ),

@@ -66,13 +66,23 @@ class Proc(NamedTuple):
 
 _local = threading.local()
 _names = itertools.count()
+_DB: duckdb.DuckDBPyConnection | None = None
+_DB_LOCK = threading.Lock()
+MEMORY_LIMIT = "512MB"  # DuckDB's working memory, shared by every thread's cursor (spills to disk beyond it)
 
 
 def _con() -> duckdb.DuckDBPyConnection:
+    """This thread's cursor on the one in-memory database (shared buffer pool and Parquet metadata cache)."""
+    global _DB
     con = getattr(_local, "con", None)
     if con is None:
-        con = duckdb.connect()
-        con.execute("SET TimeZone='UTC'")
+        with _DB_LOCK:
+            if _DB is None:
+                _DB = duckdb.connect()
+                _DB.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+                _DB.execute("SET enable_object_cache = true")
+        con = _DB.cursor()
+        con.execute("SET TimeZone = 'UTC'")
         _local.con = con
     return con
 
@@ -166,6 +176,32 @@ def _run(sql: str, params: Sequence | None = None) -> pd.DataFrame:
         else:
             out[name] = pd.Series(col.to_pandas(), copy=False)
     return pd.DataFrame(out, index=pd.RangeIndex(tbl.num_rows))
+
+
+@contextmanager
+def _keys(procs: Sequence[Proc] | None) -> Iterator[str]:
+    """Context: SQL condition keeping only the rows of these processes ("" for None = every process)."""
+    if procs is None:
+        yield ""
+        return
+    con = _con()
+    name = f"pmi_keys_{next(_names)}"
+    table = pa.table(
+        {
+            "host": pa.array([p.host for p in procs], pa.string()),
+            "boot_id": pa.array([p.boot_id for p in procs], pa.string()),
+            "pid": pa.array([int(p.pid) for p in procs], pa.int32()),
+            "start_time": pa.array([to_utc(p.start_time).value for p in procs], pa.timestamp("ns", tz="UTC")),
+        }
+    )
+    con.register(name, table)
+    try:
+        yield (
+            "(host, boot_id, pid, start_time) IN (SELECT (host, boot_id, pid, CAST(start_time AS TIMESTAMPTZ)) "
+            f"FROM {name})"
+        )
+    finally:
+        con.unregister(name)
 
 
 def _p(ts: pd.Timestamp | None) -> pd.Timestamp | None:
@@ -569,14 +605,6 @@ def stats(rec: source.Recording, t_from=None, t_to=None, procs: Sequence[Proc] |
     col = metric_column(metric)
     m = col.removesuffix("_bytes")
     t_from, t_to = _p(t_from), _p(t_to)
-    extra, params = "", []
-    if procs is not None:
-        if not procs:
-            procs = [Proc("", "", -1, pd.Timestamp(0, tz="UTC"))]
-        extra = "(" + " OR ".join("(pid = ? AND start_time = ? AND host = ? AND boot_id = ?)" for _ in procs) + ")"
-        for p in procs:
-            params += [int(p.pid), p.start_time, p.host, p.boot_id]
-    where, wparams = _window(t_from, t_to, host, extra)
     life = "epoch(max(ts) - start_time)" if rec.start_times_exact else "epoch(max(ts) - min(ts))"
 
     def agg(c: str, pre: str) -> str:
@@ -586,7 +614,8 @@ def stats(rec: source.Recording, t_from=None, t_to=None, procs: Sequence[Proc] |
             f"regr_slope({c}, epoch(ts) / 3600.0) AS {'' if pre == m else 'subtree_'}growth_bytes_per_hour"
         )
 
-    with _tables(rec, t_from, t_to, [host] if host else None, procs=True) as t:
+    with _keys(procs) as keep, _tables(rec, t_from, t_to, [host] if host else None, procs=True) as t:
+        where, wparams = _window(t_from, t_to, host, keep)
         out = _run(
             f"""SELECT host, boot_id, pid, start_time, arg_max(name, ts) AS name, arg_max(cmdline, ts) AS cmdline,
                 arg_max("user", ts) AS "user", min(ts) AS first_seen, max(ts) AS last_seen,
@@ -595,7 +624,7 @@ def stats(rec: source.Recording, t_from=None, t_to=None, procs: Sequence[Proc] |
                 arg_max(ts, [subtree_{col}, -epoch_us(ts)]) FILTER (WHERE subtree_{col} IS NOT NULL)
                     AS subtree_{m}_max_ts
             FROM {t["procs"]} {where} GROUP BY host, boot_id, pid, start_time ORDER BY host, pid, start_time""",
-            wparams + params,
+            wparams,
         )
     return out[stats_columns(metric)]
 
@@ -884,12 +913,8 @@ def leak_series(rec: source.Recording, procs: Sequence[Proc], t_from=None, t_to=
         return pd.DataFrame({"pid": pd.Series(dtype="int32"), "ts": pd.Series(dtype=schema.UTC_NS),
                              "floor_bytes": pd.Series(dtype="int64")})  # fmt: skip
     t_from, t_to = _p(t_from), _p(t_to)
-    cond = "(" + " OR ".join("(pid = ? AND start_time = ? AND host = ? AND boot_id = ?)" for _ in procs) + ")"
-    params: list = []
-    for p in procs:
-        params += [int(p.pid), p.start_time, p.host, p.boot_id]
-    where, wparams = _window(t_from, t_to, None, f"{cond} AND {col} IS NOT NULL")
-    with _tables(rec, t_from, t_to, None, procs=True) as t:
+    with _keys(procs) as keep, _tables(rec, t_from, t_to, None, procs=True) as t:
+        where, wparams = _window(t_from, t_to, None, f"{keep} AND {col} IS NOT NULL")
         out = _run(
             f"""WITH w AS (SELECT host, boot_id, pid, start_time, ts, {col} AS v FROM {t["procs"]} {where}),
             c AS (SELECT host, boot_id, pid, start_time, epoch_ns(min(ts)) AS f,
@@ -900,7 +925,7 @@ def leak_series(rec: source.Recording, procs: Sequence[Proc], t_from=None, t_to=
                 make_timestamp_ns(CAST(any_value(f) + round(avg(epoch_ns(ts) - f)) AS BIGINT)) AS ts,
                 min(v) AS floor_bytes
             FROM r GROUP BY host, boot_id, pid, start_time, b ORDER BY host, boot_id, pid, start_time, ts""",
-            wparams + params,
+            wparams,
         )
     order = {(p.host, p.boot_id, int(p.pid), p.start_time): i for i, p in enumerate(procs)}
     rank = [order.get((h, b, int(pid), st), len(order)) for h, b, pid, st in
@@ -921,17 +946,17 @@ def alerts(rec: source.Recording, rules: Sequence, at=None) -> pd.DataFrame:
 
 
 def process_spikes(rec: source.Recording, t_from=None, t_to=None, metric: str = "rss",
-                   host: str | None = None, **kw) -> pd.DataFrame:  # fmt: skip
+                   host: str | None = None, procs: Sequence[Proc] | None = None, **kw) -> pd.DataFrame:  # fmt: skip
     """Spikes of processes over the window (memlib.spikes semantics): PROCESS_SPIKE_COLUMNS + host, boot_id.
 
-    The query keeps only processes whose metric moves by at least min_size_bytes in the window and returns their
-    samples; spikes.process_spikes finds the runs on those rows.
+    The query keeps only processes whose metric moves by at least min_size_bytes in the window (and only `procs`
+    when given) and returns their samples; spikes.process_spikes finds the runs on those rows.
     """
     col = metric_column(metric)
     min_size = kw.get("min_size_bytes", spikes_mod.PROCESS_MIN_SIZE)
     t_from, t_to = _p(t_from), _p(t_to)
-    where, params = _window(t_from, t_to, host, f"{col} IS NOT NULL")
-    with _tables(rec, t_from, t_to, [host] if host else None, procs=True) as t:
+    with _keys(procs) as keep, _tables(rec, t_from, t_to, [host] if host else None, procs=True) as t:
+        where, params = _window(t_from, t_to, host, f"{col} IS NOT NULL" + (f" AND {keep}" if keep else ""))
         rows = _run(
             f"""WITH w AS (SELECT host, boot_id, pid, start_time, ts, {col}, name, cmdline, "user"
                            FROM {t["procs"]} {where}),

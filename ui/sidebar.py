@@ -210,8 +210,9 @@ def _time_controls(loaded: data.Loaded, view: state.ViewState) -> tuple[q.Moment
 
         ranges = [r for r, width in RANGES.items() if width < last - first] + ["all"]
         shown = next((r for r in ranges if (RANGES.get(r) or last - first) == hi - lo and hi == last), None)
-        _seed("w_range", shown)
-        st.segmented_control("Window: the last", ranges, key="w_range", on_change=set_range)
+        if len(ranges) > 1:  # a recording shorter than an hour has only "all"
+            _seed("w_range", shown)
+            st.segmented_control("Window: the last", ranges, key="w_range", on_change=set_range)
         _seed("w_window", (_naive(lo), _naive(hi)))
         st.slider("Window (UTC)", key="w_window", on_change=set_window, help="Time range of the charts.", **bounds)
         _seed("w_latest", view.at is None)

@@ -36,7 +36,6 @@ import json
 import os
 import re
 import shutil
-import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
@@ -50,6 +49,7 @@ import pyarrow.parquet as pq
 
 from memlib.schema import MEMINFO_COUNT_FIELDS, MIB, UTC_NS
 from memlib.scrub import scrub_cmdline
+from memlib.units import local_zone, resolve_zone  # noqa: F401  (seed stamps are local time; re-exported)
 
 PROCESS_FILE_RE = re.compile(r"^process_mem_(\d{8}_\d{6})\.csv$")
 SYSTEM_FILE_RE = re.compile(r"^sys_mem_(\d{8}_\d{6})\.csv$")
@@ -341,34 +341,6 @@ IMPORT_DIR = ".pmi-store"  # the store a seed folder is imported into, when the 
 _MANIFEST = "import.json"
 _MANIFEST_VERSION = 1
 SEED_HOST = ""  # seed dumps carry no host name (the store's partition is host=unknown)
-
-
-def local_zone() -> tzinfo:
-    """The zone of this machine: $TZ if it names a zone, else /etc/localtime, else UTC."""
-    env = os.environ.get("TZ", "").lstrip(":")
-    if env:
-        try:
-            return zoneinfo.ZoneInfo(env)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            pass
-    try:
-        target = os.path.realpath("/etc/localtime")
-        if "zoneinfo/" in target:
-            return zoneinfo.ZoneInfo(target.split("zoneinfo/", 1)[1])
-        with open("/etc/localtime", "rb") as fh:
-            return zoneinfo.ZoneInfo.from_file(fh, key="localtime")
-    except (OSError, zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return zoneinfo.ZoneInfo("UTC")
-
-
-def resolve_zone(tz: str | None) -> tzinfo:
-    """Zone name (IANA, e.g. "Europe/Berlin", or "UTC") or None (local zone) -> tzinfo; ValueError if unknown."""
-    if tz is None or tz == "":
-        return local_zone()
-    try:
-        return zoneinfo.ZoneInfo(tz)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
-        raise ValueError(f"unknown time zone {tz!r} (use an IANA name such as 'Europe/Berlin' or 'UTC')") from None
 
 
 def cache_dir(folder: Path, purpose: str) -> Path:

@@ -6,12 +6,17 @@ whole seconds print as ``...T10:05:02Z``, others with 3 or 6 fraction digits. Te
 output, the dashboard's URLs and labels), given back to ``parse_time``, is the very same instant, so it selects the
 very same snapshot (memlib.query.resolve matches exactly first, then the nearest snapshot within half an interval).
 
+Zones (seed dumps stamp local time): ``local_zone`` ($TZ, else /etc/localtime, else UTC), ``resolve_zone``.
+
 Bytes: ``fmt_bytes`` writes binary prefixes ('1.5 GiB'); null -> '–'. ``MIB`` is 2**20.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import zoneinfo
+from datetime import tzinfo
 
 import numpy as np
 import pandas as pd
@@ -90,3 +95,31 @@ def fmt_bytes(n: float | int | None) -> str:
     if i == 0:
         return f"{sign}{int(n)} B"
     return f"{sign}{n:.1f} {BYTE_STEPS[i]}" if n < 100 else f"{sign}{n:.0f} {BYTE_STEPS[i]}"
+
+
+def local_zone() -> tzinfo:
+    """The zone of this machine: $TZ if it names a zone, else /etc/localtime, else UTC."""
+    env = os.environ.get("TZ", "").lstrip(":")
+    if env:
+        try:
+            return zoneinfo.ZoneInfo(env)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            pass
+    try:
+        target = os.path.realpath("/etc/localtime")
+        if "zoneinfo/" in target:
+            return zoneinfo.ZoneInfo(target.split("zoneinfo/", 1)[1])
+        with open("/etc/localtime", "rb") as fh:
+            return zoneinfo.ZoneInfo.from_file(fh, key="localtime")
+    except (OSError, zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return zoneinfo.ZoneInfo("UTC")
+
+
+def resolve_zone(tz: str | None) -> tzinfo:
+    """Zone name (IANA, e.g. "Europe/Berlin", or "UTC") or None (local zone) -> tzinfo; ValueError if unknown."""
+    if tz is None or tz == "":
+        return local_zone()
+    try:
+        return zoneinfo.ZoneInfo(tz)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
+        raise ValueError(f"unknown time zone {tz!r} (use an IANA name such as 'Europe/Berlin' or 'UTC')") from None

@@ -22,7 +22,6 @@ import numpy as np
 import pandas as pd
 
 from memlib import schema
-from memlib.summary import system_summary
 from memlib.timeline import metric_column
 from memlib.tree import TreeIndex, group_bounds
 from memlib.units import ns_of, to_utc
@@ -185,22 +184,6 @@ def process_spikes(
         out[c] = ev[c].to_numpy() if c not in ("start", "end", "peak_ts") else ev[c].array
     out = out.sort_values(["size_bytes", "start"], ascending=[False, True], kind="stable").reset_index(drop=True)
     return out[[c for c in PROCESS_SPIKE_COLUMNS if c in out.columns]]
-
-
-def system_spikes(
-    system: pd.DataFrame,
-    procs: pd.DataFrame,
-    t_from: pd.Timestamp | str | None = None,
-    t_to: pd.Timestamp | str | None = None,
-    baseline_s: float = DEFAULT_BASELINE_S,
-    k: float = DEFAULT_K,
-    min_size_bytes: float = SYSTEM_MIN_SIZE,
-) -> pd.DataFrame:
-    """SYSTEM and PROCS frames and a window -> spikes of used memory (summary.system_summary's mem_used_bytes).
-
-    Columns: SYSTEM_SPIKE_COLUMNS (series = "mem_used", then the event columns), in time order.
-    """
-    return used_spikes(system_summary(system, procs), t_from, t_to, baseline_s, k, min_size_bytes)
 
 
 def used_spikes(

@@ -78,21 +78,11 @@ def test_window_and_empty_inputs() -> None:
 
 
 def test_system_used_memory_spikes() -> None:
-    procs = _procs()
     total = 8192 * MIB
     avail = np.full(N, 6000 * MIB)
     avail[200:210] -= 1000 * MIB
-    system = pd.DataFrame(
-        {
-            "snap": np.arange(N, dtype=np.int32),
-            "ts": [ts_of(i) for i in range(N)],
-            "host": "testhost",
-            "boot_id": "boot-1",
-            "MemTotal": pd.array(np.full(N, total), dtype="Int64"),
-            "MemAvailable": pd.array(avail, dtype="Int64"),
-        }
-    )
-    sp = spikes.system_spikes(system, procs)
+    series = pd.DataFrame({"ts": [ts_of(i) for i in range(N)], "mem_used_bytes": pd.array(total - avail, "Int64")})
+    sp = spikes.used_spikes(series)
     assert list(sp.columns) == spikes.SYSTEM_SPIKE_COLUMNS and len(sp) == 1
     row = sp.iloc[0]
     assert row["series"] == "mem_used" and row["start"] == ts_of(200) and row["end"] == ts_of(209)

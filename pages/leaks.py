@@ -91,7 +91,8 @@ def _suspects_table(suspects: pd.DataFrame, spark: pd.DataFrame | None, middle: 
 
 
 def _process_suspects() -> None:
-    sc = ctx.ask(q.leak_scores, lo, hi, ctx.metric)
+    with st.spinner("Scoring leaks…"):
+        sc = ctx.ask(q.leak_scores, lo, hi, ctx.metric)
     suspects = sc[sc["score"] > 0].head(MAX_SUSPECTS).reset_index(drop=True)
     if len(suspects) == 0:
         st.success(f"No process's {label} grew steadily in this window.", icon=":material/check_circle:")
@@ -126,7 +127,8 @@ def _process_suspects() -> None:
 
 
 def _subtree_suspects() -> None:
-    st_ = ctx.ask(q.subtree_leak_scores, lo, hi, ctx.metric)
+    with st.spinner("Scoring subtrees…"):
+        st_ = ctx.ask(q.subtree_leak_scores, lo, hi, ctx.metric)
     suspects = st_[st_["score"] > 0].head(MAX_SUSPECTS).reset_index(drop=True)
     if len(suspects) == 0:
         st.success("No subtree has a steadily growing member in this window.", icon=":material/check_circle:")

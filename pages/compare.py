@@ -25,11 +25,11 @@ if first != last:
     left, right = st.columns(2)
     for col, field, label, ts in ((left, "a", "First moment (a)", ts_a), (right, "b", "Second moment (b)", ts_b)):
         key = f"w_cmp_{field}"
-        st.session_state[key] = sidebar._naive(ts)
+        st.session_state[key] = sidebar.naive(ts)
         col.slider(
             label + " (UTC)",
-            min_value=sidebar._naive(first),
-            max_value=sidebar._naive(last),
+            min_value=sidebar.naive(first),
+            max_value=sidebar.naive(last),
             step=step,
             format="MM-DD HH:mm:ss",
             key=key,

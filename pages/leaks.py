@@ -13,6 +13,7 @@ import streamlit as st  # noqa: E402
 
 from memlib import alerts, spikes  # noqa: E402
 from memlib import query as q  # noqa: E402
+from memlib.units import fmt_bytes  # noqa: E402
 from ui import nav, render, sidebar  # noqa: E402
 from ui.state import UNITS  # noqa: E402
 
@@ -163,7 +164,7 @@ def _process_spikes() -> None:
     sp = ctx.ask(q.process_spikes, lo, hi, ctx.metric)
     shown = sp.head(MAX_SPIKES).reset_index(drop=True)
     if len(shown) == 0:
-        st.caption(f"No process spiked by {render.fmt_bytes(spikes.PROCESS_MIN_SIZE)} or more in this window.")
+        st.caption(f"No process spiked by {fmt_bytes(spikes.PROCESS_MIN_SIZE)} or more in this window.")
         return
     table = pd.DataFrame(
         {
@@ -202,7 +203,7 @@ def _process_spikes() -> None:
 def _system_spikes() -> None:
     sp = ctx.ask(q.system_spikes, lo, hi)
     if len(sp) == 0:
-        st.caption(f"No spike of {render.fmt_bytes(spikes.SYSTEM_MIN_SIZE)} or more in used RAM in this window.")
+        st.caption(f"No spike of {fmt_bytes(spikes.SYSTEM_MIN_SIZE)} or more in used RAM in this window.")
         return
     table = pd.DataFrame(
         {
@@ -341,7 +342,7 @@ with tab_subtrees:  # scored only when opened: it costs several times the proces
 st.subheader("Spikes", divider="gray", anchor=False)
 st.caption(
     f"A spike is a rise of {label} well above the process's rolling {spikes.DEFAULT_BASELINE_S / 60:.0f}-minute median "
-    f"(at least {render.fmt_bytes(spikes.PROCESS_MIN_SIZE)} and {spikes.DEFAULT_K:g}× its usual spread); "
+    f"(at least {fmt_bytes(spikes.PROCESS_MIN_SIZE)} and {spikes.DEFAULT_K:g}× its usual spread); "
     "a rise that stays becomes the new baseline. Click one to open that process at its peak."
 )
 _process_spikes()

@@ -88,7 +88,8 @@ class PageContext:
         return (self.rec.interval_s or 0) / 2
 
 
-def _naive(ts: pd.Timestamp) -> datetime:
+def naive(ts: pd.Timestamp) -> datetime:
+    """A time -> the naive UTC datetime (microseconds) a Streamlit datetime slider takes."""
     return to_utc(ts).tz_localize(None).floor("us").to_pydatetime()
 
 
@@ -188,7 +189,7 @@ def _time_controls(loaded: data.Loaded, view: state.ViewState) -> tuple[q.Moment
     if first != last:
         step = timedelta(seconds=max(1, round(float(rec.interval_s or 1.0))))
         fmt = "HH:mm:ss" if last - first <= pd.Timedelta(hours=20) else "MM-DD HH:mm"  # short: not cut at the edges
-        bounds = {"min_value": _naive(first), "max_value": _naive(last), "step": step, "format": fmt}
+        bounds = {"min_value": naive(first), "max_value": naive(last), "step": step, "format": fmt}
 
         def set_window() -> None:
             a, b = (to_utc(x) for x in st.session_state["w_window"])
@@ -213,11 +214,11 @@ def _time_controls(loaded: data.Loaded, view: state.ViewState) -> tuple[q.Moment
         if len(ranges) > 1:  # a recording shorter than an hour has only "all"
             _seed("w_range", shown)
             st.segmented_control("Window: the last", ranges, key="w_range", on_change=set_range)
-        _seed("w_window", (_naive(lo), _naive(hi)))
+        _seed("w_window", (naive(lo), naive(hi)))
         st.slider("Window (UTC)", key="w_window", on_change=set_window, help="Time range of the charts.", **bounds)
         _seed("w_latest", view.at is None)
         st.toggle("Follow the latest snapshot", key="w_latest", on_change=set_latest)
-        _seed("w_at", _naive(at))
+        _seed("w_at", naive(at))
         st.slider(
             "Snapshot moment (UTC)",
             key="w_at",
@@ -230,7 +231,7 @@ def _time_controls(loaded: data.Loaded, view: state.ViewState) -> tuple[q.Moment
 
 def _naive_utc(ts: pd.Timestamp) -> pd.Timestamp:
     """A time as the slider gives it back (microseconds, UTC)."""
-    return to_utc(_naive(ts))
+    return to_utc(naive(ts))
 
 
 def _metric(loaded: data.Loaded, view: state.ViewState, moment: q.Moment, now: pd.Series) -> str:

@@ -3,8 +3,10 @@ every page of the dashboard at the same time over one generated recording; the s
 (the caches in ui/data.py are shared between sessions and capped by max_entries, so 10 viewers cost little more than
 one).
 
-Full run: a day at 5 s with 300 processes (``bench.gen_day.generate(hours=24)``, ~5 M rows, written through the store
-as ``bench/bench_store.py`` does), 10 sessions. ``run(quick=True)``: 3 min of 40 processes, server start and idle
+Full run: a day at 5 s with 300 processes (``python -m bench.gen_day --hours 24``, cached by bench.bench_memlib),
+10 sessions. Targets: page time p50 <= 0.5 s and p95 <= 2 s, 0 errors (the times are the viewers' wall times in
+chromium on this machine's two cores, so they include the browsers' own work).
+``run(quick=True)``: 3 min of 40 processes, server start and idle
 RSS only, no browser (for the smoke test). Rows: server RSS idle / after one warm-up viewer / peak and after the N
 concurrent viewers, page errors, p50 and p95 page time (navigation until the page has settled; every `goto` loads the
 app afresh, i.e. a new Streamlit session), and the warm-up viewer's first (cold) page time.
@@ -39,7 +41,8 @@ QUICK = {"hours": 0.05, "n_procs": 40}  # server only (see quick_rows)
 PAGE_PARAMS = {"pid": "?pid=1", "level": "?level=1"}  # url path -> query (pid 1 is init in every recording)
 PAGE_TIMEOUT_MS = 180_000
 RSS_GROWTH_TARGET = 1.5  # peak RSS with N viewers <= 1.5 x RSS after one viewer
-P50_TARGET_S = 5.0
+P50_TARGET_S = 0.5
+P95_TARGET_S = 2.0
 SETTLED_JS = (
     "() => !!document.querySelector('[data-testid=\"stMainBlockContainer\"] h1')"
     " && !document.querySelector('[data-testid=\"stStatusWidget\"]')"
@@ -214,13 +217,14 @@ class PeakRss:
 
 
 def write_recording(out: Path, hours: float, n_procs: int) -> str:
-    """Generate `hours` of `n_procs` processes at 5 s and write them as native segments -> a size description."""
-    from bench.bench_store import write_via_compaction
-    from bench.gen_day import generate
+    """A generated store of `hours` of about `n_procs` processes at 5 s (bench.gen_day, cached), copied into `out`
+    -> a size description."""
+    from bench.bench_memlib import recording, summary_of
 
-    procs, system = generate(hours=hours, n_procs=n_procs)
-    write_via_compaction(procs, system, out)
-    return f"{hours:g} h at 5 s, {len(procs):,} rows, {procs['snap'].nunique():,} snapshots"
+    src = recording(hours, n_procs)
+    shutil.copytree(src, out, dirs_exist_ok=True)
+    s = summary_of(src)
+    return f"{hours:g} h at 5 s, {s['rows']:,} rows, {s['snapshots']:,} snapshots"
 
 
 def _p95(values: list[float]) -> float:
@@ -323,6 +327,13 @@ def run(quick: bool = False) -> list[dict]:
             f"≤ {P50_TARGET_S:g} s",
             (statistics.median(times) <= P50_TARGET_S) if (judge and times) else None,
             note=f"p95 {_p95(times):.2f} s",
+        ),
+        _row(
+            f"page time p95, {n} concurrent viewers",
+            [_p95(times)] if times else [],
+            "s",
+            f"≤ {P95_TARGET_S:g} s",
+            (_p95(times) <= P95_TARGET_S) if (judge and times) else None,
         ),
         _row(
             "page time, one viewer, cold caches (first page)",

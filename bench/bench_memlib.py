@@ -1,109 +1,137 @@
-"""memlib analysis benchmarks on one synthetic day (bench/gen_day.py: 24 h at 5 s, ~300 processes, ~5.2 M rows).
+"""memlib on generated stores queried in place: a day and 30 days (``python -m bench.gen_day``, 5 s, ~300 processes).
 
-Targets (issue 7): derive_trees for the day <= 1 s; one process's timeline plus its children trends <= 50 ms once
-loaded (with the cached tree.TreeIndex); filter_snapshot at a moment <= 20 ms (snapshot extraction included).
-system_summary, process_stats, growers and TreeIndex.build are timed for information. Each row is the median of
-several repeats. ``run(quick=True)`` uses a quarter of an hour so the smoke test stays fast; targets are then not
-judged (ok is None).
+Targets: the CLI's ``snapshot --at T`` as a whole process (interpreter start, open, resolve, query, print) on 30 days
+<= 1.5 s and peak RSS <= 300 MB; cost grows with what is shown, not with history: a moment's tree and one process's
+timeline (600 buckets) on 30 days / on 1 day <= 1.5. Timed for information (median of repeats, warm files): resolve,
+moment, timeline and children of the leaker's shell, system series (600 buckets), stats of every process over the
+last hour, groups by user (600 buckets), leak scores over the last 6 hours.
+
+Recordings are generated once into ``$PMI_BENCH_CACHE`` (default /tmp/pmi-bench) and reused while their parameters
+match. ``run(quick=True)``: 0.1 h and 0.5 h recordings, one CLI run each, targets not judged.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 
-from bench.gen_day import generate
+from bench.timing import row as _value_row
 from bench.timing import time_calls as _time
 from bench.timing import timing_row as _row
-from memlib import filters, stats, summary, timeline, tree
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = Path(os.environ.get("PMI_BENCH_CACHE", "/tmp/pmi-bench"))
+CLI_TARGET_S = 1.5
+CLI_RSS_TARGET_MB = 300
+RATIO_TARGET = 1.5
+BINS = 600
 
 
-def _pick(procs: pd.DataFrame, name: str) -> int:
-    hit = procs.loc[procs["name"] == name, "proc_id"]
-    return int(hit.iloc[0]) if len(hit) else int(procs["proc_id"].iloc[0])
+def recording(hours: float, procs: int = 300) -> Path:
+    """A generated store of `hours` (bench.gen_day), made once and cached -> its directory."""
+    out = CACHE / f"gen-{hours:g}h-{procs}p"
+    done = out / ".complete.json"  # files starting with '.' are not data
+    if done.exists():
+        return out
+    if out.exists():
+        subprocess.run(["rm", "-rf", str(out)], check=True)
+    cmd = [sys.executable, "-m", "bench.gen_day", "--out", str(out), "--hours", f"{hours:g}", "--procs", str(procs)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True)
+    done.write_text(proc.stdout.strip().splitlines()[-1])
+    return out
+
+
+def summary_of(path: Path) -> dict:
+    """The generator's summary line of a cached recording (rows, snapshots, bytes...)."""
+    return json.loads((path / ".complete.json").read_text())
+
+
+def cli_run(dumps: Path, *argv: str) -> tuple[float, float, int, float]:
+    """`python -m memlib ARGV --dumps DUMPS` in a fresh interpreter -> (wall seconds, peak RSS MiB, output bytes,
+    CPU seconds user + system)."""
+    cmd = ["/usr/bin/time", "-f", "%M %U %S", sys.executable, "-m", "memlib", *argv, "--dumps", str(dumps)]
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, check=False)
+    wall = time.perf_counter() - t
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)}: exit {proc.returncode}: {proc.stderr.decode()[-500:]}")
+    peak_kib, user, system = proc.stderr.decode().strip().splitlines()[-1].split()
+    return wall, int(peak_kib) / 1024, len(proc.stdout), float(user) + float(system)
+
+
+def _typed_time(rec, fraction: float) -> str:
+    """A time a user would type: `fraction` into the recording, whole seconds, not necessarily a sample."""
+    lo, hi = rec.span
+    return (lo + (hi - lo) * fraction).floor("s").strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _query_rows(path: Path, label: str, repeats: int, judge: bool) -> tuple[list[dict], dict[str, float]]:
+    from memlib import query, source
+
+    source.clear_cache()
+    t = time.perf_counter()
+    rec = source.open_recording(path)
+    open_s = time.perf_counter() - t
+    at = _typed_time(rec, 0.5)
+    m = query.resolve(rec, at)
+    leaker = query.process(rec, int(query.moment(rec, m).query("name == 'leaky-worker'")["pid"].iloc[0]))
+    shell = query.ancestors(rec, leaker, m).iloc[-2]
+    shell_p = query.Proc(str(shell["host"]), str(shell["boot_id"]), int(shell["pid"]), shell["start_time"])
+    end = rec.span[1]
+    calls = {
+        "resolve": lambda: query.resolve(rec, at),
+        "moment (whole tree)": lambda: query.moment(rec, m),
+        f"timeline, {BINS} buckets": lambda: query.timeline(rec, leaker, bins=BINS),
+        f"children trends, {BINS} buckets": lambda: query.children(rec, shell_p, bins=BINS),
+        f"system series, {BINS} buckets": lambda: query.system(rec, bins=BINS),
+        "stats of every process, last hour": lambda: query.stats(rec, end - pd.Timedelta(hours=1), end),
+        f"groups by user, {BINS} buckets": lambda: query.groups(rec, "user", bins=BINS),
+        "leak scores, last 6 h": lambda: query.leak_scores(rec, end - pd.Timedelta(hours=6), end),
+    }
+    rows = [_value_row(f"{label}: open_recording (unchanged files)", [open_s], "s", note="first call in the process")]
+    medians = {}
+    for name, fn in calls.items():
+        values = _time(fn, repeats)
+        medians[name] = sorted(values)[len(values) // 2]
+        rows.append(_row(f"{label}: {name}", values, None, judge))
+    return rows, medians
 
 
 def run(quick: bool = False) -> list[dict]:
-    """Time the analysis functions on one generated day (a quarter hour when `quick`) -> result rows."""
-    hours, repeats = (0.25, 2) if quick else (24, 5)
-    t = time.perf_counter()
-    procs, system = generate(hours=hours)
-    gen_s = time.perf_counter() - t
-    size = f"{len(procs):,} rows, {procs['snap'].nunique():,} snapshots, {procs['proc_id'].nunique():,} processes"
+    """Generate (or reuse) a day and 30 days, run the CLI and the queries on both -> result rows."""
+    small_h, big_h, repeats = (0.1, 0.5, 1) if quick else (24.0, 720.0, 5)
     judge = not quick
-    rows = [_row("derive_trees, whole recording", _time(lambda: tree.derive_trees(procs), repeats), 1.0, judge, size)]
-    full = pd.concat([procs, tree.derive_trees(procs)], axis=1)
-    rows.append(
-        _row("TreeIndex.build (once per load, cached)", _time(lambda: tree.TreeIndex.build(full), 3), None, judge)
-    )
-    index = tree.TreeIndex.build(full)
+    small, big = recording(small_h), recording(big_h)
+    small_label, big_label = ("1 day", "30 days") if not quick else (f"{small_h:g} h", f"{big_h:g} h")
+    rows = []
+    for label, path in ((small_label, small), (big_label, big)):
+        s = summary_of(path)
+        size = f"{s['snapshots']:,} snapshots, {s['bytes'] / 2**20:.0f} MiB, {s['bytes_per_row']} B/row"
+        rows.append(_value_row(f"{label}: recording", [s["rows"]], "rows", note=size))
+    from memlib import source
 
-    shell = int(full.loc[full["name"] == "leaky-worker", "ppid"].iloc[0])
-    shell_id = int(full.loc[(full["pid"] == shell) & (full["snap"] == 0), "proc_id"].iloc[0])
-    n_kids = full.loc[full["ppid"] == shell, "proc_id"].nunique()
-
-    def one_process(pid: int = shell_id) -> None:
-        timeline.process_timeline(full, pid, index)
-        timeline.children_trends(full, pid, "rss", index)
-
-    rows.append(
-        _row(
-            "process_timeline + children_trends (a shell, with TreeIndex)",
-            _time(one_process, repeats * 2),
-            0.05,
-            judge,
-            f"{n_kids} distinct children over the recording",
-        )
-    )
-    rows.append(
-        _row(
-            "process_timeline + children_trends (same shell, no index)",
-            _time(lambda: (timeline.process_timeline(full, shell_id), timeline.children_trends(full, shell_id)), 3),
-            None,
-            judge,
-            "a boolean mask over every row",
-        )
-    )
-    init_id = _pick(full, "systemd")
-    rows.append(
-        _row(
-            "process_timeline + children_trends (init, with TreeIndex)",
-            _time(lambda: one_process(init_id), 3),
-            None,
-            judge,
-            "largest case: every orphan and service is init's child",
-        )
-    )
-    moment = int(full["snap"].max()) // 2
-    f = filters.Filters(min_lifetime_s=60, min_rss_mib=10, min_subtree_mib=20, match="a")
-
-    def filter_at_moment() -> None:
-        filters.filter_snapshot(tree.snapshot(full, moment, index), f, limit=50)
-
-    rows.append(_row("snapshot + filter_snapshot at a moment", _time(filter_at_moment, repeats * 2), 0.02, judge))
-    rows.append(_row("system_summary", _time(lambda: summary.system_summary(system, full), 3), None, judge))
-    rows.append(_row("process_stats (every process)", _time(lambda: stats.process_stats(full), 3), None, judge))
-    rows.append(
-        _row(
-            "process_stats (every process, with TreeIndex)",
-            _time(lambda: stats.process_stats(full, index=index), 3),
-            None,
-            judge,
-        )
-    )
-    rows.append(
-        _row(
-            "growers + counts between two moments",
-            _time(lambda: (summary.growers(full, 0, moment, index=index), summary.counts(full, 0, moment)), 3),
-            None,
-            judge,
-        )
-    )
-    rows.append(_row("gen_day.generate (the synthetic day itself)", [gen_s], None, judge, size))
+    for label, path, target in ((small_label, small, False), (big_label, big, judge)):
+        rec = source.open_recording(path)
+        at = _typed_time(rec, 0.5)
+        runs = [cli_run(path, "snapshot", "--at", at, "--format", "csv") for _ in range(1 if quick else 3)]
+        walls, peaks = [r[0] for r in runs], [r[1] for r in runs]
+        cpu = sorted(r[3] for r in runs)[len(runs) // 2]
+        note = f"--at {at}, {runs[0][2]:,} bytes printed, CPU {cpu:.2f} s (median), load {os.getloadavg()[0]:.1f}"
+        rows.append(_value_row(f"CLI snapshot --at, {label}, whole process", walls, "s", f"<= {CLI_TARGET_S} s",
+                               (max(walls) <= CLI_TARGET_S) if target else None, note))  # fmt: skip
+        rows.append(_value_row(f"CLI snapshot --at, {label}, peak RSS", peaks, "MiB", f"<= {CLI_RSS_TARGET_MB} MB",
+                               (max(peaks) <= CLI_RSS_TARGET_MB) if target else None))  # fmt: skip
+    small_rows, small_t = _query_rows(small, small_label, repeats, judge)
+    big_rows, big_t = _query_rows(big, big_label, repeats, judge)
+    rows += small_rows + big_rows
+    for name in ("moment (whole tree)", f"timeline, {BINS} buckets", f"children trends, {BINS} buckets"):
+        ratio = big_t[name] / small_t[name]
+        rows.append(_value_row(f"{big_label} / {small_label}: {name}", [ratio], "x", f"<= {RATIO_TARGET}",
+                               (ratio <= RATIO_TARGET) if judge else None))  # fmt: skip
     return rows
-
-
-if __name__ == "__main__":
-    for r in run():
-        print(f"{r['name']:<66} {r['median_s'] * 1000:9.1f} ms  {r['target']:<8} {r['ok']}  {r['note']}")

@@ -1,23 +1,25 @@
-"""Issue 7 §3: bytes per process-sample on disk, writer cost per sample, and loading a day through memlib.load.
+"""The store's figures: bytes per process-sample on disk (tree columns included), compaction cost against the
+previous store, the collector's writer per sample.
 
 Rows:
-- a generated day (``bench.gen_day.generate``: 24 h at 5 s, 300 processes) split into hourly segments and written
-  through the store's own compaction (``memlib.store.compact_current`` on a `.current` holding the hour's frames):
-  bytes per process-sample (procs + system files), compaction time per hour;
-- one generated hour written sample by sample through ``memlib.store.SegmentWriter`` (what the collector does):
-  append time per sample, close (compaction) time, bytes per process-sample;
-- the shipped recording ``sample/dumps``: bytes per process-sample;
-- ``memlib.load.load_dumps`` of the day in fresh subprocesses: cold load, warm reload (unchanged files), peak RSS.
+- a generated day (``bench.gen_day.write_recording``: 24 h at 5 s, 300 processes, hourly segments through
+  ``store.segment.build_tables`` + ``publish``, the compaction path): bytes per process-sample (procs + system +
+  cgroups files), the procs files alone;
+- compaction of one generated hour from a ``.current`` holding its frames: ``store.compact_current`` (tree columns
+  derived, partitioned files, checksums) against the previous ``memlib.store.compact_current`` (while it exists), CPU
+  seconds and their ratio (target <= 2);
+- one generated hour written sample by sample through ``store.SegmentWriter`` (what the collector does): append time
+  per sample, close (compaction) time, bytes per process-sample;
+- the shipped recording ``sample/dumps``: bytes per process-sample.
+
+``write_via_compaction`` writes the previous layout (memlib.store) for the benchmarks that still load it.
 """
 
 from __future__ import annotations
 
 import gc
-import json
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,11 +27,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
-from bench.gen_day import generate
+import store
+from bench.gen_day import generate, write_recording
 from bench.timing import row
-from memlib import store
 from memlib.schema import MIB
+from memlib.tree import stored_tree
+from store import frames
+from store.schema import SAMPLE_COLUMNS, SAMPLE_TYPES
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_DUMPS = REPO / "sample" / "dumps"
@@ -37,53 +43,39 @@ HOST = "benchhost"
 BOOT_ID = "0f0e-bench-boot"
 TS_TYPE = pa.timestamp("ns", tz="UTC")
 BYTES_TARGET = 8.0
-COLD_TARGET_S = 2.0
+COMPACTION_RATIO_TARGET = 2.0
 
-FULL = {"hours": 24.0, "interval_s": 5.0, "n_procs": 300, "writer_hours": 1.0, "load_repeats": 3, "warm_repeats": 5}
-QUICK = {"hours": 0.1, "interval_s": 5.0, "n_procs": 40, "writer_hours": 0.02, "load_repeats": 1, "warm_repeats": 2}
-
-# run in a fresh interpreter: cold load, warm reloads, peak RSS; prints one JSON line
-LOAD_SCRIPT = """
-import json, resource, sys, time
-t = time.perf_counter()
-from memlib.load import load_dumps
-imports = time.perf_counter() - t
-def hwm():  # peak RSS of this process image in KiB (VmHWM restarts at exec; ru_maxrss keeps the parent's at fork)
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-rss0 = hwm()
-t = time.perf_counter()
-ds = load_dumps(sys.argv[1])
-cold = time.perf_counter() - t
-warm = []
-for _ in range(int(sys.argv[2])):
-    t = time.perf_counter()
-    again = load_dumps(sys.argv[1])
-    warm.append(time.perf_counter() - t)
-print(json.dumps({"imports_s": imports, "cold_s": cold, "warm_s": warm, "rows": len(ds.procs),
-                  "snapshots": len(ds.snapshots), "rss_before_kib": rss0,
-                  "peak_kib": hwm(), "ru_maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
-"""
+FULL = {"hours": 24.0, "interval_s": 5.0, "n_procs": 300, "writer_hours": 1.0, "repeats": 5}
+QUICK = {"hours": 0.1, "interval_s": 5.0, "n_procs": 40, "writer_hours": 0.02, "repeats": 2}
 
 
 def arrow_hour(procs: pd.DataFrame) -> pa.Table:
-    """PROCS rows -> the Arrow table a `.current` frame holds (ts + store.SAMPLE_PROC_COLUMNS at store types)."""
-    schema = pa.schema([("ts", TS_TYPE), *store.PROC_ARROW_TYPES.items()])
-    cols = ["ts", *store.SAMPLE_PROC_COLUMNS]
-    return pa.Table.from_pandas(procs[cols], preserve_index=False).cast(schema)
+    """PROCS rows -> the Arrow table a `.current` frame holds (ts + store.schema.SAMPLE_COLUMNS at their types)."""
+    schema = pa.schema([("ts", TS_TYPE), *SAMPLE_TYPES.items()])
+    return pa.Table.from_pandas(procs[["ts", *SAMPLE_COLUMNS]], preserve_index=False).cast(schema)
 
 
 def system_arrow(system: pd.DataFrame) -> pa.Table:
-    """SYSTEM rows -> Arrow table (ts + meminfo fields as int64) as store.system_table builds per sample."""
+    """SYSTEM rows -> Arrow table (ts + meminfo fields as int64), wide, as a .current's system frames decode."""
     fields = [c for c in system.columns if c not in ("snap", "ts", "host", "boot_id")]
     arrays = [pa.Array.from_pandas(system["ts"]).cast(TS_TYPE)]
     arrays += [pa.Array.from_pandas(system[c], type=pa.int64()) for c in fields]
     return pa.Table.from_arrays(arrays, names=["ts", *fields])
 
 
+def current_bytes(procs: pd.DataFrame, system: pd.DataFrame) -> bytes:
+    """A `.current` holding these rows as one procs and one system frame (Arrow IPC payloads)."""
+    data = frames.header_bytes()
+    data += frames.encode_frame(frames.KIND_PROCS, arrow_hour(procs), HOST, BOOT_ID)
+    data += frames.encode_frame(frames.KIND_SYSTEM, system_arrow(system), HOST, BOOT_ID)
+    return data
+
+
 def write_via_compaction(procs: pd.DataFrame, system: pd.DataFrame, out: Path) -> list[float]:
-    """Write the recording as hourly segments through store.compact_current -> seconds spent per hour."""
+    """Write the recording as hourly segments of the previous layout (memlib.store.compact_current) -> seconds per
+    hour; for the benchmarks that still load that layout."""
+    from memlib import store as previous
+
     t0 = system["ts"].iloc[0]
     hour = ((procs["ts"] - t0).dt.total_seconds() // 3600).to_numpy()  # procs are sorted by snap
     sys_hour = ((system["ts"] - t0).dt.total_seconds() // 3600).to_numpy()
@@ -94,13 +86,10 @@ def write_via_compaction(procs: pd.DataFrame, system: pd.DataFrame, out: Path) -
         part = procs.iloc[bounds[i] : bounds[i + 1]]
         first = part["ts"].iloc[0].tz_convert("UTC")
         stamp = first.strftime("%Y%m%dT%H%M%S.") + f"{first.microsecond // 1000:03d}"
-        current = out / f"{store.segment_stem(stamp, HOST)}.current"
+        current = out / f"{previous.segment_stem(stamp, HOST)}.current"
         t = time.perf_counter()
-        data = store.HEADER.pack(store.MAGIC, store.SCHEMA_VERSION, 0)
-        data += store.encode_frame(store.KIND_PROCS, arrow_hour(part), HOST, BOOT_ID)
-        data += store.encode_frame(store.KIND_SYSTEM, system_arrow(system[sys_hour == h]), HOST, BOOT_ID)
-        current.write_bytes(data)
-        if store.compact_current(current) is None:
+        current.write_bytes(current_bytes(part, system[sys_hour == h]))
+        if previous.compact_current(current) is None:
             raise RuntimeError(f"compaction of {current.name} published nothing")
         times.append(time.perf_counter() - t)
     return times
@@ -119,75 +108,97 @@ def per_sample_inputs(procs: pd.DataFrame, system: pd.DataFrame) -> list[tuple[p
     """Split PROCS/SYSTEM into what the collector hands SegmentWriter.append per sample (lists; times int ns)."""
     snap = procs["snap"].to_numpy()
     cuts = np.flatnonzero(np.diff(snap)) + 1
-    columns = {c: np.split(_values(procs[c]), cuts) for c in store.SAMPLE_PROC_COLUMNS}
+    columns = {c: np.split(_values(procs[c]), cuts) for c in SAMPLE_COLUMNS}
     fields = [c for c in system.columns if c not in ("snap", "ts", "host", "boot_id")]
     sys_cols = {c: _values(system[c]) for c in fields}
     sys_rows = [{c: sys_cols[c][i] for c in fields} for i in range(len(system))]
     ts_list = procs["ts"].iloc[np.r_[0, cuts]].tolist()
-    return [
-        (ts_list[i], {c: columns[c][i].tolist() for c in store.SAMPLE_PROC_COLUMNS}, sys_rows[i])
-        for i in range(len(ts_list))
-    ]
+    return [(ts_list[i], {c: columns[c][i].tolist() for c in SAMPLE_COLUMNS}, sys_rows[i]) for i in range(len(ts_list))]
 
 
 def dir_bytes(path: Path) -> int:
-    """Bytes of every segment file in `path`."""
+    """Bytes of every closed file and active segment of the store at `path`."""
     return store.store_bytes(path)
 
 
-def load_in_subprocess(path: Path, warm_repeats: int) -> dict:
-    """Run LOAD_SCRIPT on `path` in a fresh interpreter -> its JSON result."""
-    out = subprocess.run(
-        [sys.executable, "-c", LOAD_SCRIPT, str(path), str(warm_repeats)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"load_dumps subprocess failed: {out.stderr.strip()[-800:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def compaction_cpu(data: bytes, work: Path, previous: bool) -> float:
+    """CPU seconds of one compaction of the `.current` bytes `data` (new store, or the previous memlib.store)."""
+    d = Path(tempfile.mkdtemp(dir=work))
+    try:
+        cur = d / "seg-20260302T000000.000Z-benchhost.current"
+        cur.write_bytes(data)
+        gc.collect()
+        t = time.process_time()
+        if previous:
+            from memlib import store as old
+
+            old.compact_current(cur)
+        else:
+            store.compact_current(cur, stored_tree)
+        return time.process_time() - t
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def run(quick: bool = False) -> list[dict]:
     """Store benchmarks -> rows (see the module docstring); `quick` uses a tiny recording."""
     cfg = QUICK if quick else FULL
     rows: list[dict] = []
-    t = time.perf_counter()
-    procs, system = generate(hours=cfg["hours"], interval_s=cfg["interval_s"], n_procs=cfg["n_procs"], seed=0)
-    gen_s = time.perf_counter() - t
-    n_rows, n_snaps = len(procs), len(system)
-    size_note = f"{cfg['hours']:g} h at {cfg['interval_s']:g} s, {n_rows:,} rows, {n_snaps:,} snapshots"
     work = Path(tempfile.mkdtemp(prefix="pmi-bench-store-"))
     try:
         day = work / "day"
-        day.mkdir()
-        hour_times = write_via_compaction(procs, system, day)
+        summary = write_recording(day, cfg["hours"], 1, cfg["interval_s"], cfg["n_procs"], seed=0)
+        n_rows = summary["rows"]
         total = dir_bytes(day)
-        procs_only = sum(p.stat().st_size for p in day.glob("*.procs.parquet"))
+        procs_only = sum(p.stat().st_size for p in (day / "procs").rglob("*.parquet"))
         bpr = total / n_rows
         rows.append(
             row(
-                "generated day: bytes per process-sample (procs + system files)",
+                "generated day in the store: bytes per process-sample (all files, tree columns included)",
                 [bpr],
                 "B",
                 f"≤ {BYTES_TARGET:g}",
                 None if quick else bpr <= BYTES_TARGET,
-                f"{size_note}; {total / MIB:.1f} MiB in {len(hour_times)} hourly pairs; "
-                f"procs files alone {procs_only / n_rows:.2f} B/row; generated in {gen_s:.1f} s",
+                f"{cfg['hours']:g} h at {cfg['interval_s']:g} s, {n_rows:,} rows, {summary['snapshots']:,} samples; "
+                f"{total / MIB:.1f} MiB in {summary['files']} files; procs files alone "
+                f"{procs_only / n_rows:.2f} B/row; written in {summary['seconds']:.1f} s",
             )
         )
-        rows.append(row("compaction of one hour of the generated day", hour_times, "s", note="store.compact_current"))
+        hours = max(cfg["writer_hours"], 1.0 if not quick else cfg["writer_hours"])
+        procs, system = generate(hours=hours, interval_s=cfg["interval_s"], n_procs=cfg["n_procs"], seed=0)
+        data = current_bytes(procs, system)
+        new = [compaction_cpu(data, work, previous=False) for _ in range(cfg["repeats"])]
+        try:
+            import memlib.store  # noqa: F401  (the previous store, while it exists)
+
+            old = [compaction_cpu(data, work, previous=True) for _ in range(cfg["repeats"])]
+        except ImportError:
+            old = []
+        note = f"{len(procs):,} rows of {hours:g} h; CPU time (process_time), median"
+        rows.append(row("compaction of one hour: store.compact_current", new, "s", note=note))
+        if old:
+            rows.append(row("compaction of one hour: previous memlib.store.compact_current", old, "s", note=note))
+            ratio = statistics.median(new) / statistics.median(old)
+            rows.append(
+                row(
+                    "compaction CPU, new ÷ previous",
+                    [ratio],
+                    "×",
+                    f"≤ {COMPACTION_RATIO_TARGET:g}",
+                    None if quick else ratio <= COMPACTION_RATIO_TARGET,
+                    "tree columns derived, partitioned files, data checksums; same .current bytes",
+                )
+            )
 
         # the collector's path: one append per sample through SegmentWriter, then close() compacts
         n_writer = max(2, round(cfg["writer_hours"] * 3600 / cfg["interval_s"]))
         first = procs["snap"].to_numpy() < n_writer
         inputs = per_sample_inputs(procs[first], system.iloc[:n_writer])
         n_writer_rows = int(first.sum())
-        del procs, system, first  # the loads below run in subprocesses: leave them the memory
+        del procs, system, first
         gc.collect()
         wdir = work / "writer"
-        writer = store.SegmentWriter(wdir, HOST, BOOT_ID, period_s=10**9)
+        writer = store.SegmentWriter(wdir, HOST, BOOT_ID, period_s=10**9, derive=stored_tree)
         append_s = []
         for ts, sample, meminfo in inputs:
             t = time.perf_counter()
@@ -218,11 +229,11 @@ def run(quick: bool = False) -> list[dict]:
             )
         )
 
-        # the shipped recording
-        if SAMPLE_DUMPS.is_dir() and store.list_segments(SAMPLE_DUMPS):
-            sample = store.read_dumps_dir(SAMPLE_DUMPS)
+        closed, _ = store.list_closed(SAMPLE_DUMPS, ["procs", "system", "cgroups"])
+        if closed:
+            n = sum(pq.read_metadata(f.path).num_rows for f in closed if f.table == "procs")
             sb = dir_bytes(SAMPLE_DUMPS)
-            sbpr = sb / max(1, len(sample.procs))
+            sbpr = sb / max(1, n)
             rows.append(
                 row(
                     "shipped sample (sample/dumps): bytes per process-sample",
@@ -230,38 +241,11 @@ def run(quick: bool = False) -> list[dict]:
                     "B",
                     f"≤ {BYTES_TARGET:g}",
                     sbpr <= BYTES_TARGET,
-                    f"{sb / 1e6:.2f} MB, {len(sample.procs):,} rows, {sample.system['ts'].nunique():,} snapshots",
+                    f"{sb / 1e6:.2f} MB, {n:,} rows",
                 )
             )
         else:
             rows.append(row("shipped sample (sample/dumps)", [float("nan")], "B", note="sample/dumps has no segments"))
-
-        # loading the day through memlib.load in fresh interpreters
-        loads = [load_in_subprocess(day, cfg["warm_repeats"]) for _ in range(cfg["load_repeats"])]
-        cold = [r["cold_s"] for r in loads]
-        cold_ok = statistics.median(cold) <= COLD_TARGET_S
-        rows.append(
-            row(
-                "load_dumps cold (fresh process, files in page cache)",
-                cold,
-                "s",
-                f"≤ {COLD_TARGET_S:g} (day)",
-                cold_ok if not quick else None,
-                f"{loads[0]['rows']:,} rows, {loads[0]['snapshots']:,} snapshots; imports {loads[0]['imports_s']:.2f} s"
-                + ("" if not quick else "; target applies to a full day only"),
-            )
-        )
-        rows.append(row("load_dumps warm reload (unchanged files)", [w for r in loads for w in r["warm_s"]], "s"))
-        peak = [r["peak_kib"] / 1024 for r in loads]
-        base = statistics.median(r["rss_before_kib"] / 1024 for r in loads)
-        rows.append(
-            row(
-                "peak RSS of the loading process",
-                peak,
-                "MiB",
-                note=f"VmHWM; {base:.0f} MiB after imports (ru_maxrss would include the bench process's RSS at fork)",
-            )
-        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return rows

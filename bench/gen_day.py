@@ -6,14 +6,28 @@ their parent exits, a short job every snapshot (1-60 s), PID reuse (pids allocat
 ``pid_max``), one process that re-execs (new name/command line, same pid and start time), a leaker (RSS grows linearly
 all day) and a spiker (1.5 GiB for 5 minutes every 2 hours). PSS/USS/swap are known only for the user's processes
 (smaps_rollup of root processes is unreadable without root), as the collector would record them.
+
+``python -m bench.gen_day --out DIR --hours H [--hosts N] [--interval S] [--jobs N]`` writes such a recording into a
+store (docs/store.md) through the store's own segment code: hourly segments with tree columns, one partition per
+host, any number of days (generated one day at a time, so memory stays that of one day per job), cgroup memory
+included.
 """
 
 from __future__ import annotations
 
+import argparse
 import heapq
+import itertools
+import json
+import math
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from memlib import schema
 
@@ -340,9 +354,130 @@ def _system(
     return pd.DataFrame(out)
 
 
-if __name__ == "__main__":
-    import time
+# ------------------------------------------------------------------------------------------------ writing a store
 
+
+def _day_tables(procs: pd.DataFrame, system: pd.DataFrame) -> tuple[pa.Table, pa.Table]:
+    """A generated part -> (process rows as a .current holds them: ts + store.schema.SAMPLE_COLUMNS; system rows:
+    ts + meminfo fields under their kernel names + cgroup memory fields), both in snapshot order."""
+    from store.schema import CGROUP_MEM_FIELD_PREFIX, SAMPLE_COLUMNS
+
+    p = pa.Table.from_pandas(procs[["ts", *SAMPLE_COLUMNS]], preserve_index=False)
+    fields = [c for c in system.columns if c not in ("snap", "ts", "host", "boot_id")]
+    arrays = [pa.Array.from_pandas(system["ts"])] + [pa.Array.from_pandas(system[c], type=pa.int64()) for c in fields]
+    names = ["ts", *fields]
+    # memory.current of each cgroup: its processes' RSS plus 10 % page cache (the kernel's figure is larger)
+    snap = procs["snap"].to_numpy()
+    codes = procs["cgroup"].cat.codes.to_numpy()
+    rss = procs["rss_bytes"].to_numpy()
+    for j, cg in enumerate(procs["cgroup"].cat.categories):
+        mine = codes == j
+        used = np.bincount(snap[mine], weights=rss[mine], minlength=len(system)).astype(np.int64)
+        arrays.append(pa.array(used + used // 10))
+        names.append(CGROUP_MEM_FIELD_PREFIX + str(cg))
+    return p, pa.Table.from_arrays(arrays, names=names)
+
+
+def _hour_slices(ts: pa.ChunkedArray) -> list[tuple[int, int]]:
+    """Rows sorted by time -> [start, end) row ranges of each UTC hour."""
+    hours = ts.cast(pa.int64()).to_numpy() // 3_600_000_000_000
+    cuts = np.flatnonzero(np.diff(hours)) + 1
+    bounds = [0, *cuts.tolist(), len(hours)]
+    return [(a, b) for a, b in itertools.pairwise(bounds) if b > a]
+
+
+def _write_day(out: Path, hosts: int, h: int, d: int, days: int, hours: float, interval_s: float, n_procs: int,
+               seed: int) -> tuple[int, int, int]:  # fmt: skip
+    """Generate day `d` of host number `h` and publish it as hourly segments -> (rows, samples, files)."""
+    from memlib.tree import stored_tree
+    from store import segment
+
+    host = "benchhost" if hosts == 1 else f"benchhost-{h + 1:02d}"
+    boot_id = "0f0e-bench-boot" if hosts == 1 else f"0f0e-bench-boot-{h + 1:02d}"
+    host_seed = seed + 1000 * h
+    part = min(24.0, hours - 24 * d)
+    if days == 1:
+        procs, system = generate(hours=part, interval_s=interval_s, n_procs=n_procs, seed=host_seed)
+    else:
+        day0 = T0 + pd.Timedelta(days=d)
+        churn = host_seed * 1000 + d + 1
+        procs, system = generate(part, interval_s, n_procs, host_seed, t0=day0, epoch=T0, churn_seed=churn)
+    p_all, s_all = _day_tables(procs, system)
+    rows, snaps, files = len(procs), len(system), 0
+    del procs, system
+    s_cuts = _hour_slices(s_all.column("ts"))
+    for (a, b), (sa, sb) in zip(_hour_slices(p_all.column("ts")), s_cuts, strict=True):
+        tables = segment.build_tables(host, boot_id, p_all.slice(a, b - a), s_all.slice(sa, sb - sa), stored_tree)
+        files += len(segment.publish(out, tables))
+    return rows, snaps, files
+
+
+def write_recording(
+    out: Path,
+    hours: float,
+    hosts: int = 1,
+    interval_s: float = 5,
+    n_procs: int = 300,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+    jobs: int = 1,
+) -> dict:
+    """Write a generated recording of `hours` per host into the store at `out` -> summary (rows, snapshots, files,
+    bytes, seconds). One host partition per host (``benchhost`` alone, else ``benchhost-01`` ...); each day is
+    generated on its own (the base tree keeps its identity across days) and published as hourly segments through
+    the store's own segment code (store.segment.build_tables with memlib.tree.stored_tree, then publish), the path
+    a collector's compaction takes. `jobs` > 1 writes that many days at once (separate processes; ~1.5 GB each)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
-    procs, system = generate()
-    print(f"{len(procs):,} rows, {procs['proc_id'].nunique():,} processes, {time.perf_counter() - t:.1f} s")
+    days = max(1, math.ceil(hours / 24))
+    tasks = [(out, hosts, h, d, days, hours, interval_s, n_procs, seed) for h in range(hosts) for d in range(days)]
+    totals = [0, 0, 0]
+    if jobs > 1 and len(tasks) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            results = pool.map(_write_day, *zip(*tasks, strict=True))
+            for k, res in enumerate(results, 1):
+                totals = [a + b for a, b in zip(totals, res, strict=True)]
+                if progress is not None:
+                    progress(f"{k}/{len(tasks)} host-days written ({time.perf_counter() - t:.0f} s)")
+    else:
+        for k, task in enumerate(tasks, 1):
+            totals = [a + b for a, b in zip(totals, _write_day(*task), strict=True)]
+            if progress is not None:
+                progress(f"{k}/{len(tasks)} host-days written ({time.perf_counter() - t:.0f} s)")
+    rows, snaps, files = totals
+    total = sum(p.stat().st_size for p in out.rglob("*.parquet"))
+    return {"rows": rows, "snapshots": snaps, "hosts": hosts, "files": files, "bytes": total,
+            "bytes_per_row": round(total / max(rows, 1), 3), "seconds": round(time.perf_counter() - t, 1)}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bench.gen_day --out DIR --hours H [--hosts N] [--interval S] [--procs N] [--seed N]``."""
+    p = argparse.ArgumentParser(prog="python -m bench.gen_day", description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, required=True, help="store directory to write (empty or missing)")
+    p.add_argument("--hours", type=float, default=24.0, help="length of the recording per host (default 24)")
+    p.add_argument("--hosts", type=int, default=1, help="number of hosts, one partition each (default 1)")
+    p.add_argument("--interval", type=float, default=5.0, help="seconds between samples (default 5)")
+    p.add_argument("--procs", type=int, default=300, help="processes alive per sample, about (default 300)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jobs", type=int, default=1, help="days written at once, one process each (default 1)")
+    args = p.parse_args(argv)
+    if not (args.hours > 0 and math.isfinite(args.hours)) or args.hosts < 1 or not (args.interval > 0):
+        p.error("--hours and --interval must be > 0, --hosts >= 1")
+    if args.out.is_dir() and any(args.out.iterdir()):
+        p.error(f"{args.out} is not empty: remove it or choose another directory")
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    summary = write_recording(
+        args.out, args.hours, args.hosts, args.interval, args.procs, args.seed, progress=say, jobs=max(1, args.jobs)
+    )
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,1 +1,1 @@
-"""Collector: records every process's memory on a fixed schedule into the native dump store (memlib.store)."""
+"""Collector: records every process's memory on a fixed schedule into the native dump store (the `store` package)."""

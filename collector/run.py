@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
-import fcntl
 import gc
 import math
 import os
@@ -44,16 +43,13 @@ from pathlib import Path
 from collector import metrics as prom
 from collector.sampler import SMAPS_CPU, SMAPS_EVERY_S
 from memlib.schema import SKIPPED_SAMPLES_FIELD
-from memlib.store import SegmentWriter, apply_retention, recover
+from memlib.tree import stored_tree
+from store import SegmentWriter, apply_retention, lock, recover
 
-LOCK_NAME = ".collector.lock"
 MAX_FAILURES = 10  # consecutive failed samples before the collector gives up (exit 1)
 MIN_INTERVAL_S = 0.05  # below this the collector would spin; 20 samples/s is already far past any real use
 DAY_S = 86400.0
-
-
-class AlreadyRunning(RuntimeError):
-    """Another collector holds the lock on the dumps directory."""
+AlreadyRunning = lock.Locked  # another collector holds the lock on the dumps directory
 
 
 def log(message: str) -> None:
@@ -112,28 +108,6 @@ class DiskFull:
                 f"disk full ({exc.strerror or exc}): {self.skipped} sample(s) skipped so far; "
                 "still sampling, writing resumes by itself when space frees"
             )
-
-
-def acquire_lock(dumps_dir: Path) -> int:
-    """flock DIR/.collector.lock (non-blocking) and write our pid into it; returns the fd. AlreadyRunning if held."""
-    path = dumps_dir / LOCK_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-            os.close(fd)
-            raise
-        try:
-            other = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
-        finally:
-            os.close(fd)
-        raise AlreadyRunning(
-            f"another collector (pid {other}) is already recording into {dumps_dir}; stop it first"
-        ) from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-    return fd
 
 
 def _bounded(low: float, high: float, low_open: bool = False) -> Callable[[str], float]:
@@ -293,7 +267,7 @@ def run(args: argparse.Namespace, sampler_factory: Callable[[str], object] | Non
     dumps = Path(args.dumps)
     try:
         dumps.mkdir(parents=True, exist_ok=True)
-        lock_fd = acquire_lock(dumps)
+        lock_fds = lock.acquire(dumps)
     except AlreadyRunning as exc:
         log(str(exc))
         return 1
@@ -307,14 +281,14 @@ def run(args: argparse.Namespace, sampler_factory: Callable[[str], object] | Non
     metrics: prom.MetricsExporter | None = None
     try:
         try:
-            for note in recover(dumps):
+            for note in recover(dumps, stored_tree):
                 log(note)
         except OSError as exc:  # a full disk at start: the old segment stays readable, the next start compacts it
             if exc.errno not in DISK_FULL_ERRNOS:
                 raise
             log(f"could not compact the previous run's segment now ({exc.strerror or exc}); it stays readable")
         sampler = sampler_factory(args.smaps)
-        writer = SegmentWriter(dumps, sampler.host, sampler.boot_id, period_s=args.period)
+        writer = SegmentWriter(dumps, sampler.host, sampler.boot_id, period_s=args.period, derive=stored_tree)
         gc.collect()
         gc.freeze()  # imports are done: keep the long-lived heap out of every later collection
         retain_bytes = None if args.retain_mb is None else int(args.retain_mb * 1_000_000)
@@ -355,6 +329,9 @@ def run(args: argparse.Namespace, sampler_factory: Callable[[str], object] | Non
                     raise
             if len(writer.closed) > closed_seen or k == 0:
                 closed_seen = len(writer.closed)
+                for note in writer.notes:
+                    log(note)
+                writer.notes = []
                 _retention(dumps, args.retain_days, retain_bytes)
             took = time.monotonic() - due
             k += 1
@@ -388,7 +365,7 @@ def run(args: argparse.Namespace, sampler_factory: Callable[[str], object] | Non
         if metrics is not None:
             metrics.close()
         stopper.restore()
-        os.close(lock_fd)
+        lock.release(lock_fds)
 
 
 class _Alerting:

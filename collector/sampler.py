@@ -1,4 +1,4 @@
-"""Linux sampler: one pass over /proc per sample, filling column lists for memlib.store.SegmentWriter.
+"""Linux sampler: one pass over /proc per sample, filling column lists for store.SegmentWriter.
 
 Per process and sample /proc/<pid>/stat and /proc/<pid>/statm are read, through descriptors kept open between
 samples (one pread each instead of open + read + close). RSS is statm's resident pages (precise: what ps, top and
@@ -58,7 +58,7 @@ from collector.procfs import (
     start_time_ns,
 )
 from memlib.scrub import scrub_argv
-from memlib.store import SAMPLE_PROC_COLUMNS
+from store.schema import SAMPLE_COLUMNS as SAMPLE_PROC_COLUMNS
 
 REFRESH_EVERY = 60  # samples between two re-reads of a process's command line (exec is seen at once: arg_end)
 SMAPS_MODES = ("auto", "on", "off")

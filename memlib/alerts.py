@@ -1,4 +1,4 @@
-"""Alert rules (issue 6): a TOML rules file, evaluated over a Dataset, and the state that tells when one starts firing.
+"""Alert rules: a TOML rules file, evaluated over process and system frames, and the state of what fires.
 
 Rules file (see docs/alerts.example.toml), one ``[[rule]]`` table per rule::
 
@@ -43,9 +43,9 @@ import numpy as np
 import pandas as pd
 
 from memlib import leaks, schema
-from memlib.load import Dataset, SourceInfo
 from memlib.timeline import metric_column
 from memlib.tree import group_bounds, with_tree
+from memlib.units import fmt_bytes, ns_of, to_utc
 
 KINDS = ("growth", "size", "system_available", "swap_used")
 SELECT_KEYS = ("name", "cmdline", "user", "cgroup")
@@ -235,18 +235,11 @@ def _empty_alerts() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=dtypes.get(c, "object")) for c in ALERT_COLUMNS})
 
 
-def _fmt_bytes(b: float) -> str:
-    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if abs(b) >= size:
-            return f"{b / size:.1f} {unit}"
-    return f"{b:.0f} B"
-
-
 def _process_alerts(rule: Rule, rows: pd.DataFrame, now: pd.Timestamp, value: np.ndarray, unit: str) -> pd.DataFrame:
     n = len(rows)
     if n == 0:
         return _empty_alerts()
-    start_ns = leaks.ns_of(rows["start_time"])
+    start_ns = ns_of(rows["start_time"])
     host = rows["host"].astype(str).to_numpy() if "host" in rows.columns else np.full(n, "")
     pid = rows["pid"].to_numpy()
     keys = [f"{rule.name}|{h}|{p}|{s}" for h, p, s in zip(host, pid, start_ns, strict=True)]
@@ -254,10 +247,10 @@ def _process_alerts(rule: Rule, rows: pd.DataFrame, now: pd.Timestamp, value: np
     what = f"{'subtree ' if rule.scope == 'subtree' else ''}{rule.metric}"
     names = rows["name"].astype(str).to_numpy()
     if rule.kind == "growth":
-        msgs = [f"{nm} (pid {p}) {what} grows {_fmt_bytes(v)}/h >= {_fmt_bytes(thr)}/h" for nm, p, v in
+        msgs = [f"{nm} (pid {p}) {what} grows {fmt_bytes(v)}/h >= {fmt_bytes(thr)}/h" for nm, p, v in
                 zip(names, pid, value, strict=True)]  # fmt: skip
     else:
-        msgs = [f"{nm} (pid {p}) {what} {_fmt_bytes(v)} > {_fmt_bytes(thr)}" for nm, p, v in
+        msgs = [f"{nm} (pid {p}) {what} {fmt_bytes(v)} > {fmt_bytes(thr)}" for nm, p, v in
                 zip(names, pid, value, strict=True)]  # fmt: skip
     return pd.DataFrame(
         {
@@ -277,12 +270,12 @@ def _process_alerts(rule: Rule, rows: pd.DataFrame, now: pd.Timestamp, value: np
     )
 
 
-def _eval_growth(rule: Rule, ds: Dataset, now: pd.Timestamp, last_rows: pd.DataFrame) -> pd.DataFrame:
+def _eval_growth(rule: Rule, procs: pd.DataFrame, now: pd.Timestamp, last_rows: pd.DataFrame) -> pd.DataFrame:
     t_from = now - pd.Timedelta(seconds=rule.for_s)
     kw = {"t_from": t_from, "t_to": now, "metric": rule.metric, "min_samples": 3, "min_duration_s": 0.8 * rule.for_s}
-    sc = leaks.leak_scores(ds.procs, **kw)
+    sc = leaks.leak_scores(procs, **kw)
     if rule.scope == "subtree":
-        sc = leaks.subtree_leak_scores(ds.procs, process_scores=sc, **kw)
+        sc = leaks.subtree_leak_scores(procs, process_scores=sc, **kw)
     alive = set(last_rows["proc_id"].tolist())
     sc = sc[sc["proc_id"].isin(alive) & (sc["rate_bytes_per_hour"] >= rule.rate_bytes_per_hour)]
     rows = last_rows.set_index("proc_id").loc[sc["proc_id"].to_numpy()].reset_index()
@@ -290,10 +283,10 @@ def _eval_growth(rule: Rule, ds: Dataset, now: pd.Timestamp, last_rows: pd.DataF
     return _process_alerts(rule, rows[hit], now, sc["rate_bytes_per_hour"].to_numpy()[hit], "bytes/h")
 
 
-def _eval_size(rule: Rule, ds: Dataset, now: pd.Timestamp, procs: pd.DataFrame, interval: float) -> pd.DataFrame:
+def _eval_size(rule: Rule, now: pd.Timestamp, procs: pd.DataFrame, interval: float) -> pd.DataFrame:
     col = metric_column(rule.metric)
     col = schema.subtree_column(col) if rule.scope == "subtree" else col
-    t_all = leaks.ns_of(procs["ts"])
+    t_all = ns_of(procs["ts"])
     now_ns, from_ns = now.value, now.value - int(rule.for_s * 1e9)
     rows = np.flatnonzero((t_all >= from_ns) & (t_all <= now_ns))
     v = procs[col].astype("Float64").to_numpy(dtype=float, na_value=np.nan)[rows]
@@ -317,9 +310,8 @@ def _eval_size(rule: Rule, ds: Dataset, now: pd.Timestamp, procs: pd.DataFrame, 
     return _process_alerts(rule, last, now, last[col].astype(float).to_numpy(), "bytes")
 
 
-def _eval_system(rule: Rule, ds: Dataset, now: pd.Timestamp) -> pd.DataFrame:
-    sysf = ds.system
-    t = leaks.ns_of(sysf["ts"])
+def _eval_system(rule: Rule, sysf: pd.DataFrame, now: pd.Timestamp) -> pd.DataFrame:
+    t = ns_of(sysf["ts"])
     win = sysf[(t >= now.value - int(rule.for_s * 1e9)) & (t <= now.value)]
 
     def key(name: str) -> np.ndarray:
@@ -329,15 +321,15 @@ def _eval_system(rule: Rule, ds: Dataset, now: pd.Timestamp) -> pd.DataFrame:
 
     if rule.kind == "system_available":
         with np.errstate(all="ignore"):
-            values = key("MemAvailable") / key("MemTotal") * 100
+            values = key("mem_available_bytes") / key("mem_total_bytes") * 100
         fires = len(values) > 0 and bool(np.all(values < rule.below_percent))
         thr, unit = rule.below_percent, "percent"
         msg = f"system available memory {values[-1]:.1f} % < {thr:g} %" if len(values) else ""
     else:
-        values = key("SwapTotal") - key("SwapFree")
+        values = key("swap_used_bytes")
         fires = len(values) > 0 and bool(np.all(values > rule.above_bytes))
         thr, unit = rule.above_bytes, "bytes"
-        msg = f"swap used {_fmt_bytes(values[-1])} > {_fmt_bytes(thr)}" if len(values) else ""
+        msg = f"swap used {fmt_bytes(values[-1])} > {fmt_bytes(thr)}" if len(values) else ""
     if not fires:
         return _empty_alerts()
     out = _empty_alerts()
@@ -349,42 +341,52 @@ def _eval_system(rule: Rule, ds: Dataset, now: pd.Timestamp) -> pd.DataFrame:
     return out
 
 
-def evaluate(rules: Sequence[Rule], ds: Dataset, at: pd.Timestamp | str | None = None) -> pd.DataFrame:
-    """Rules and a Dataset -> the alerts firing at the last snapshot at or before `at` (default latest): ALERT_COLUMNS.
+def evaluate(
+    rules: Sequence[Rule],
+    procs: pd.DataFrame,
+    system: pd.DataFrame,
+    at: pd.Timestamp | str | None = None,
+    interval_s: float | None = None,
+) -> pd.DataFrame:
+    """Rules, the process rows (PROCS; TREE columns used when present) and system rows (ts, mem_total_bytes,
+    mem_available_bytes, swap_used_bytes) of the window the rules need -> the alerts firing at the last sample at or
+    before `at` (default the latest): ALERT_COLUMNS.
 
-    rule, kind, key, ts (that snapshot), pid, start_time, name, cmdline (null for system rules), value (bytes/h for
+    rule, kind, key, ts (that sample), pid, start_time, name, cmdline (null for system rules), value (bytes/h for
     growth, bytes for size/swap, percent for available), threshold (same unit), unit, message. In rule order.
+    interval_s: the sampling interval (a size rule's process must be seen within 1.5 intervals of its window start).
     """
-    snaps = ds.snapshots
-    if snaps.empty:
+    times = np.unique(np.concatenate([ns_of(procs["ts"]), ns_of(system["ts"])]))
+    if times.size == 0:
         return _empty_alerts()
-    times = leaks.ns_of(snaps["ts"])
     if at is None:
         pos = len(times) - 1
     else:
-        at_ts = pd.Timestamp(at)
-        at_ts = at_ts.tz_localize("UTC") if at_ts.tzinfo is None else at_ts.tz_convert("UTC")
-        pos = int(np.searchsorted(times, at_ts.as_unit("ns").value, side="right")) - 1
+        pos = int(np.searchsorted(times, to_utc(at).as_unit("ns").value, side="right")) - 1
         if pos < 0:
             return _empty_alerts()
     now = pd.Timestamp(int(times[pos]), tz="UTC")
-    interval = ds.info.interval_s or 0.0
-    procs = ds.procs
+    interval = interval_s or 0.0
     if any(r.kind == "size" and r.scope == "subtree" for r in rules):
         procs = with_tree(procs)
-    last_rows = procs[leaks.ns_of(procs["ts"]) == now.value]
+    last_rows = procs[ns_of(procs["ts"]) == now.value]
     parts = []
     for rule in rules:  # a handful of rules: each is vectorised over every process
         if rule.kind == "growth":
-            parts.append(_eval_growth(rule, Dataset(procs, ds.system, snaps, ds.info), now, last_rows))
+            parts.append(_eval_growth(rule, procs, now, last_rows))
         elif rule.kind == "size":
-            parts.append(_eval_size(rule, ds, now, procs, interval))
+            parts.append(_eval_size(rule, now, procs, interval))
         else:
-            parts.append(_eval_system(rule, ds, now))
+            parts.append(_eval_system(rule, system, now))
     parts = [p for p in parts if len(p)]
     if not parts:
         return _empty_alerts()
     return pd.concat(parts, ignore_index=True)[ALERT_COLUMNS]
+
+
+def window_s(rules: Sequence[Rule]) -> float:
+    """Seconds of history the rules look back over (the longest ``for``)."""
+    return max((r.for_s for r in rules), default=0.0)
 
 
 class AlertState:
@@ -420,16 +422,16 @@ def alert_json(row: pd.Series) -> str:
     return json.dumps(out, ensure_ascii=False)
 
 
-def samples_dataset(samples: Sequence[tuple[pd.Timestamp, dict[str, Sequence], dict[str, int]]], host: str = "",
-                    boot_id: str = "") -> Dataset:  # fmt: skip
-    """Collector samples (ts, procs columns as the sampler gives them, meminfo) -> a Dataset (PROCS + TREE, SYSTEM).
+def sample_frames(samples: Sequence[tuple[pd.Timestamp, dict[str, Sequence], dict[str, int]]], host: str = "",
+                  boot_id: str = "") -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
+    """Collector samples (ts, procs columns as the sampler gives them, meminfo) -> (PROCS + TREE frame, system frame
+    with ts, mem_total_bytes, mem_available_bytes, swap_used_bytes) for ``evaluate``.
 
     Only what rules need is built: pid, ppid, start_time, name, cmdline, user, cgroup and the memory metrics.
     proc_id numbers (pid, start_time) within these samples.
     """
     if not samples:
-        info = SourceInfo("collector window", "empty", [host] if host else [], True, None, [])
-        return Dataset(schema.empty_procs(), schema.empty_system(), pd.DataFrame(), info)
+        return schema.empty_procs(), pd.DataFrame({"ts": pd.Series(dtype=schema.UTC_NS)})
     lens = np.array([len(p["pid"]) for _, p, _ in samples])
     ts_ns = np.array([pd.Timestamp(t).as_unit("ns").value for t, _, _ in samples], dtype=np.int64)
     snap = np.repeat(np.arange(len(samples), dtype=np.int32), lens)
@@ -468,18 +470,25 @@ def samples_dataset(samples: Sequence[tuple[pd.Timestamp, dict[str, Sequence], d
         }
     )
     procs = with_tree(procs)
-    fields = sorted({k for _, _, m in samples for k in m})
+
+    def field(name: str) -> pd.arrays.IntegerArray:
+        return pd.array([m.get(name) for _, _, m in samples], dtype="Int64")
+
     system = pd.DataFrame(
         {
-            "snap": np.arange(len(samples), dtype=np.int32),
             "ts": pd.DatetimeIndex(ts_ns).tz_localize("UTC"),
-            **{f: pd.array([m.get(f) for _, _, m in samples], dtype="Int64") for f in fields},
+            "mem_total_bytes": field("MemTotal"),
+            "mem_available_bytes": field("MemAvailable"),
+            "swap_used_bytes": field("SwapTotal") - field("SwapFree"),
         }
     )
-    snaps = pd.DataFrame({"snap": system["snap"], "ts": system["ts"], "processes": lens.astype(np.int32)})
-    interval = float(np.median(np.diff(ts_ns)) / 1e9) if len(ts_ns) > 1 else None
-    info = SourceInfo("collector window", "native", [host], True, interval, [])
-    return Dataset(procs, system, snaps, info)
+    return procs, system
+
+
+def median_interval(ts: pd.Series) -> float | None:
+    """Sample times -> the median step between distinct ones in seconds (None with fewer than two)."""
+    t = np.unique(ns_of(ts))
+    return float(np.median(np.diff(t)) / 1e9) if t.size > 1 else None
 
 
 _WINDOW_COLUMNS = ("pid", "ppid", "start_time", "name", "cmdline", "user", "cgroup", "rss_bytes", "pss_bytes",
@@ -490,7 +499,7 @@ class AlertWindow:
     """The collector's recent samples, kept in memory, and the rules evaluated on them every `every` samples.
 
     Keeps the samples of the last ``max(for of every rule) + margin_s`` seconds (only the columns rules use); every
-    `every`-th ``add`` builds a Dataset of them (``samples_dataset``), evaluates the rules at the newest sample and
+    `every`-th ``add`` builds frames of them (``sample_frames``), evaluates the rules at the newest sample and
     returns the alerts that started firing since the previous evaluation (``AlertState``); other calls return an
     empty frame at once.
     """
@@ -522,5 +531,5 @@ class AlertWindow:
         self.added += 1
         if self.added % self.every:
             return self._none
-        ds = samples_dataset(self.samples, self.host, self.boot_id)
-        return self.state.update(evaluate(self.rules, ds))
+        procs, system = sample_frames(self.samples, self.host, self.boot_id)
+        return self.state.update(evaluate(self.rules, procs, system, interval_s=median_interval(system["ts"])))

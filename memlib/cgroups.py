@@ -8,7 +8,7 @@ cgroup are left out (``unplaced_processes`` in ``cgroup_tree``'s attrs counts th
 
 The kernel's own figure for the cgroup (``memory.current`` on v2, ``memory.usage_in_bytes`` on v1: page cache and
 kernel memory included, so usually above the process sums) comes from a CGROUP_MEM frame (``ts, host, cgroup,
-memory_current_bytes``: ``Dataset.cgroup_mem``) when one was recorded; null otherwise.
+memory_current_bytes``: ``memlib.query.cgroup_mem``) when one was recorded; null otherwise.
 
 Readable names (``label``): ``/`` -> ``root``; ``foo.slice`` -> ``foo slice``; ``nginx.service`` -> ``nginx
 service``; ``session-3.scope`` -> ``session-3 scope``; containers by runtime and short id: ``docker-<id>.scope``
@@ -28,7 +28,7 @@ import pandas as pd
 from memlib import schema
 from memlib.tree import TreeIndex
 
-CGROUP_MEM_COLUMNS = schema.CGROUP_MEM_COLUMNS  # ts, host, cgroup, memory_current_bytes (Dataset.cgroup_mem)
+CGROUP_MEM_COLUMNS = schema.CGROUP_MEM_COLUMNS  # ts, host, cgroup, memory_current_bytes (query.cgroup_mem)
 CGROUP_TREE_COLUMNS = [
     "cgroup", "parent", "depth", "label", "kind", "processes", "rss_bytes", "pss_bytes", "uss_bytes", "swap_bytes",
     "tree_processes", "tree_rss_bytes", "tree_pss_bytes", "tree_uss_bytes", "tree_swap_bytes", "memory_current_bytes",
@@ -219,11 +219,16 @@ def cgroup_timeline(
     cgroups: list[str] | None = None,
     rollup: bool = True,
     cgroup_mem: pd.DataFrame | None = None,
+    weights: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """PROCS frame -> CGROUP_TIMELINE_COLUMNS: per snapshot and cgroup, process count and sums (tree totals when
     ``rollup``, else processes directly in it), plus memory_current_bytes when recorded. ``cgroups`` keeps only
-    those paths (default: all). Sorted by snap, cgroup; rows only where the cgroup had processes."""
-    placed = procs[procs["cgroup"].notna().to_numpy()] if "cgroup" in procs.columns else procs.iloc[0:0]
+    those paths (default: all). Sorted by snap, cgroup; rows only where the cgroup had processes. ``weights``: how
+    many processes each row stands for (rows that are already per-cgroup sums), default 1."""
+    has = procs["cgroup"].notna().to_numpy() if "cgroup" in procs.columns else np.zeros(len(procs), bool)
+    placed = procs[has]
+    if weights is not None:
+        weights = np.asarray(weights, np.int64)[has]
     cat = (
         placed["cgroup"]
         if isinstance(placed["cgroup"].dtype, pd.CategoricalDtype)
@@ -239,7 +244,7 @@ def cgroup_timeline(
     ns = snap_values.size
     key = snap_idx.astype(np.int64) * n + leaf_node[cat.cat.codes.to_numpy()]
     # direct sums per (snapshot, cgroup) first, then the small table is rolled up to the ancestors
-    count = np.bincount(key, minlength=ns * n).astype(np.int64)
+    count = np.bincount(key, weights=weights, minlength=ns * n).astype(np.int64)
     own = _sums(key, placed, ns * n)
     if rollup and nodes:
         _roll_up(nodes, ns, [count, *(a for pair in own.values() for a in pair)])
@@ -279,3 +284,26 @@ def cgroup_timeline(
         cells = pd.DataFrame({"t": ts_ns[s_of], "g": g_of.astype(np.int64)})
         out["memory_current_bytes"] = cells.merge(mem, on=["t", "g"], how="left")["v"].astype("Int64").array
     return out[CGROUP_TIMELINE_COLUMNS].reset_index(drop=True)
+
+
+def rollup_sums(
+    per: pd.DataFrame,
+    rollup: bool = True,
+    cgroups: list[str] | None = None,
+    cgroup_mem: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Per-(ts, cgroup) sums (ts, cgroup, n, rss/pss/uss/swap_bytes; null = none known) -> CGROUP_TIMELINE_COLUMNS
+    without snap: tree totals when ``rollup`` (each cgroup plus every cgroup below it), ``cgroups`` keeps only those
+    paths; memory_current_bytes from cgroup_mem at the same ts. Sorted by ts, cgroup."""
+    frame = pd.DataFrame(
+        {
+            "snap": pd.factorize(per["ts"], sort=True)[0].astype(np.int64),
+            "ts": per["ts"],
+            "cgroup": per["cgroup"].astype("category"),
+        }
+    )
+    for col in _METRICS:
+        frame[col] = per[col].astype("Int64")
+    weights = per["n"].to_numpy(np.int64)
+    out = cgroup_timeline(frame, cgroups, rollup, cgroup_mem, weights=weights)
+    return out.drop(columns=["snap"])

@@ -1,27 +1,37 @@
 """Command line: ``python -m memlib COMMAND --dumps DIR [--format table|csv|json] [--tz ZONE]``.
 
-Commands (memory columns in bytes, times ISO 8601 UTC, ``--at`` = ISO 8601 or ``latest`` -> the last snapshot at
-or before it; a time without zone is UTC; ``--min-rss``/``--min-subtree`` are MiB):
+Every command is a query over the store (memlib.query): nothing is loaded whole, so any length of history answers at
+the speed of what is printed. Memory columns in bytes; times ISO 8601 UTC printed exactly at the stored precision
+(memlib.units.iso_z), so a printed time given back as ``--at``/``--from``/``--to``/``--since``/``--start-time``
+selects that very snapshot (exact match, else the nearest within half the sampling interval, else inside a gap the
+snapshot before it; before the first or after the last sample is an error). ``latest`` = the last snapshot; a time
+without zone is UTC; ``--min-rss``/``--min-subtree`` are MiB. ``--metric auto`` (default where offered) is PSS when
+PSS is known for >= 95 % of the RSS at that moment, else RSS; the choice is said on stderr.
 
-- ``system``: ts, snap, mem_total_bytes, mem_used_bytes (MemTotal - MemAvailable), mem_available_bytes, cached_bytes,
-  swap_total_bytes, swap_used_bytes, procs_rss_bytes, processes
+- ``system [--from T1] [--to T2]``: ts, snap, mem_total_bytes, mem_used_bytes (MemTotal - MemAvailable),
+  mem_available_bytes, cached_bytes (Buffers + Cached + SReclaimable), swap_total_bytes, swap_used_bytes,
+  procs_rss_bytes, processes (snap numbers the printed rows)
 - ``snapshot [--at T] [--level N] [--min-lifetime S] [--min-rss MB] [--min-subtree MB] [--match TEXT] [--limit K]``:
   ts, pid, ppid, start_time, name, cmdline, user, level, rss_bytes, subtree_rss_bytes, descendants, lifetime_s
   (the processes passing the filters, in pid order; filters as in memlib.filters: trees first, limit last)
 - ``timeline --pid P [--start-time T]``: ts, snap, pid, ppid, name, rss_bytes, subtree_rss_bytes, descendants
 - ``children --pid P [--start-time T]``: ts, pid, child_pid, child_name, subtree_rss_bytes
-- ``top [--at T] [--by rss|subtree|growth] [--since T] [--limit K]``: rank, ts, pid, start_time, name, cmdline,
-  rss_bytes, subtree_rss_bytes, descendants (+ subtree_share for subtree); growth: change between ``--since``
-  (default: first snapshot) and ``--at`` (summary.growers), columns pid, start_time, name, cmdline, status,
-  before_bytes, after_bytes, delta_bytes, subtree_before_bytes, subtree_after_bytes, subtree_delta_bytes
-- ``processes --pid P``: the processes that had that pid (proc_id, pid, start_time, first_seen, last_seen, ...)
+- ``top [--at T] [--by rss|subtree|growth] [--metric auto|rss|pss|uss|swap] [--since T] [--limit K]``: rank, ts,
+  pid, start_time, name, cmdline, rss_bytes, subtree_rss_bytes, descendants (+ <metric>_bytes and
+  subtree_<metric>_bytes when the metric is not RSS; + subtree_share for subtree), ranked by the metric (``--by rss``
+  ranks by the process's own value of it); growth: change between ``--since`` (default: first snapshot) and
+  ``--at`` (summary.growers), columns pid, start_time, name, cmdline, status, before_bytes, after_bytes, delta_bytes,
+  subtree_before_bytes, subtree_after_bytes, subtree_delta_bytes
+- ``processes --pid P``: the processes that had that pid (host, pid, start_time, first_seen, last_seen, name,
+  cmdline, samples, lifetime_s, rss_max_bytes)
 - ``export [--at T | --all] [filters] [--format csv|json|parquet] [--out FILE]``: every PROCS + TREE column of the
-  rows passing the filters (at one snapshot, default latest, or every snapshot with ``--all``)
+  rows passing the filters (at one snapshot, default latest, or every snapshot with ``--all``, written one hour
+  at a time)
 - ``groups --by name|command|user|cgroup [--top K]``: ts, group, processes, rss_bytes, plus pss_bytes, uss_bytes,
   swap_bytes when known for some process (memlib.groups; ``--top`` folds smaller groups into "(other)")
-- ``compare --from T1 --to T2 [--metric rss|pss|uss|swap] [--limit K]``: pid, start_time, name, change (new, exited,
-  grown, shrunk, unchanged, unknown), <metric>_before_bytes, <metric>_after_bytes, delta_bytes; largest |delta| first
-  (memlib.compare; a pid reused between the moments is one exited and one new process)
+- ``compare --from T1 --to T2 [--metric auto|rss|pss|uss|swap] [--limit K]``: pid, start_time, name, change (new,
+  exited, grown, shrunk, unchanged, unknown), <metric>_before_bytes, <metric>_after_bytes, delta_bytes; largest
+  |delta| first (memlib.compare; a pid reused between the moments is one exited and one new process)
 - ``leaks [--from T1 --to T2] [--top K] [--subtrees] [--min-duration S]``: pid, start_time, name, cmdline,
   rate_bytes_per_hour, growing_since, score; most suspicious first, score > 0 only (memlib.leaks; --subtrees ranks
   subtrees by the sum of their members' growth and adds top_member_pid, top_member_name)
@@ -30,6 +40,7 @@ or before it; a time without zone is UTC; ``--min-rss``/``--min-subtree`` are Mi
   Exit status 1 when any alert fires, 0 when none; a bad rules file is one line on stderr and exit 2
 
 A pid names the latest process with that pid unless ``--start-time`` picks another (nearest within 1 s).
+Seed-format dumps are imported into a store once (progress on stderr), then queried like any store.
 Errors (unknown pid, empty or missing dumps directory, bad time or zone) print one line on stderr and exit 2.
 Skipped files are counted on stderr (one line); the data goes to stdout.
 """
@@ -40,14 +51,18 @@ import argparse
 import io
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from memlib import alerts, compare, filters, groups, leaks, load, schema, stats, summary, timeline, tree
+from memlib import alerts, filters, groups, query, schema, source
 from memlib.display import visible, visible_frame
+from memlib.units import iso_z_series, parse_time
 
 EXIT_ERROR = 2
 TABLE_TEXT_WIDTH = 100  # cmdline cut in table output only
@@ -69,6 +84,9 @@ GROWTH_COLUMNS = [
     "rank", "pid", "start_time", "name", "cmdline", "status", "before_bytes", "after_bytes", "delta_bytes",
     "subtree_before_bytes", "subtree_after_bytes", "subtree_delta_bytes",
 ]  # fmt: skip
+
+
+METRIC_CHOICES = ["auto", *schema.MEMORY_METRICS]
 
 
 class CliError(Exception):
@@ -117,12 +135,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="dumps directory (native segments, seed CSVs under time/); default $PMI_DUMPS or ./dumps",
     )
     common.add_argument("--tz", default=None, help="zone of seed-dump stamps (IANA name); default: this machine's")
-    common.add_argument(
-        "--load-from", default=None, metavar="T", help="load only native files with samples at or after T (ISO 8601)"
-    )
-    common.add_argument(
-        "--load-to", default=None, metavar="T", help="load only native files with samples at or before T (ISO 8601)"
-    )
 
     def at_option(p: argparse.ArgumentParser) -> None:
         p.add_argument("--at", default="latest", help="ISO 8601 time or 'latest' (default)")
@@ -146,7 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m memlib", description="Query PID Memory Inspector dumps (memory in bytes, times UTC)."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sub.add_parser("system", parents=[shown], help="system memory per snapshot")
+    p = sub.add_parser("system", parents=[shown], help="system memory per snapshot")
+    p.add_argument("--from", dest="from_", default=None, metavar="T1", help="first sample (default: the first)")
+    p.add_argument("--to", default=None, metavar="T2", help="last sample (default: the last)")
     p = sub.add_parser("snapshot", parents=[shown], help="processes at one moment, filtered")
     at_option(p)
     filter_options(p)
@@ -157,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("top", parents=[shown], help="largest processes, subtrees or growers")
     at_option(p)
     p.add_argument("--by", choices=["rss", "subtree", "growth"], default="rss")
+    p.add_argument("--metric", choices=METRIC_CHOICES, default="auto", help="auto: PSS when known for >= 95 %% of RSS")
     p.add_argument("--since", default=None, help="growth: from this time (default: first snapshot)")
     p.add_argument("--limit", type=_nonneg_int, default=10)
     p = sub.add_parser("processes", parents=[shown], help="the processes that had a pid")
@@ -174,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", parents=[shown], help="processes new, exited, grown, shrunk between two moments")
     p.add_argument("--from", dest="from_", required=True, metavar="T1", help="ISO 8601 time or 'latest'")
     p.add_argument("--to", required=True, metavar="T2", help="ISO 8601 time or 'latest'")
-    p.add_argument("--metric", choices=list(schema.MEMORY_METRICS), default="rss")
+    p.add_argument("--metric", choices=METRIC_CHOICES, default="auto", help="auto: PSS when known for >= 95 %% of RSS")
     p.add_argument("--limit", type=_nonneg_int, default=None, help="largest K changes only")
     p = sub.add_parser("leaks", parents=[shown], help="processes or subtrees that keep growing")
     p.add_argument("--from", dest="from_", default=None, metavar="T1", help="window start (default: first sample)")
@@ -193,38 +208,45 @@ def build_parser() -> argparse.ArgumentParser:
 # ------------------------------------------------------------------------------------------------ helpers
 
 
-def _load(args: argparse.Namespace) -> load.Dataset:
+def _open(args: argparse.Namespace) -> source.Recording:
     try:
-        lo, hi = (None if t is None else load.parse_time(t) for t in (args.load_from, args.load_to))
-        window = None if lo is None and hi is None else (lo, hi)
-        ds = load.load_dumps(args.dumps, tz=args.tz, window=window)
+        rec = source.open_recording(args.dumps, tz=args.tz, progress=lambda line: print(line, file=sys.stderr))
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    if ds.info.kind == "empty":
-        reason = ds.info.notices[0] if ds.info.notices else "no data"
+    if rec.kind == "empty" or rec.span is None:
+        reason = rec.notices[0] if rec.notices else "no data"
         raise CliError(f"no snapshots in {args.dumps}: {reason}")
-    if ds.info.notices:
-        for notice in ds.info.notices:  # every skipped or damaged part is named
-            print(f"note: {visible(notice)}", file=sys.stderr)  # file names never drive the terminal
-    return ds
+    for notice in rec.notices:  # every skipped or damaged part is named
+        print(f"note: {visible(notice)}", file=sys.stderr)  # file names never drive the terminal
+    return rec
 
 
-def _snap(ds: load.Dataset, text: str | None) -> int:
+def _moment(rec: source.Recording, text: str | None, option: str = "--at") -> query.Moment:
     try:
-        return load.resolve_at(ds, text or "latest")
+        return query.resolve(rec, text or "latest")
     except ValueError as exc:
-        raise CliError(f"--at: {exc}") from None
+        raise CliError(f"{option}: {exc}") from None
 
 
-def _proc_id(ds: load.Dataset, pid: int, start_time: str | None) -> int:
+def _proc(rec: source.Recording, pid: int, start_time: str | None) -> query.Proc:
     try:
-        found = load.find_process(ds, pid, start_time)
+        found = query.process(rec, pid, start_time)
     except ValueError as exc:
         raise CliError(f"--start-time: {exc}") from None
-    if found.empty:
+    if found is None:
         when = f" with start time {start_time}" if start_time else ""
-        raise CliError(f"no process with pid {pid}{when} in {ds.info.path}")
-    return int(found["proc_id"].iloc[-1])
+        raise CliError(f"no process with pid {pid}{when} in {rec.shown}")
+    return found
+
+
+def _metric(rec: source.Recording, m: query.Moment, chosen: str) -> str:
+    """--metric value -> the metric to use; 'auto' follows summary.choose_metric at that moment (said on stderr)."""
+    if chosen != "auto":
+        return chosen
+    choice = query.default_metric(rec, m)
+    if choice.metric != "rss":  # the non-obvious default is said; RSS is what every tool shows
+        print(f"note: metric {choice.reason}; --metric rss for RSS", file=sys.stderr)
+    return choice.metric
 
 
 def _filters(args: argparse.Namespace) -> filters.Filters:
@@ -233,31 +255,20 @@ def _filters(args: argparse.Namespace) -> filters.Filters:
     )
 
 
-def _filtered(
-    ds: load.Dataset, snap: int, args: argparse.Namespace, index: tree.TreeIndex | None = None
-) -> pd.DataFrame:
-    """Rows of one snapshot passing the CLI filters (kept rows only), with lifetime_s."""
-    snap_df = tree.snapshot(ds.procs, snap, index)
+def _filtered(snap_df: pd.DataFrame, args: argparse.Namespace) -> pd.DataFrame:
+    """Rows of one snapshot (query.moment) passing the CLI filters (kept rows only), with lifetime_s."""
     out = filters.filter_snapshot(snap_df, _filters(args), level=args.level, limit=args.limit)
     out = out[out["kept"].to_numpy(bool)].drop(columns=["kept", "context"])
     return out.assign(lifetime_s=filters.lifetime_s(out))
 
 
-def _iso(values: pd.Series) -> pd.Series:
-    """datetime64[ns, UTC] -> ISO 8601 text with Z (fractional seconds only when present); nulls stay null."""
-    ts = values.dt.tz_convert("UTC")
-    fractional = (ts.dropna().astype("int64").to_numpy() % 10**9 != 0).any()
-    fmt = "%Y-%m-%dT%H:%M:%S.%fZ" if fractional else "%Y-%m-%dT%H:%M:%SZ"
-    return ts.dt.strftime(fmt).astype(object).where(ts.notna(), None)
-
-
 def _text_frame(df: pd.DataFrame) -> pd.DataFrame:
-    """Times as ISO text, categories as plain values; for csv/json/table output."""
+    """Times as exact ISO text (units.iso_z), categories as plain values; for csv/json/table output."""
     out = df.copy()
     for col in out.columns:
         dtype = out[col].dtype
         if isinstance(dtype, pd.DatetimeTZDtype):
-            out[col] = _iso(out[col])
+            out[col] = iso_z_series(out[col])
         elif isinstance(dtype, pd.CategoricalDtype):
             out[col] = out[col].astype(object).where(out[col].notna(), None)
     return out
@@ -292,95 +303,144 @@ def render(df: pd.DataFrame, fmt: str) -> bytes:
     raise CliError(f"unknown format {fmt!r}")
 
 
+def _time_arg(text: str | None, option: str) -> pd.Timestamp | None:
+    if text is None:
+        return None
+    try:
+        return parse_time(text)
+    except ValueError as exc:
+        raise CliError(f"{option}: {exc}") from None
+
+
+def _range(args: argparse.Namespace) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+    t_from, t_to = _time_arg(args.from_, "--from"), _time_arg(args.to, "--to")
+    if t_from is not None and t_to is not None and t_from > t_to:
+        raise CliError("--from is after --to")
+    return t_from, t_to
+
+
 # ------------------------------------------------------------------------------------------------ commands
 
 
-def cmd_system(ds: load.Dataset, args: argparse.Namespace) -> pd.DataFrame:
-    """SYSTEM -> one row per snapshot: SYSTEM_COLUMNS."""
-    return summary.system_summary(ds.system, ds.procs)[SYSTEM_COLUMNS]
+def cmd_system(rec: source.Recording, args: argparse.Namespace) -> pd.DataFrame:
+    """System memory per snapshot: SYSTEM_COLUMNS."""
+    out = query.system(rec, *_range(args))
+    return out.assign(snap=np.arange(len(out), dtype=np.int32))[SYSTEM_COLUMNS]
 
 
-def cmd_snapshot(ds: load.Dataset, args: argparse.Namespace) -> pd.DataFrame:
+def cmd_snapshot(rec: source.Recording, args: argparse.Namespace) -> pd.DataFrame:
     """Processes of one snapshot passing the filters: SNAPSHOT_COLUMNS."""
-    return _filtered(ds, _snap(ds, args.at), args)[SNAPSHOT_COLUMNS].reset_index(drop=True)
+    snap_df = query.moment(rec, _moment(rec, args.at))
+    return _filtered(snap_df, args)[SNAPSHOT_COLUMNS].reset_index(drop=True)
 
 
-def cmd_timeline(ds: load.Dataset, args: argparse.Namespace) -> pd.DataFrame:
+def _snap_numbers(rec: source.Recording, ts: pd.Series, t_from: pd.Timestamp) -> np.ndarray:
+    """Sample times -> their position in the recording's snapshot list (the recording's snapshot numbers)."""
+    before = len(query.snapshots(rec, None, t_from - pd.Timedelta(microseconds=1)))
+    times = query.snapshots(rec, t_from, None)["ts"]
+    return (before + times.searchsorted(ts)).astype(np.int64)
+
+
+def cmd_timeline(rec: source.Recording, args: argparse.Namespace) -> pd.DataFrame:
     """One process over time: TIMELINE_COLUMNS."""
-    tl = timeline.process_timeline(ds.procs, _proc_id(ds, args.pid, args.start_time))
-    return tl[TIMELINE_COLUMNS]
+    p = _proc(rec, args.pid, args.start_time)
+    tl = query.timeline(rec, p)
+    return tl.assign(snap=_snap_numbers(rec, tl["ts"], p.start_time))[TIMELINE_COLUMNS]
 
 
-def cmd_children(ds: load.Dataset, args: argparse.Namespace) -> pd.DataFrame:
+def cmd_children(rec: source.Recording, args: argparse.Namespace) -> pd.DataFrame:
     """Direct children's subtree RSS over time: CHILDREN_COLUMNS."""
-    trends = timeline.children_trends(ds.procs, _proc_id(ds, args.pid, args.start_time), metric="rss")
+    trends = query.children(rec, _proc(rec, args.pid, args.start_time), metric="rss")
     return trends.assign(pid=np.int32(args.pid))[CHILDREN_COLUMNS]
 
 
-def cmd_top(ds: load.Dataset, args: argparse.Namespace) -> pd.DataFrame:
-    """Largest processes (own RSS), subtrees, or growers between --since and --at."""
-    snap = _snap(ds, args.at)
+def cmd_top(rec: source.Recording, args: argparse.Namespace) -> pd.DataFrame:
+    """Largest processes, subtrees, or growers between --since and --at, by the chosen metric."""
+    m = _moment(rec, args.at)
     if args.by == "growth":
-        since = int(ds.snapshots["snap"].iloc[0]) if args.since is None else _snap(ds, args.since)
-        if since > snap:
+        since = _moment(rec, args.since or rec.span[0], "--since")
+        if since.ts > m.ts:
             raise CliError("--since is after --at")
-        out = summary.growers(ds.procs, since, snap, metric="rss", limit=args.limit)
-        starts = ds.procs.drop_duplicates("proc_id").set_index("proc_id")["start_time"]
-        out = out.assign(start_time=starts.reindex(out["proc_id"]).to_numpy())
+    metric = _metric(rec, m, args.metric)
+    if args.by == "growth":
+        out = query.growers(rec, since, m, metric=metric, limit=args.limit)
         out.insert(0, "rank", np.arange(1, len(out) + 1))
         return out[GROWTH_COLUMNS]
+    extra = [] if metric == "rss" else [f"{metric}_bytes", f"subtree_{metric}_bytes"]
     if args.by == "subtree":
-        out = summary.top_subtrees(ds.procs, snap, metric="rss", limit=args.limit)
-        cols = [*TOP_COLUMNS, "subtree_share"]
+        out = query.top_subtrees(rec, m, metric=metric, limit=args.limit)
+        cols = [*TOP_COLUMNS, *extra, "subtree_share"]
     else:
-        out = summary.top_processes(ds.procs, snap, metric="rss", limit=args.limit)
-        cols = TOP_COLUMNS
+        out = query.top_processes(rec, m, metric=metric, limit=args.limit)
+        cols = [*TOP_COLUMNS, *extra]
     out = out.reset_index(drop=True)
     out.insert(0, "rank", np.arange(1, len(out) + 1))
     return out[cols]
 
 
-def cmd_processes(ds: load.Dataset, args: argparse.Namespace) -> pd.DataFrame:
-    """Processes that had --pid: load.FIND_COLUMNS plus lifetime stats (samples, lifetime_s)."""
-    found = load.find_process(ds, args.pid)
+def cmd_processes(rec: source.Recording, args: argparse.Namespace) -> pd.DataFrame:
+    """Processes that had --pid: host, pid, start_time, first_seen, last_seen, name, cmdline, samples, lifetime_s,
+    rss_max_bytes (lifetime from the start time; the observed span for seed dumps)."""
+    found = query.find_processes(rec, args.pid)
     if found.empty:
-        raise CliError(f"no process with pid {args.pid} in {ds.info.path}")
-    st = stats.process_stats(ds.procs, list(found["proc_id"]), lifetime_exact=ds.info.start_times_exact)
-    return found.merge(st[["proc_id", "samples", "lifetime_s", "rss_max_bytes"]], on="proc_id", how="left")
+        raise CliError(f"no process with pid {args.pid} in {rec.shown}")
+    end = found["last_seen"]
+    life = (end - (found["start_time"] if rec.start_times_exact else found["first_seen"])).dt.total_seconds()
+    out = found.assign(lifetime_s=life)
+    return out[["host", "pid", "start_time", "first_seen", "last_seen", "name", "cmdline", "samples", "lifetime_s",
+                "rss_max_bytes"]]  # fmt: skip
 
 
-def cmd_export(ds: load.Dataset, args: argparse.Namespace) -> pd.DataFrame:
-    """Rows passing the filters with every PROCS + TREE column (+ lifetime_s), one snapshot or all of them."""
+def _export_rows(snap_df: pd.DataFrame, args: argparse.Namespace, unfiltered: bool) -> pd.DataFrame:
+    out = snap_df.assign(lifetime_s=filters.lifetime_s(snap_df)) if unfiltered else _filtered(snap_df, args)
+    # parent_row is a row position: meaningless outside the frame it was computed in; proc_id numbers this answer
+    return out.drop(columns=["parent_row", "snap"]).reset_index(drop=True)
+
+
+def cmd_export(rec: source.Recording, args: argparse.Namespace) -> pd.DataFrame | Iterator[pd.DataFrame]:
+    """Rows passing the filters with every PROCS + TREE column (+ lifetime_s): one snapshot, or with --all every
+    snapshot, one hour of samples at a time (an iterator of frames)."""
     if not args.all:
-        out = _filtered(ds, _snap(ds, args.at), args)
-    else:
-        f = _filters(args)
-        if f.is_default() and args.level is None and args.limit is None:
-            out = ds.procs.assign(lifetime_s=filters.lifetime_s(ds.procs))
-        else:
-            index = tree.TreeIndex.build(ds.procs)  # one pass, then each snapshot costs only its own rows
-            parts = [_filtered(ds, int(s), args, index) for s in ds.snapshots["snap"]]
-            out = pd.concat(parts, ignore_index=True) if parts else ds.procs.iloc[0:0]
-    # parent_row is a row position: meaningless outside the frame it was computed in
-    return out.drop(columns=["parent_row"]).reset_index(drop=True)
+        return _export_rows(query.moment(rec, _moment(rec, args.at)), args, False)
+    unfiltered = _filters(args).is_default() and args.level is None and args.limit is None
+
+    def chunks() -> Iterator[pd.DataFrame]:
+        first, last = rec.span
+        start = first.floor("h")
+        while start <= last:
+            end = start + pd.Timedelta(hours=1) - pd.Timedelta(microseconds=1)
+            rows = query.window_rows(rec, start, end)
+            for _, snap_df in rows.groupby("snap", sort=True):
+                yield _export_rows(_renumber(snap_df), args, unfiltered)
+            start = start + pd.Timedelta(hours=1)
+
+    return chunks()
 
 
-def cmd_groups(ds: load.Dataset, args: argparse.Namespace) -> pd.DataFrame:
+def _renumber(snap_df: pd.DataFrame) -> pd.DataFrame:
+    """One snapshot's rows cut from a multi-snapshot frame -> snap 0, parent_row local again."""
+    out = snap_df.reset_index(drop=True)
+    rows = np.flatnonzero(np.ones(len(snap_df), bool))
+    old = snap_df.index.to_numpy()
+    pos = pd.Series(rows, index=old)
+    parent = out["parent_row"].to_numpy()
+    out["parent_row"] = np.where(parent >= 0, pos.reindex(parent).fillna(-1).to_numpy(np.int64), -1)
+    return out.assign(snap=np.int32(0))
+
+
+def cmd_groups(rec: source.Recording, args: argparse.Namespace) -> pd.DataFrame:
     """Group totals over time: ts, group, processes, rss_bytes (+ pss/uss/swap_bytes when any is known)."""
-    out = groups.group_totals(ds.procs, args.by, top=args.top)
+    out = query.groups(rec, args.by, top=args.top)
     cols = ["ts", "group", "processes", "rss_bytes"]
     cols += [c for c in ("pss_bytes", "uss_bytes", "swap_bytes") if out[c].notna().any()]
     return out[cols]
 
 
-def cmd_compare(ds: load.Dataset, args: argparse.Namespace) -> pd.DataFrame:
+def cmd_compare(rec: source.Recording, args: argparse.Namespace) -> pd.DataFrame:
     """Two moments: pid, start_time, name, change, <m>_before_bytes, <m>_after_bytes, delta_bytes."""
-    try:
-        snap_from, snap_to = load.resolve_at(ds, args.from_), load.resolve_at(ds, args.to)
-    except ValueError as exc:
-        raise CliError(f"--from/--to: {exc}") from None
-    out = compare.compare_processes(ds.procs, snap_from, snap_to, metric=args.metric)
-    m = args.metric
+    a, b = _moment(rec, args.from_, "--from/--to"), _moment(rec, args.to, "--from/--to")
+    m = _metric(rec, b, args.metric)
+    out = query.compare(rec, a, b, metric=m)
     out = out.rename(columns={"before_bytes": f"{m}_before_bytes", "after_bytes": f"{m}_after_bytes"})
     out = out[["pid", "start_time", "name", "change", f"{m}_before_bytes", f"{m}_after_bytes", "delta_bytes"]]
     return out if args.limit is None else out.head(args.limit)
@@ -393,30 +453,19 @@ ALERT_COLUMNS = [
 EXIT_ALERT = 1
 
 
-def _time_arg(text: str | None, option: str) -> pd.Timestamp | None:
-    if text is None:
-        return None
-    try:
-        return load.parse_time(text)
-    except ValueError as exc:
-        raise CliError(f"{option}: {exc}") from None
-
-
-def cmd_leaks(ds: load.Dataset, args: argparse.Namespace) -> pd.DataFrame:
+def cmd_leaks(rec: source.Recording, args: argparse.Namespace) -> pd.DataFrame:
     """Leak suspects in the window, score > 0, top K: LEAK_COLUMNS (+ top_member_pid/name with --subtrees)."""
-    t_from, t_to = _time_arg(args.from_, "--from"), _time_arg(args.to, "--to")
-    if t_from is not None and t_to is not None and t_from > t_to:
-        raise CliError("--from is after --to")
-    out = leaks.leak_scores(ds.procs, t_from, t_to, min_duration_s=args.min_duration)
+    t_from, t_to = _range(args)
+    out = query.leak_scores(rec, t_from, t_to, min_duration_s=args.min_duration)
     cols = LEAK_COLUMNS
     if args.subtrees:
-        out = leaks.subtree_leak_scores(ds.procs, t_from, t_to, min_duration_s=args.min_duration, process_scores=out)
+        out = query.subtree_leak_scores(rec, t_from, t_to, min_duration_s=args.min_duration, process_scores=out)
         cols = [*LEAK_COLUMNS, "top_member_pid", "top_member_name"]
     out = out[out["score"].to_numpy() > 0]
     return out[cols].head(args.top).reset_index(drop=True)
 
 
-def cmd_alerts(ds: load.Dataset, args: argparse.Namespace) -> pd.DataFrame:
+def cmd_alerts(rec: source.Recording, args: argparse.Namespace) -> pd.DataFrame:
     """Alerts firing at --at under the --rules file: ALERT_COLUMNS (main exits 1 when there is any)."""
     try:
         text = Path(args.rules).read_text(encoding="utf-8")
@@ -426,8 +475,8 @@ def cmd_alerts(ds: load.Dataset, args: argparse.Namespace) -> pd.DataFrame:
         rules = alerts.parse_rules(text)
     except alerts.RulesError as exc:
         raise CliError(f"bad rules file {args.rules}: {exc}") from None
-    at = None if str(args.at).strip().lower() == "latest" else _time_arg(args.at, "--at")
-    return alerts.evaluate(rules, ds, at=at)[ALERT_COLUMNS]
+    m = _moment(rec, args.at)
+    return query.alerts(rec, rules, m.ts)[ALERT_COLUMNS]
 
 
 COMMANDS = {
@@ -445,14 +494,46 @@ COMMANDS = {
 }
 
 
+def _write_chunks(chunks: Iterator[pd.DataFrame], fmt: str, out: BinaryIO) -> int:
+    """Frames -> one csv / json array / parquet file written piece by piece; returns the rows written."""
+    n = 0
+    writer = None
+    first = True
+    if fmt == "json":
+        out.write(b"[")
+    for df in chunks:
+        if df.empty:
+            continue
+        if fmt == "parquet":
+            table = pa.Table.from_pandas(df, preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(out, table.schema)
+            writer.write_table(table.cast(writer.schema))
+        elif fmt == "csv":
+            out.write(_text_frame(df).to_csv(index=False, header=first).encode())
+        else:
+            body = _text_frame(df).to_json(orient="records", force_ascii=False)[1:-1]
+            out.write((b"" if first else b",") + body.encode())
+        first = False
+        n += len(df)
+    if fmt == "json":
+        out.write(b"]\n")
+    if writer is not None:
+        writer.close()
+    return n
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI with `argv` (default sys.argv[1:]); returns the exit status (0 ok, 2 error)."""
+    """Run the CLI with `argv` (default sys.argv[1:]); returns the exit status (0 ok, 1 alerts firing, 2 error)."""
     args = build_parser().parse_args(argv)
     try:
-        ds = _load(args)
-        result = COMMANDS[args.command](ds, args)
-        data = render(result, args.format)
+        rec = _open(args)
+        result = COMMANDS[args.command](rec, args)
         out_path = getattr(args, "out", None)
+        if not isinstance(result, pd.DataFrame):
+            _emit_chunks(result, args.format, out_path)
+            return 0
+        data = render(result, args.format)
         if out_path:
             try:
                 Path(out_path).write_bytes(data)
@@ -469,3 +550,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 0
     return EXIT_ALERT if args.command == "alerts" and len(result) else 0
+
+
+def _emit_chunks(chunks: Iterator[pd.DataFrame], fmt: str, out_path: str | None) -> None:
+    if not out_path:
+        _write_chunks(chunks, fmt, sys.stdout.buffer)
+        sys.stdout.flush()
+        return
+    try:
+        with open(out_path, "wb") as fh:
+            _write_chunks(chunks, fmt, fh)
+    except OSError as exc:
+        raise CliError(f"cannot write {out_path}: {exc.strerror or exc}") from None

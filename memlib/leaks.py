@@ -52,6 +52,7 @@ import pandas as pd
 from memlib import schema
 from memlib.timeline import metric_column
 from memlib.tree import TreeIndex, group_bounds, with_tree
+from memlib.units import ns_of, to_utc
 
 NS_PER_H = 3_600_000_000_000
 MIB = schema.MIB
@@ -70,24 +71,14 @@ SUBTREE_LEAK_COLUMNS = [
 ]  # fmt: skip
 
 
-def ns_of(times: pd.Series) -> np.ndarray:
-    """A datetime column (any unit, UTC) -> int64 nanoseconds since the epoch (NaT -> INT64_MIN)."""
-    return times.array.as_unit("ns").asi8
-
-
 def _window_mask(ts: pd.Series, t_from: pd.Timestamp | None, t_to: pd.Timestamp | None) -> np.ndarray:
     t = ns_of(ts)
     mask = np.ones(len(t), bool)
     if t_from is not None:
-        mask &= t >= _utc(t_from).value
+        mask &= t >= to_utc(t_from).as_unit("ns").value
     if t_to is not None:
-        mask &= t <= _utc(t_to).value
+        mask &= t <= to_utc(t_to).as_unit("ns").value
     return mask
-
-
-def _utc(t: pd.Timestamp | str) -> pd.Timestamp:
-    ts = pd.Timestamp(t)
-    return (ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")).as_unit("ns")
 
 
 def _row_median(sorted_rows: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -133,6 +124,8 @@ def _empty_leaks(procs: pd.DataFrame) -> pd.DataFrame:
             out[c] = pd.Series(dtype=schema.UTC_NS)
         elif c in ("name", "cmdline", "user"):
             out[c] = procs[c].iloc[0:0].reset_index(drop=True) if c in procs.columns else pd.Series(dtype=object)
+        elif c == "pid" and c in procs.columns:
+            out[c] = pd.Series(dtype="int32")
         elif c in ("proc_id", "growth_bytes", "start_floor_bytes", "end_floor_bytes"):
             out[c] = pd.Series(dtype="int64")
         elif c in ("pid", "samples"):
@@ -198,17 +191,63 @@ def leak_scores(
     t = t_all[row_keep]
     v = values.to_numpy(dtype=np.float64, na_value=np.nan)[rows]
 
-    # (process x bin) floors and bin times
+    # per (process, bin): the floor (minimum) and the mean time of its samples
     nb = max_points
     b = np.minimum(((t - first_t[g]) / span[g] * nb).astype(np.int64), nb - 1)  # float: no overflow on long spans
     key = g * nb + b
     _, kb = group_bounds(key)  # rows are in (process, time) order, so keys are sorted
     kstart = kb[:-1]
-    floor = np.minimum.reduceat(v, kstart)
-    x_h = (t - first_t[g]) / NS_PER_H
-    tmean = np.add.reduceat(x_h, kstart) / np.diff(kb)
-    kg, kbin = g[kstart], b[kstart]
+    kg = g[kstart]
+    last_row = rows[np.cumsum(counts) - 1]
+    first_row = rows[np.concatenate([[0], np.cumsum(counts)[:-1]])]
+    floors = pd.DataFrame(
+        {
+            "proc_id": ids[kg].astype(np.int64),
+            "b": b[kstart],
+            "floor": np.minimum.reduceat(v, kstart),
+            "tmean_h": np.add.reduceat((t - first_t[g]) / NS_PER_H, kstart) / np.diff(kb),
+            "first_ns": first_t[kg],
+            "last_ns": last_t[kg],
+            "samples": counts[kg],
+            "pid": procs["pid"].to_numpy()[first_row][kg],
+            "start_time": procs["start_time"].array.take(first_row[kg]),
+        }
+    )
+    for c in ("name", "cmdline", "user"):
+        if c in procs.columns:
+            floors[c] = procs[c].array.take(last_row[kg])
+    return score_floors(floors, window_s, nb, min_growth_bytes)
+
+
+FLOOR_COLUMNS = ["proc_id", "b", "floor", "tmean_h", "first_ns", "last_ns", "samples", "pid", "start_time"]
+
+
+def score_floors(
+    floors: pd.DataFrame | None, window_s: float, max_points: int = MAX_POINTS, min_growth_bytes: int = MIB
+) -> pd.DataFrame:
+    """Per-bin floors -> leak scores: LEAK_COLUMNS, most suspicious first (steps 3-6 of the module docstring).
+
+    `floors`: one row per non-empty (process, bin), sorted by proc_id then b: FLOOR_COLUMNS (b = bin number in
+    0..max_points-1, floor = min of the metric in it, tmean_h = mean time of its samples in hours since the process's
+    first sample in the window, first_ns/last_ns/samples/pid/start_time per process, repeated) and optionally name,
+    cmdline, user (the process's last values in the window). window_s: the time covered by the window's samples.
+    Extra columns that are constant per process (host, boot_id) are carried into the result.
+    """
+    if floors is None or floors.empty:
+        return _empty_leaks(floors if floors is not None else pd.DataFrame())
+    nb = max_points
+    pid_codes = floors["proc_id"].to_numpy()
+    ids, gb = group_bounds(pid_codes)
+    gstart = gb[:-1]
     n_proc = len(ids)
+    kg = np.repeat(np.arange(n_proc), np.diff(gb))
+    kbin = floors["b"].to_numpy(np.int64)
+    floor = floors["floor"].to_numpy(np.float64)
+    tmean = floors["tmean_h"].to_numpy(np.float64)
+    first_t = floors["first_ns"].to_numpy(np.int64)[gstart]
+    last_t = floors["last_ns"].to_numpy(np.int64)[gstart]
+    span = last_t - first_t
+    counts = floors["samples"].to_numpy(np.int64)[gstart]
     Y = np.full((n_proc, nb), np.nan)
     X = np.full((n_proc, nb), np.nan)
     Y[kg, kbin] = floor
@@ -221,7 +260,7 @@ def leak_scores(
         late = np.nanmedian(Y[:, nb - q :], axis=1)
     rising = late > early
     if not rising.any():
-        return _empty_leaks(procs)
+        return _empty_leaks(floors)
     sel = np.flatnonzero(rising)
     Ys, Xs = Y[sel], X[sel]
     rate = theil_sen(Xs, Ys)
@@ -237,12 +276,11 @@ def leak_scores(
         r2 = np.where(ss_tot > 0, np.clip(1 - ss_res / ss_tot, 0, 1), 0.0)
 
     # rising share, growth and growing-since from the compact (non-empty bins) arrays
-    per_proc_bins = np.bincount(kg, minlength=n_proc)
+    per_proc_bins = np.diff(gb)
     same = kg[1:] == kg[:-1]
     ups = np.bincount(kg[1:][same & (floor[1:] > floor[:-1])], minlength=n_proc)
     steps = np.maximum(per_proc_bins - 1, 1)
     share = ups / steps
-    gstart = np.concatenate([[0], np.cumsum(per_proc_bins)[:-1]])
     lo = np.minimum.reduceat(floor, gstart)
     hi = np.maximum.reduceat(floor, gstart)
     tol = np.maximum(MIB, 0.02 * (hi - lo))
@@ -262,18 +300,17 @@ def leak_scores(
     score = np.where((rate > 0) & (fitted_growth >= min_growth_bytes), score, 0.0)
     score = np.nan_to_num(score)
 
-    last_row = rows[(np.cumsum(counts) - 1)[sel]]
-    first_row = rows[np.concatenate([[0], np.cumsum(counts)[:-1]])[sel]]
+    at = gstart[sel]
     out = pd.DataFrame(
         {
             "proc_id": ids[sel].astype(np.int64),
-            "pid": procs["pid"].to_numpy()[first_row].astype(np.int32),
-            "start_time": procs["start_time"].array.take(first_row),
+            "pid": floors["pid"].to_numpy()[at].astype(np.int32),
+            "start_time": floors["start_time"].array.take(at),
         }
     )
-    for c in ("name", "cmdline", "user"):
-        if c in procs.columns:
-            out[c] = procs[c].array.take(last_row)
+    for c in floors.columns:
+        if c not in FLOOR_COLUMNS:
+            out[c] = floors[c].array.take(at)
     out["first_seen"] = pd.DatetimeIndex(first_t[sel]).tz_localize("UTC")
     out["last_seen"] = pd.DatetimeIndex(last_t[sel]).tz_localize("UTC")
     out["samples"] = counts[sel].astype(np.int32)
@@ -288,7 +325,8 @@ def leak_scores(
     out["end_floor_bytes"] = end_floor[sel].astype(np.int64)
     out["score"] = score
     order_out = np.lexsort((-np.nan_to_num(rate, nan=-np.inf), -score))
-    return out.iloc[order_out].reset_index(drop=True)[[c for c in LEAK_COLUMNS if c in out.columns]]
+    extra = [c for c in out.columns if c not in LEAK_COLUMNS]
+    return out.iloc[order_out].reset_index(drop=True)[[c for c in LEAK_COLUMNS if c in out.columns] + extra]
 
 
 def _membership_pairs(
@@ -343,6 +381,7 @@ def subtree_leak_scores(
     min_growth_bytes: int = MIB,
     process_scores: pd.DataFrame | None = None,
     index: TreeIndex | None = None,
+    long_lived: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """PROCS frame and a window -> one row per subtree with a growing member, most suspicious first.
 
@@ -350,6 +389,8 @@ def subtree_leak_scores(
     processes seen in the subtree at the sampled moments, growing_members = members with a positive score,
     rate_bytes_per_hour = sum of the scored members' rates, growing_since, top_member_* = the member with the largest
     rate, score). `process_scores`: leak_scores of the same frame/window/parameters, to avoid recomputing.
+    `long_lived`: the proc_ids seen for min_samples over min_duration_s in the window, when `procs` holds only the
+    sampled moments (memlib.query passes the rows of the grid and of each long-lived process's last sample).
     """
     scores = process_scores
     if scores is None:
@@ -365,7 +406,10 @@ def subtree_leak_scores(
     last_rows = rows[o[bounds[1:] - 1]]
     counts = np.diff(bounds)
     span = t_arr[o[bounds[1:] - 1]] - t_arr[o[bounds[:-1]]]
-    long_lived = (counts >= max(2, min_samples)) & (span >= min_duration_s * 1e9) & (span > 0)
+    if long_lived is None:
+        long_lived = (counts >= max(2, min_samples)) & (span >= min_duration_s * 1e9) & (span > 0)
+    else:
+        long_lived = np.isin(ids, np.asarray(long_lived, np.int64))
     root_ids, member_ids = _membership_pairs(procs, rows, last_rows[long_lived], min_duration_s)
     is_long = np.zeros(int(max(ids.max(), root_ids.max())) + 1, bool)
     is_long[ids[long_lived]] = True

@@ -40,7 +40,6 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-import zoneinfo
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import tzinfo
@@ -55,6 +54,7 @@ from pandas.api.types import union_categoricals
 from memlib import schema, seed, store, tree
 from memlib import window as windows
 from memlib.scrub import scrub_cmdline
+from memlib.units import local_zone, parse_time, resolve_zone  # noqa: F401  (re-exported)
 
 SEED_DIR = "time"
 _MAX_CACHED_PATHS = 2  # each holds a Dataset (a day of history is ~0.8 GB)
@@ -103,34 +103,6 @@ def tree_index(ds: Dataset) -> tree.TreeIndex:
 
 
 # ------------------------------------------------------------------------------------------------ time zones
-
-
-def local_zone() -> tzinfo:
-    """The zone of the machine running the loader: $TZ if it names a zone, else /etc/localtime, else UTC."""
-    env = os.environ.get("TZ", "").lstrip(":")
-    if env:
-        try:
-            return zoneinfo.ZoneInfo(env)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            pass
-    try:
-        target = os.path.realpath("/etc/localtime")
-        if "zoneinfo/" in target:
-            return zoneinfo.ZoneInfo(target.split("zoneinfo/", 1)[1])
-        with open("/etc/localtime", "rb") as fh:
-            return zoneinfo.ZoneInfo.from_file(fh, key="localtime")
-    except (OSError, zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return zoneinfo.ZoneInfo("UTC")
-
-
-def resolve_zone(tz: str | None) -> tzinfo:
-    """Zone name (IANA, e.g. "Europe/Berlin", or "UTC") or None (local zone) -> tzinfo; ValueError if unknown."""
-    if tz is None or tz == "":
-        return local_zone()
-    try:
-        return zoneinfo.ZoneInfo(tz)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
-        raise ValueError(f"unknown time zone {tz!r} (use an IANA name such as 'Europe/Berlin' or 'UTC')") from None
 
 
 # ------------------------------------------------------------------------------------------------ cache state
@@ -1079,17 +1051,6 @@ def _all_later(parts: list[pa.Table | None], base: Dataset) -> bool:
 
 
 # ------------------------------------------------------------------------------------------------ queries
-
-
-def parse_time(text: str) -> pd.Timestamp:
-    """ISO 8601 text -> UTC Timestamp (a time without zone is taken as UTC); ValueError with the text otherwise."""
-    try:
-        ts = pd.Timestamp(str(text).strip())
-    except (ValueError, TypeError, OverflowError):
-        ts = None
-    if ts is None or ts is pd.NaT or pd.isna(ts):
-        raise ValueError(f"{text!r} is not a time: use ISO 8601 (e.g. 2026-11-27T17:02:13Z) or 'latest'")
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
 def resolve_at(ds: Dataset, text: str) -> int:

@@ -1,19 +1,22 @@
-"""Every column memlib, the collector and the dashboard exchange: name, dtype, unit.
+"""Every column memlib, the collector and the dashboard exchange in pandas: name, dtype, unit.
+
+What is stored on disk (Arrow types, units, the tree columns, the system and cgroup tables) is named in
+``store/schema.py``; the frames below are memlib's in-memory view of those rows.
 
 Units: memory in **bytes**, time as **UTC** ``datetime64[ns, UTC]``, durations in seconds.
 Unknown values are null (``pd.NA`` / NaN), never 0.
 
 Frames
 ------
-PROCS (one row per process per snapshot; what the loader returns, sorted by ``snap, pid``):
-    snap        int32                 snapshot index (dense, 0..n-1, ordered by ``ts``; key into SNAPSHOTS)
+PROCS (one row per process per snapshot; what memlib.query returns for the frame analyses, sorted by ``snap, pid``):
+    snap        int32                 snapshot index within that frame (dense, 0..n-1, ordered by ``ts``)
     ts          datetime64[ns, UTC]   sample time
     host        category              host name of the recording machine
     boot_id     category              /proc/sys/kernel/random/boot_id ("" for seed dumps)
     pid         int32
     ppid        int32                 0 for roots such as init / kthreadd
     start_time  datetime64[ns, UTC]   boot time + /proc/<pid>/stat field 22; for seed dumps: first time seen
-    proc_id     int64                 dense identity of (host, boot_id, pid, start_time) within one Dataset
+    proc_id     int64                 dense identity of (host, boot_id, pid, start_time) within one frame
     uid         Int64 (nullable)      real uid (null for seed dumps)
     user        category              user name (uid as text when unresolvable)
     state       category (nullable)   R, S, D, Z, ... (null for seed dumps)
@@ -35,33 +38,15 @@ TREE (memlib.tree.derive_trees adds these to PROCS, same row order):
     subtree_<m>      int64 / Int64  for each memory metric m present: own + all descendants, at that moment
                              (subtree_rss_bytes, subtree_pss_bytes, subtree_uss_bytes, subtree_swap_bytes)
 
-SYSTEM (one row per snapshot, sorted by ``snap``):
-    snap, ts, host, boot_id   as in PROCS
-    <meminfo key>   Int64     every /proc/meminfo field under its own name ("MemTotal", "Active(anon)", ...),
-                              converted to bytes; HugePages_Total/Free/Rsvd/Surp stay counts.
-                              Seed dumps: whole MiB * 2**20 (a lower bound).
-    CollectorSkippedSamples   Int64   (SKIPPED_SAMPLES_FIELD; a count, only on the first sample written after the
-                              collector had to skip samples because the disk was full: how many it skipped)
-    smaps_every_ms, smaps_eligible, smaps_stale, smaps_unreadable, smaps_cpu_us   Int64 (nullable; absent when
-                              smaps is off): the collector's PSS coverage of that sample (collector.sampler): the
-                              promised age (ms), processes alive that long whose smaps_rollup is read, those of them
-                              without values that fresh, those stale because their last read failed, CPU spent (µs).
-
-SNAPSHOTS (memlib.load.Dataset.snapshots):
-    snap int32, ts datetime64[ns, UTC], host category, boot_id category, processes int32
-
-CGROUP_MEM (memlib.load.Dataset.cgroup_mem; one row per sample and cgroup whose memory use was readable):
-    ts, host              as in PROCS (a ts of SNAPSHOTS)
-    cgroup   category     cgroup path as in PROCS ``cgroup``
-    memory_current_bytes  Int64   memory.current (v2) / memory.usage_in_bytes (v1): the kernel's figure for the
-                                  cgroup, page cache and kernel memory included
-    Stored in the system frame's long (field, value) rows as fields ``CGROUP_MEM_FIELD_PREFIX + path``: no new
-    frame kind, so files stay readable both ways; the loader moves them out of SYSTEM into this frame.
+The system series (memlib.query.SYSTEM_COLUMNS) and per-cgroup memory (ts, host, cgroup, memory_current_bytes)
+come straight from the store's system and cgroups tables; their formulas are in memlib.query.system and the README.
 """
 
 from __future__ import annotations
 
 import pandas as pd
+
+from store import schema as store_schema
 
 SCHEMA_VERSION = 1  # written into every native file; readers accept <= this, and name anything newer
 
@@ -127,7 +112,7 @@ SYSTEM_KEY_COLUMNS: dict[str, str] = {
     "boot_id": "category",
 }
 # /proc/meminfo fields that are counts, not kB
-MEMINFO_COUNT_FIELDS = frozenset({"HugePages_Total", "HugePages_Free", "HugePages_Rsvd", "HugePages_Surp"})
+MEMINFO_COUNT_FIELDS = store_schema.MEMINFO_COUNT_FIELDS
 
 SNAPSHOT_COLUMNS: dict[str, str] = {
     "snap": "int32",
@@ -145,7 +130,7 @@ CGROUP_MEM_COLUMNS: dict[str, str] = {
     "memory_current_bytes": "Int64",
 }
 SKIPPED_SAMPLES_FIELD = "CollectorSkippedSamples"  # system field: samples skipped (disk full) before this one
-CGROUP_MEM_FIELD_PREFIX = "cgroup_mem:"  # system-frame field name of a cgroup's memory use: prefix + cgroup path
+CGROUP_MEM_FIELD_PREFIX = store_schema.CGROUP_MEM_FIELD_PREFIX  # a .current system field: prefix + cgroup path
 
 
 def empty_cgroup_mem() -> pd.DataFrame:

@@ -1,10 +1,12 @@
 """Import the original tool's CSV dumps (``DIR/time/process_mem_*.csv`` + ``sys_mem_*.csv``, design.md §2).
 
-Parsers take text (the loader reads the files). Units: ``RSS_MB``/``VSZ_MB`` and ``<Key>_MB`` are whole MiB
-(kB // 1024, so a lower bound) and become bytes (* 2**20); ``HugePages_*`` stay counts; ``<Key>_kB`` is accepted too.
+Parsers take text; ``import_seed`` reads the files (regular files inside the folder only) and imports them once into
+a store (docs/store.md, "Older stores and seed CSVs") that memlib.source then queries. Units: ``RSS_MB``/``VSZ_MB``
+and ``<Key>_MB`` are whole MiB (kB // 1024, so a lower bound) and become bytes (* 2**20); ``HugePages_*`` stay
+counts; ``<Key>_kB`` is accepted too.
 
 Time: a file's stamp is the local time of the recording machine, without zone. ``localize_stamps`` turns stamps in
-*file order* (the order the loader passes, which is modification time, then name) into UTC:
+*file order* (modification time, then name) into UTC:
 nonexistent local times (spring forward) are shifted forward to the first valid instant; an ambiguous one (fall back)
 is read as the first pass (summer time) unless a file earlier in file order carries a later stamp, i.e. the clock has
 already gone back — then it is the second pass (standard time).
@@ -27,16 +29,27 @@ Command lines are scrubbed with ``memlib.scrub.scrub_cmdline`` (once per distinc
 from __future__ import annotations
 
 import csv
+import fcntl
+import hashlib
 import io
+import json
+import os
 import re
+import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from memlib.schema import MEMINFO_COUNT_FIELDS, MIB, UTC_NS
 from memlib.scrub import scrub_cmdline
+from memlib.units import local_zone, resolve_zone  # noqa: F401  (seed stamps are local time; re-exported)
 
 PROCESS_FILE_RE = re.compile(r"^process_mem_(\d{8}_\d{6})\.csv$")
 SYSTEM_FILE_RE = re.compile(r"^sys_mem_(\d{8}_\d{6})\.csv$")
@@ -352,3 +365,271 @@ def build_seed_frames(
     system.insert(2, "boot_id", "")
     system = system.sort_values("ts", kind="stable").reset_index(drop=True)
     return procs, system
+
+
+# ------------------------------------------------------------------------------------------------ import into a store
+
+SEED_DIR = "time"
+IMPORT_DIR = ".pmi-store"  # the store a seed folder is imported into, when the folder is writable
+_MANIFEST = "import.json"
+_MANIFEST_VERSION = 1
+SEED_HOST = ""  # seed dumps carry no host name (the store's partition is host=unknown)
+
+
+def cache_dir(folder: Path, purpose: str) -> Path:
+    """Where a conversion of `folder` goes when it cannot live beside it: $XDG_CACHE_HOME (or ~/.cache)/pmi/<hash>."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pmi"
+    digest = hashlib.sha256(f"{purpose}:{Path(folder).resolve()}".encode()).hexdigest()[:16]
+    return base / f"{purpose}-{digest}"
+
+
+def scan_seed_files(folder: Path) -> tuple[dict[str, tuple[int, int]], list[str]]:
+    """Seed CSVs in folder/time/ and folder/ -> ({path relative to folder: (size, mtime_ns)}, notices naming unknown
+    files, links leaving the folder, loops and special files). Only regular files inside the folder are listed."""
+    from store import files
+
+    lister = files.SafeLister(folder)
+    found: dict[str, tuple[int, int]] = {}
+    unknown: list[str] = []
+    for sub, prefix in ((Path(folder), ""), (Path(folder) / SEED_DIR, f"{SEED_DIR}/")):
+        if prefix and lister.check(sub, want_dir=True) is None:
+            continue
+        for entry in lister.scandir(sub):
+            name = entry.name
+            if files.is_skipped_name(name) or (not prefix and name == SEED_DIR):
+                continue
+            if not is_seed_name(name):
+                if prefix and not entry.is_dir(follow_symlinks=False):
+                    unknown.append(f"{prefix}{name}: unknown file, skipped")
+                continue
+            st = lister.check(entry, want_dir=False)
+            if st is not None:
+                found[prefix + name] = (st.st_size, st.st_mtime_ns)
+    return found, sorted(set(lister.notices + unknown))
+
+
+def has_seed_files(folder: Path) -> bool:
+    """True when `folder` (or its time/ subfolder) holds seed-format CSV names."""
+    for sub in (Path(folder), Path(folder) / SEED_DIR):
+        try:
+            with os.scandir(sub) as it:
+                if any(is_seed_name(e.name) for e in it):
+                    return True
+        except OSError:
+            continue
+    return False
+
+
+@dataclass
+class SeedImport:
+    """import_seed's result: the store holding the imported rows (None when nothing was usable) and notices."""
+
+    root: Path | None
+    notices: list[str] = field(default_factory=list)
+
+
+def _decode(data: bytes, rel: str, notices: list[str]) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        notices.append(f"{rel}: non-UTF-8 bytes replaced")
+        return data.decode("utf-8", errors="replace")
+
+
+def _parse_file(folder: Path, rel: str) -> tuple[str, pd.Timestamp, object, list[str]] | None:
+    """One seed CSV -> (kind, naive stamp, frame | values | None, notices); None for an impossible stamp."""
+    classified = classify_name(rel.rsplit("/", 1)[-1])
+    if classified is None:
+        return None
+    kind, stamp = classified
+    notices: list[str] = []
+    result: object = None
+    try:
+        text = _decode((Path(folder) / rel).read_bytes(), rel, notices)
+        parsed = parse_process_csv(text) if kind == "process" else parse_sys_csv(text)
+        result = parsed.frame if isinstance(parsed, ParsedProcesses) else parsed.values
+        notices.extend(f"{rel}: {n}" for n in parsed.notices)
+    except (OSError, ValueError) as exc:
+        notices.append(f"{rel}: skipped ({exc})")
+    return kind, stamp, result, notices
+
+
+def _read_manifest(cache: Path) -> dict | None:
+    try:
+        data = json.loads((cache / _MANIFEST).read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("version") == _MANIFEST_VERSION else None
+
+
+def _write_manifest(cache: Path, data: dict) -> None:
+    tmp = cache / (_MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(data), "utf-8")
+    os.replace(tmp, cache / _MANIFEST)
+
+
+def _import_root(folder: Path) -> Path:
+    beside = Path(folder) / IMPORT_DIR
+    try:
+        beside.mkdir(exist_ok=True)
+        if os.access(beside, os.W_OK | os.X_OK):
+            return beside
+    except OSError:
+        pass
+    return cache_dir(folder, "seed")
+
+
+def import_seed(
+    folder: Path, zone: tzinfo, progress: Callable[[str], None], derive: Callable[[pa.Table], pa.Table]
+) -> SeedImport:
+    """Seed CSVs of `folder` -> a store holding them (see the module docstring for identity and time rules).
+
+    The store lives beside them (``folder/.pmi-store``) when writable, else in the user's cache. It is reused as is
+    while the CSVs are unchanged, extended when only later CSVs were added (identities continue across the two),
+    rebuilt otherwise. `progress` gets a line every few hundred files."""
+
+    folder = Path(folder)
+    listing, notices = scan_seed_files(folder)
+    if not listing:
+        return SeedImport(None, [*notices, f"no seed-format CSV in {folder.name}/ or {folder.name}/{SEED_DIR}/"])
+    cache = _import_root(folder)
+    cache.mkdir(parents=True, exist_ok=True)
+    fd = os.open(cache, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # one import of a folder at a time (two viewers opening it at once)
+        return _import_locked(folder, cache, listing, notices, zone, progress, derive)
+    finally:
+        os.close(fd)
+
+
+def _import_locked(
+    folder: Path,
+    cache: Path,
+    listing: dict[str, tuple[int, int]],
+    notices: list[str],
+    zone: tzinfo,
+    progress: Callable[[str], None],
+    derive: Callable[[pa.Table], pa.Table],
+) -> SeedImport:
+    from store import files, segment
+
+    manifest = _read_manifest(cache)
+    old = {} if manifest is None or manifest.get("zone") != str(zone) else manifest.get("files", {})
+    listing_l = {k: list(v) for k, v in listing.items()}
+    if manifest is not None and old == listing_l:
+        return SeedImport(cache, notices + manifest.get("notices", []))
+    new_names = [k for k in listing if k not in old]
+    extend = bool(old) and all(listing_l.get(k) == v for k, v in old.items())
+    if extend:
+        last_old = max((classify_name(k.rsplit("/", 1)[-1]) or ("", pd.Timestamp.min))[1] for k in old)
+        extend = all((classify_name(k.rsplit("/", 1)[-1]) or ("", pd.Timestamp.min))[1] > last_old for k in new_names)
+    if not extend:
+        for table in ("procs", "system", "cgroups"):
+            shutil.rmtree(cache / table, ignore_errors=True)
+        new_names = list(listing)
+        prior_notices: list[str] = []
+    else:
+        prior_notices = list(manifest.get("notices", [])) if manifest else []
+    verb = "extending" if extend else "importing"
+    progress(f"{folder}: {verb} {len(new_names)} seed CSV file(s) into {cache}")
+    parsed = []
+    for i, rel in enumerate(sorted(new_names, key=lambda k: (listing[k][1], k)), 1):
+        item = _parse_file(folder, rel)
+        if item is None:
+            prior_notices.append(f"{rel}: impossible date, skipped")
+        else:
+            parsed.append(item)
+            prior_notices.extend(item[3])
+        if i % 500 == 0 or i == len(new_names):
+            progress(f"  read {i}/{len(new_names)} seed file(s)")
+    usable = [p for p in parsed if p[2] is not None]
+    context = _context(cache) if extend else None
+    procs, system, more = _seed_rows(usable, zone, context)
+    prior_notices += more
+    if len(procs) or len(system):
+        seg = segment.build_tables(SEED_HOST, "", _procs_table(procs), _system_table(system), derive)
+        segment.publish(cache, seg)
+        progress(f"  wrote {len(procs):,} process rows, {len(system):,} snapshots")
+    _write_manifest(
+        cache,
+        {"version": _MANIFEST_VERSION, "zone": str(zone), "files": listing_l, "notices": prior_notices[-500:]},
+    )
+    closed, _ = files.list_closed(cache)
+    if not closed:
+        return SeedImport(None, notices + prior_notices + ["no usable seed rows"])
+    return SeedImport(cache, notices + prior_notices)
+
+
+def _context(cache: Path) -> pd.DataFrame | None:
+    """The last imported snapshot's processes (ts, pid, ppid, user, cmdline, start_time) or None."""
+    from store import files
+
+    closed, _ = files.list_closed(cache, ["procs"])
+    if not closed:
+        return None
+    last = max(closed, key=lambda f: (f.date, f.path.name))
+    cols = ["ts", "pid", "ppid", "user", "cmdline", "start_time", "rss_bytes", "vsz_bytes"]
+    table = pq.read_table(last.path, columns=cols, partitioning=None)
+    ts = table.column("ts")
+    table = table.filter(pc.equal(ts, pc.max(ts)))
+    return table.to_pandas()
+
+
+def _seed_rows(
+    usable: list[tuple[str, pd.Timestamp, object, list[str]]], zone: tzinfo, context: pd.DataFrame | None
+) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """Parsed files (file order) -> (procs, system) with UTC times; `context` = the previously imported last
+    snapshot, whose processes keep their start times when they continue into the new files."""
+    if not usable:
+        return pd.DataFrame(), pd.DataFrame(), []
+    naive = pd.Series([p[1] for p in usable], dtype="datetime64[ns]")
+    first = ~naive.duplicated().to_numpy()
+    utc_unique = localize_stamps(naive[first], zone)
+    to_utc = dict(zip(naive[first].to_numpy(), utc_unique.to_numpy(), strict=True))
+    proc_stamps = {p[1] for p in usable if p[0] == "process"}
+    notices = [
+        f"{p[1].strftime(STAMP_FORMAT)}: sys_mem file without a process_mem file of the same stamp, skipped"
+        for p in usable
+        if p[0] == "system" and p[1] not in proc_stamps
+    ]
+    processes = [(pd.Timestamp(to_utc[p[1].to_datetime64()]), p[2]) for p in usable if p[0] == "process"]
+    systems = [
+        (pd.Timestamp(to_utc[p[1].to_datetime64()]), p[2]) for p in usable if p[0] == "system" and p[1] in proc_stamps
+    ]
+    ctx_ts = None
+    if context is not None and len(context):
+        ctx_ts = pd.Timestamp(context["ts"].iloc[0]).tz_convert("UTC")
+        frame = pd.DataFrame(
+            {
+                "pid": context["pid"].astype("int32"),
+                "ppid": context["ppid"].astype("int32"),
+                "user": context["user"].astype(object),
+                "rss_bytes": context["rss_bytes"].astype("int64"),
+                "vsz_bytes": context["vsz_bytes"].astype("int64"),
+                "cmd": context["cmdline"].astype(object),
+            }
+        )
+        processes = [(ctx_ts, frame), *processes]
+    procs, system = build_seed_frames(processes, systems)  # type: ignore[arg-type]
+    if ctx_ts is not None:
+        assert context is not None
+        at_ctx = procs["ts"] == ctx_ts
+        known = dict(zip(context["pid"].astype(int), pd.to_datetime(context["start_time"], utc=True), strict=False))
+        from_ctx = (procs["start_time"] == ctx_ts) & ~at_ctx
+        procs.loc[from_ctx, "start_time"] = procs.loc[from_ctx, "pid"].map(known).to_numpy()
+        procs = procs[~at_ctx].reset_index(drop=True)
+        system = system[system["ts"] != ctx_ts].reset_index(drop=True)
+    return procs, system, notices
+
+
+def _procs_table(procs: pd.DataFrame) -> pa.Table | None:
+    if procs.empty:
+        return None
+    cols = ["ts", "pid", "ppid", "start_time", "user", "name", "cmdline", "rss_bytes", "vsz_bytes"]
+    return pa.Table.from_pandas(procs[cols], preserve_index=False)
+
+
+def _system_table(system: pd.DataFrame) -> pa.Table | None:
+    if system.empty:
+        return None
+    return pa.Table.from_pandas(system.drop(columns=["host", "boot_id"]), preserve_index=False)

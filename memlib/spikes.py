@@ -22,10 +22,9 @@ import numpy as np
 import pandas as pd
 
 from memlib import schema
-from memlib.leaks import ns_of
-from memlib.summary import system_summary
 from memlib.timeline import metric_column
 from memlib.tree import TreeIndex, group_bounds
+from memlib.units import ns_of, to_utc
 
 MIB = schema.MIB
 DEFAULT_BASELINE_S = 600.0
@@ -38,11 +37,6 @@ EVENT_COLUMNS = [
 ]  # fmt: skip
 PROCESS_SPIKE_COLUMNS = ["proc_id", "pid", "start_time", "name", "cmdline", "user", *EVENT_COLUMNS]
 SYSTEM_SPIKE_COLUMNS = ["series", *EVENT_COLUMNS]
-
-
-def _utc_ns(t: pd.Timestamp | str) -> int:
-    ts = pd.Timestamp(t)
-    return (ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")).as_unit("ns").value
 
 
 def _empty_events() -> pd.DataFrame:
@@ -149,9 +143,9 @@ def process_spikes(
     t_all = ns_of(procs["ts"])
     mask = np.ones(len(procs), bool)
     if t_from is not None:
-        mask &= t_all >= _utc_ns(t_from)
+        mask &= t_all >= to_utc(t_from).as_unit("ns").value
     if t_to is not None:
-        mask &= t_all <= _utc_ns(t_to)
+        mask &= t_all <= to_utc(t_to).as_unit("ns").value
     values = procs[col]
     if values.hasnans:
         mask &= values.notna().to_numpy()
@@ -192,27 +186,22 @@ def process_spikes(
     return out[[c for c in PROCESS_SPIKE_COLUMNS if c in out.columns]]
 
 
-def system_spikes(
-    system: pd.DataFrame,
-    procs: pd.DataFrame,
+def used_spikes(
+    summ: pd.DataFrame,
     t_from: pd.Timestamp | str | None = None,
     t_to: pd.Timestamp | str | None = None,
     baseline_s: float = DEFAULT_BASELINE_S,
     k: float = DEFAULT_K,
     min_size_bytes: float = SYSTEM_MIN_SIZE,
 ) -> pd.DataFrame:
-    """SYSTEM and PROCS frames and a window -> spikes of used memory (summary.system_summary's mem_used_bytes).
-
-    Columns: SYSTEM_SPIKE_COLUMNS (series = "mem_used", then the event columns), in time order.
-    """
-    summ = system_summary(system, procs)
+    """A system series (ts, mem_used_bytes; one row per sample) and a window -> SYSTEM_SPIKE_COLUMNS, time order."""
     used = summ["mem_used_bytes"]
     t = ns_of(summ["ts"])
     mask = used.notna().to_numpy().copy()  # pandas 3 hands out read-only views
     if t_from is not None:
-        mask &= t >= _utc_ns(t_from)
+        mask &= t >= to_utc(t_from).as_unit("ns").value
     if t_to is not None:
-        mask &= t <= _utc_ns(t_to)
+        mask &= t <= to_utc(t_to).as_unit("ns").value
     order = np.flatnonzero(mask)
     order = order[np.argsort(t[order], kind="stable")]
     v = used.to_numpy(dtype=np.float64, na_value=np.nan)[order]

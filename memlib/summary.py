@@ -1,18 +1,13 @@
-"""Summaries (issue 6): system memory over time, top processes and subtrees at a moment, growers and counts.
+"""Summaries of moments: top processes and subtrees, growers and counts between two moments, the default metric
+of a moment (PSS when known for nearly all of the RSS), and what part of used memory the processes account for.
 
-System memory (``system_summary``), per snapshot:
-- used = MemTotal - MemAvailable (what `free` calls used). When MemAvailable is unknown (kernels before 3.14),
-  used falls back to MemTotal - MemFree - Buffers - Cached - SReclaimable (the seed tool's formula).
-- cached = Cached + SReclaimable (page cache plus reclaimable slab, `free`'s buff/cache without buffers);
-  SReclaimable counts as 0 when absent. buffers = Buffers. swap used = SwapTotal - SwapFree.
-- procs_rss = sum of every process's RSS; procs_pss = sum of PSS over the processes whose PSS is known (null if
-  none), pss_known_processes says how many.
-- unattributed = used - procs_pss when PSS is known for every process of the snapshot (basis "pss"), otherwise
-  used - procs_rss (basis "rss"). It is not clipped: a negative value means RSS counted shared pages several times.
-A meminfo key missing from SYSTEM gives null in the columns that need it, never an error.
+The system series itself (used, buff/cache, swap, Σ RSS/PSS per sample) is memlib.query.system; ``attributed``
+turns its rows into attributed / not attributed / counted-more-than-once bytes, never a bare negative number.
 """
 
 from __future__ import annotations
+
+from typing import Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -20,73 +15,6 @@ import pandas as pd
 from memlib import schema
 from memlib.timeline import metric_column
 from memlib.tree import TreeIndex, snapshot
-
-SYSTEM_SUMMARY_COLUMNS = [
-    "ts", "snap", "mem_total_bytes", "mem_used_bytes", "mem_available_bytes", "cached_bytes", "buffers_bytes",
-    "swap_total_bytes", "swap_used_bytes", "procs_rss_bytes", "procs_pss_bytes", "pss_known_processes",
-    "unattributed_bytes", "unattributed_basis", "processes",
-]  # fmt: skip
-
-
-def _key(system: pd.DataFrame, name: str) -> pd.Series:
-    if name in system.columns:
-        return system[name].astype("Int64")
-    return pd.Series(pd.NA, index=system.index, dtype="Int64")
-
-
-def _per_snap_sum(snap: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
-    return np.rint(np.bincount(snap, weights=values.astype(float), minlength=size)).astype(np.int64)
-
-
-def system_summary(system: pd.DataFrame, procs: pd.DataFrame) -> pd.DataFrame:
-    """SYSTEM and PROCS frames -> one row per SYSTEM snapshot: SYSTEM_SUMMARY_COLUMNS (bytes, Int64 where unknown).
-
-    Definitions in the module docstring. Snapshots are matched on ``snap``; a snapshot with no process rows has
-    processes 0 and null process sums.
-    """
-    if "snap" not in system.columns or "ts" not in system.columns:
-        raise KeyError("system frame lacks 'snap'/'ts'; build it as memlib.schema describes (SYSTEM)")
-    total, avail, free = _key(system, "MemTotal"), _key(system, "MemAvailable"), _key(system, "MemFree")
-    buffers, cached, srecl = _key(system, "Buffers"), _key(system, "Cached"), _key(system, "SReclaimable")
-    used = total - avail
-    fallback = total - free - buffers - cached - srecl
-    used = used.where(avail.notna(), fallback)
-    out = pd.DataFrame(
-        {
-            "ts": system["ts"],
-            "snap": system["snap"].astype("int32"),
-            "mem_total_bytes": total,
-            "mem_used_bytes": used,
-            "mem_available_bytes": avail,
-            "cached_bytes": cached + srecl.fillna(0),
-            "buffers_bytes": buffers,
-            "swap_total_bytes": _key(system, "SwapTotal"),
-            "swap_used_bytes": _key(system, "SwapTotal") - _key(system, "SwapFree"),
-        }
-    )
-    ssnap = system["snap"].to_numpy(dtype=np.int64)
-    psnap = procs["snap"].to_numpy(dtype=np.int64)
-    size = int(max(ssnap.max(initial=-1), psnap.max(initial=-1))) + 1
-    count = np.bincount(psnap, minlength=size)
-    rss = _per_snap_sum(psnap, procs["rss_bytes"].to_numpy(dtype=np.int64), size)
-    if "pss_bytes" in procs.columns:
-        pss_col = procs["pss_bytes"]
-        known = pss_col.notna().to_numpy()
-        pss = _per_snap_sum(psnap, pss_col.to_numpy(dtype=np.int64, na_value=0), size)
-        pss_known = np.bincount(psnap, weights=known, minlength=size).astype(np.int64)
-    else:
-        pss = np.zeros(size, np.int64)
-        pss_known = np.zeros(size, np.int64)
-    has = count[ssnap] > 0
-    out["procs_rss_bytes"] = pd.arrays.IntegerArray(rss[ssnap], ~has)
-    out["procs_pss_bytes"] = pd.arrays.IntegerArray(pss[ssnap], pss_known[ssnap] == 0)
-    out["pss_known_processes"] = pss_known[ssnap].astype(np.int32)
-    all_pss = has & (pss_known[ssnap] == count[ssnap])
-    basis_sum = pd.Series(np.where(all_pss, pss[ssnap], rss[ssnap]), index=out.index).astype("Int64").where(has)
-    out["unattributed_bytes"] = out["mem_used_bytes"] - basis_sum
-    out["unattributed_basis"] = pd.Categorical(np.where(all_pss, "pss", "rss"), categories=["pss", "rss"])
-    out["processes"] = count[ssnap].astype(np.int32)
-    return out[SYSTEM_SUMMARY_COLUMNS].reset_index(drop=True)
 
 
 def _desc_order(values: pd.Series) -> np.ndarray:
@@ -216,3 +144,53 @@ def counts(procs: pd.DataFrame, snap_from: int, snap_to: int) -> dict[str, int]:
         "exited": int((before_to & ~at_to).sum()),
         "seen": int(seen(np.ones(len(codes), bool)).sum()),
     }
+
+
+PSS_DEFAULT_SHARE = 0.95  # PSS becomes the default metric when known for at least this share of the RSS
+
+
+class MetricChoice(NamedTuple):
+    """The default metric of a moment and why: pss_share = Σ RSS of the processes whose PSS is known / Σ RSS."""
+
+    metric: Literal["pss", "rss"]
+    pss_share: float
+    reason: str
+
+
+def choose_metric(snap_df: pd.DataFrame) -> MetricChoice:
+    """One moment's rows (rss_bytes, pss_bytes) -> PSS when it is known for >= 95 % of the RSS, else RSS, with the
+    sentence that says so ("PSS known for 97 % of the RSS: shared pages split among their users")."""
+    rss = snap_df["rss_bytes"].to_numpy(dtype=np.float64, na_value=0.0) if len(snap_df) else np.zeros(0)
+    known = snap_df["pss_bytes"].notna().to_numpy() if "pss_bytes" in snap_df.columns else np.zeros(len(rss), bool)
+    total = float(rss.sum())
+    share = float(rss[known].sum() / total) if total > 0 else 0.0
+    pct = f"{share * 100:.0f} %"
+    if share >= PSS_DEFAULT_SHARE:
+        return MetricChoice("pss", share, f"PSS (known for {pct} of the RSS): shared pages split among their users")
+    return MetricChoice("rss", share, f"RSS (PSS known for only {pct} of the RSS): shared pages counted in full")
+
+
+def attributed(system_rows: pd.DataFrame, metric: Literal["pss", "rss"]) -> pd.DataFrame:
+    """System rows (memlib.query.SYSTEM_COLUMNS) and the shown metric -> ts, attributed_bytes, unattributed_bytes,
+    overcounted_bytes, basis.
+
+    attributed = Σ RSS (metric "rss") or Σ PSS where known plus Σ RSS of the processes without PSS (metric "pss");
+    unattributed = used - attributed when that is >= 0 (kernel, page tables, ...), else 0, and overcounted =
+    attributed - used (> 0 only when shared pages were counted more than once): never a bare negative number.
+    """
+    rss = system_rows["procs_rss_bytes"].astype("Int64")
+    if metric == "pss":
+        pss = system_rows["procs_pss_bytes"].astype("Int64").fillna(0)
+        basis = pss + (rss - system_rows["pss_known_rss_bytes"].astype("Int64").fillna(0))
+    else:
+        basis = rss
+    diff = system_rows["mem_used_bytes"].astype("Int64") - basis
+    return pd.DataFrame(
+        {
+            "ts": system_rows["ts"],
+            "attributed_bytes": basis,
+            "unattributed_bytes": diff.clip(lower=0),
+            "overcounted_bytes": (-diff).clip(lower=0),
+            "basis": metric,
+        }
+    )

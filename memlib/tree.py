@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from memlib import schema
 
@@ -373,3 +374,59 @@ def descendants_of(procs: pd.DataFrame, proc_id: int, snap: int, index: TreeInde
             break
         inside = grown
     return snap_df[inside]
+
+
+def stored_tree(procs: pa.Table | pd.DataFrame) -> pa.Table:
+    """Stored process rows of one or many snapshots (ts, pid, ppid, start_time, rss_bytes and, when present,
+    pss/uss/swap_bytes; a ``host`` column, when present, splits snapshots too) -> Arrow table of the stored tree columns
+    (store.schema.TREE_SCHEMA: level, parent_start_time, descendants, subtree_*_bytes), same rows, same order.
+
+    A snapshot is (host, ts); ``parent_start_time`` is the start time of the parent row found by ``derive_trees``
+    (null for a root), so (ppid, parent_start_time) names the parent process."""
+    table = procs if isinstance(procs, pa.Table) else pa.Table.from_pandas(procs, preserve_index=False)
+    n = table.num_rows
+    names = set(table.column_names)
+    ts = table.column("ts").cast(pa.int64()).to_numpy()
+    keys = [ts]
+    if "host" in names:
+        keys.insert(0, pd.factorize(table.column("host").to_pandas())[0].astype(np.int64))
+    if n and len(keys) == 1:
+        snap = np.unique(ts, return_inverse=True)[1].reshape(-1)
+    elif n:
+        snap = np.unique(np.stack(keys, axis=1), axis=0, return_inverse=True)[1].reshape(-1)
+    else:
+        snap = np.empty(0, np.int64)
+    frame = {
+        "snap": snap.astype(np.int64),
+        "pid": table.column("pid").to_numpy(),
+        "ppid": table.column("ppid").to_numpy(),
+    }
+    for col in _METRIC_COLUMNS:
+        if col in names:
+            arr = table.column(col)
+            frame[col] = (
+                pd.arrays.IntegerArray(
+                    arr.fill_null(0).cast(pa.int64()).to_numpy(), arr.is_null().to_numpy(zero_copy_only=False)
+                )
+                if col != "rss_bytes"
+                else arr.cast(pa.int64()).to_numpy()
+            )
+    tr = derive_trees(pd.DataFrame(frame))
+    parent = tr["parent_row"].to_numpy()
+    start_col = table.column("start_time")
+    start = start_col.cast(pa.int64()).fill_null(0).to_numpy()
+    at = np.maximum(parent, 0)
+    unknown = (parent < 0) | start_col.is_null().to_numpy(zero_copy_only=False)[at] if n else np.zeros(0, bool)
+    parent_start = pa.array(start[at], mask=unknown).cast(start_col.type).cast(pa.timestamp("us", tz="UTC"), safe=False)
+    arrays = {
+        "level": pa.array(tr["level"].to_numpy(), type=pa.int16()),
+        "parent_start_time": parent_start,
+        "descendants": pa.array(tr["descendants"].to_numpy(), type=pa.int32()),
+    }
+    for col in _METRIC_COLUMNS:
+        s = tr[schema.subtree_column(col)]
+        if col == "rss_bytes":
+            arrays[f"subtree_{col}"] = pa.array(s.to_numpy(dtype=np.int64), type=pa.int64())
+        else:
+            arrays[f"subtree_{col}"] = pa.array(s.to_numpy(dtype=np.int64, na_value=0), mask=s.isna().to_numpy())
+    return pa.table(arrays)

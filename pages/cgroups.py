@@ -7,14 +7,16 @@ ensure_router()
 import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
+from memlib import cgroups  # noqa: E402
+from memlib import query as q  # noqa: E402
 from memlib.display import visible  # noqa: E402
 from ui import charts, data, nav, render, sidebar, state  # noqa: E402
 
 ctx = sidebar.start_page("cgroups")
-view, ds, token, unit = ctx.view, ctx.loaded.ds, ctx.loaded.token, ctx.unit
-own_col, sub_col = ctx.metric_col, "subtree_" + ctx.metric_col
+view, unit, at = ctx.view, ctx.unit, ctx.at
+own_col, sub_col = ctx.metric_col, ctx.sub_col
 lo, hi = ctx.window
-tree_df = data.cgroup_tree(token, ds, ctx.snap)
+tree_df = ctx.ask(q.cgroup_tree, ctx.moment)
 unplaced = int(tree_df.attrs.get("unplaced_processes", 0))
 
 if len(tree_df) == 0:
@@ -63,11 +65,11 @@ cols = {
     ),
     "path": st.column_config.TextColumn("Path", width="large"),
 }
-st.caption(f"{len(tree_df):,} cgroups at {render.fmt_ts(ctx.snap_ts)} · click a row or a box to select a cgroup")
-row = render.clickable_table(tbl, key=f"cgroup_tree_{ctx.snap}", column_config=cols, max_height=380)
-render.download_buttons(tree_df, f"cgroups_{render.file_stamp(ctx.snap_ts)}", key="dl_cgroups")
+st.caption(f"{len(tree_df):,} cgroups at {render.fmt_ts(at)} · click a row or a box to select a cgroup")
+row = render.clickable_table(tbl, key=f"cgroup_tree_{at.value}", column_config=cols, max_height=380)
+render.download_buttons(tree_df, f"cgroups_{render.file_stamp(at)}", key="dl_cgroups")
 fig = data.figure(
-    "icicle", token, (ctx.snap, own_col, unit), lambda: charts.icicle_figure(tree_df, "tree_" + own_col, unit)
+    "icicle", ctx.loaded.token, (at, own_col, unit), lambda: charts.icicle_figure(tree_df, "tree_" + own_col, unit)
 )
 iev = None
 if len(tree_df) > 1:  # a single box says nothing
@@ -76,10 +78,10 @@ if len(tree_df) > 1:  # a single box says nothing
         width="stretch",
         on_select="rerun",
         selection_mode="points",
-        key=f"cgroup_icicle_{ctx.snap}",
-        config=charts.plot_config(f"cgroups_{render.file_stamp(ctx.snap_ts)}"),
+        key=f"cgroup_icicle_{at.value}",
+        config=charts.plot_config(f"cgroups_{render.file_stamp(at)}"),
     )
-picked = str(tree_df["cgroup"].iloc[row]) if row is not None else None
+picked = str(row["path"]) if row is not None else None
 point = nav.clicked_point(iev)
 picked = picked or (str(point) if point is not None and str(point) in set(tree_df["cgroup"]) else None)
 if picked is not None and picked != selected:
@@ -89,33 +91,32 @@ if picked is not None and picked != selected:
 # ---- the selected cgroup over time, and its processes now
 st.subheader("Selected cgroup", divider="gray", anchor=False)
 st.text(visible(f"{tree_df.loc[tree_df['cgroup'] == selected, 'label'].iloc[0]}  ({selected})"))
-tl = data.cgroup_timeline(token, ds, selected)
-tl_w = tl[(tl["ts"] >= lo) & (tl["ts"] <= hi)]
+tl = ctx.ask(q.cgroup_timeline, lo, hi, cgroups=[selected], rollup=True, bins=sidebar.CHART_BINS)
 st.plotly_chart(
     data.figure(
         "cgroup_tl",
-        token,
-        (selected, own_col, lo, hi, unit, ctx.snap_ts),
-        lambda: charts.cgroup_figure(data.decimate(tl_w), own_col, ctx.metric_label, unit, ctx.snap_ts),
+        ctx.loaded.token,
+        (selected, own_col, lo, hi, unit, at),
+        lambda: charts.cgroup_figure(tl, own_col, ctx.metric_label, unit, at),
     ),
     width="stretch",
     config=charts.plot_config(f"cgroup_{ctx.metric}_{render.file_stamp(lo)}_{render.file_stamp(hi)}"),
 )
-snap_df = data.snapshot(token, ds, ctx.snap)
-members = data.cgroup_members(token, ds, ctx.snap, selected)
-members, hidden_n = render.shown_members(members, snap_df, ctx.filters, own_col, sub_col)
+snap_df = ctx.snapshot()
+members = cgroups.cgroup_members(snap_df, 0, selected, recursive=True)
+members, hidden_n = render.shown_members(members, snap_df, ctx.filters, own_col)
 if hidden_n:
     st.caption(f"{hidden_n:,} processes hidden by the sidebar filters.")
 st.caption(f"{len(members):,} processes in this cgroup and below it · click a row to open the process")
 mtable = render.process_rows(members, unit, own_col, sub_col, extra=["cgroup"])
 target = render.clickable_table(
     mtable,
-    key=f"cgroup_members_{ctx.snap}_{selected}",
+    key=f"cgroup_members_{at.value}_{selected}",
     column_config=render.process_table_config(unit, ctx.metric_label)
     | {"cgroup": st.column_config.TextColumn("cgroup path")},
     processes=members,
     snapshot=snap_df,
 )
-render.download_buttons(members, f"cgroup_members_{render.file_stamp(ctx.snap_ts)}", key="dl_cgroup_members")
+render.download_buttons(members, f"cgroup_members_{render.file_stamp(at)}", key="dl_cgroup_members")
 if target is not None:
-    nav.go(nav.PAGE_PID, data.view_for_process(token, ds, target, view))
+    nav.go(nav.PAGE_PID, nav.process_view(view, target))

@@ -9,58 +9,44 @@ import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from memlib import compare  # noqa: E402
-from ui import data, nav, render, sidebar, state  # noqa: E402
+from memlib import query as q  # noqa: E402
+from ui import nav, render, sidebar, state  # noqa: E402
 
 ctx = sidebar.start_page("Compare two moments")
-view, ds, token, unit = ctx.view, ctx.loaded.ds, ctx.loaded.token, ctx.unit
-snaps = ds.snapshots
-pos_a = (
-    sidebar.nearest_snapshot(snaps, view.a)
-    if view.a is not None
-    else int(np.searchsorted(snaps["snap"].to_numpy(), ctx.window_snaps[0]))
-)
-pos_b = (
-    sidebar.nearest_snapshot(snaps, view.b)
-    if view.b is not None
-    else int(np.searchsorted(snaps["snap"].to_numpy(), ctx.snap))
-)
-snap_a, snap_b = int(snaps["snap"].iloc[pos_a]), int(snaps["snap"].iloc[pos_b])
-ts_a, ts_b = snaps["ts"].iloc[pos_a], snaps["ts"].iloc[pos_b]
+view, unit = ctx.view, ctx.unit
+first, last = ctx.rec.span
+ma = sidebar.resolve(ctx.loaded, view.a if view.a is not None else ctx.window[0])
+mb = sidebar.resolve(ctx.loaded, view.b) if view.b is not None else ctx.moment
+ts_a, ts_b = ma.ts, mb.ts
 
 # ---- the two moments (URL `a` and `b`; defaults: window start and the snapshot moment)
-t_first, t_last = snaps["ts"].iloc[0], snaps["ts"].iloc[-1]
-step = pd.Timedelta(seconds=max(1, round(float(ds.info.interval_s or 1.0)))).to_pytimedelta()
-
-
-def _set(field: str, key: str) -> None:
-    chosen = sidebar.nearest_snapshot(snaps, sidebar._utc(st.session_state[key]))
-    state.update_state(**{field: snaps["ts"].iloc[chosen]})
-
-
-if t_first != t_last:
+if first != last:
+    step = pd.Timedelta(seconds=max(1, round(float(ctx.rec.interval_s or 1.0)))).to_pytimedelta()
     left, right = st.columns(2)
     for col, field, label, ts in ((left, "a", "First moment (a)", ts_a), (right, "b", "Second moment (b)", ts_b)):
-        st.session_state[f"w_cmp_{field}"] = sidebar._naive(ts)
+        key = f"w_cmp_{field}"
+        st.session_state[key] = sidebar.naive(ts)
         col.slider(
             label + " (UTC)",
-            min_value=sidebar._naive(t_first),
-            max_value=sidebar._naive(t_last),
+            min_value=sidebar.naive(first),
+            max_value=sidebar.naive(last),
             step=step,
             format="MM-DD HH:mm:ss",
-            key=f"w_cmp_{field}",
-            on_change=_set,
-            args=(field, f"w_cmp_{field}"),
+            key=key,
+            on_change=lambda f=field, k=key: state.update_state(
+                **{f: sidebar.resolve(ctx.loaded, sidebar.to_utc(st.session_state[k])).ts}
+            ),
         )
 st.caption(
     f"a = {render.fmt_ts(ts_a)} · b = {render.fmt_ts(ts_b)} · {ctx.metric_label} · "
     "click a row to open the process (exited ones at moment a)"
 )
-if snap_a == snap_b:
+if ts_a == ts_b:
     st.info("Both moments are the same snapshot: move one of the sliders above.", icon=":material/info:")
-elif snap_a > snap_b:
+elif ts_a > ts_b:
     st.caption("Moment a is after moment b: 'new' means alive at a only.")
 
-table = data.compare_processes(token, ds, snap_a, snap_b, ctx.metric)
+table = ctx.ask(q.compare, ma, mb, ctx.metric)
 flt = ctx.filters
 keep = np.ones(len(table), bool)
 if flt.match:
@@ -99,6 +85,7 @@ with st.expander("Totals per change", expanded=False):
         hide_index=True,
         width="stretch",
         column_config=render.process_table_config(unit, ctx.metric_label),
+        placeholder=render.MISSING,
     )
     render.download_buttons(totals, f"compare_totals_{render.file_stamp(ts_a)}_{render.file_stamp(ts_b)}", "dl_ct")
 
@@ -116,13 +103,9 @@ config = render.process_table_config(unit, ctx.metric_label) | {
 }
 
 
-def _clicked(table: pd.DataFrame, rows: pd.DataFrame, key: str) -> tuple[int, bool] | None:
-    """Clickable table of `rows` -> (proc_id clicked, whether it exited: it opens at moment a) or None."""
-    picked = render.clickable_table(table, key=key, column_config=config, processes=rows, snapshot=rows, max_height=560)
-    if picked is None:
-        return None
-    change = rows.loc[rows["proc_id"].to_numpy() == picked, "change"].astype(str)
-    return picked, bool(len(change) and change.iloc[0] == "exited")
+def _clicked(table: pd.DataFrame, rows: pd.DataFrame, key: str) -> pd.Series | None:
+    """Clickable table of `rows` -> the clicked row (its parent's row for a PPID click), or None."""
+    return render.clickable_table(table, key=key, column_config=config, processes=rows, snapshot=rows, max_height=560)
 
 
 stamp = f"{render.file_stamp(ts_a)}_{render.file_stamp(ts_b)}"
@@ -141,7 +124,7 @@ with tab_p:
             "cmdline": shown["cmdline"].astype(str).to_numpy(),
         }
     )
-    picked = _clicked(ptable, shown, f"cmp_procs_{snap_a}_{snap_b}_{ctx.metric}")
+    picked = _clicked(ptable, shown, f"cmp_procs_{ts_a.value}_{ts_b.value}_{ctx.metric}")
     render.download_buttons(shown, f"compare_processes_{stamp}", key="dl_cmp_procs")
 with tab_s:
     has_desc = (shown["descendants_before"].fillna(0) > 0) | (shown["descendants_after"].fillna(0) > 0)
@@ -161,11 +144,12 @@ with tab_s:
             "cmdline": subs["cmdline"].astype(str).to_numpy(),
         }
     )
-    picked_sub = _clicked(stable, subs, f"cmp_subs_{snap_a}_{snap_b}_{ctx.metric}")  # drawn whatever was clicked
-    picked = picked or picked_sub
+    picked_sub = _clicked(
+        stable, subs, f"cmp_subs_{ts_a.value}_{ts_b.value}_{ctx.metric}"
+    )  # drawn whatever was clicked
+    picked = picked if picked is not None else picked_sub
     render.download_buttons(subs, f"compare_subtrees_{stamp}", key="dl_cmp_subs")
 
-if picked is not None:
-    proc_id, exited = picked
-    target = data.view_for_process(token, ds, proc_id, view).replace(at=ts_a if exited else ts_b, a=None, b=None)
-    nav.go(nav.PAGE_PID, target)
+if picked is not None:  # an exited process opens at moment a, any other at b
+    exited = str(picked.get("change")) == "exited"
+    nav.go(nav.PAGE_PID, nav.process_view(view, picked, at=ts_a if exited else ts_b).replace(a=None, b=None))

@@ -9,6 +9,7 @@ import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from memlib import groups  # noqa: E402
+from memlib import query as q  # noqa: E402
 from memlib.display import visible, visible_frame  # noqa: E402
 from ui import charts, data, nav, render, sidebar, state  # noqa: E402
 
@@ -16,8 +17,8 @@ BY_LABELS = {"name": "Name", "command": "Command (argv[0])", "user": "User", "cg
 TOP = 10
 
 ctx = sidebar.start_page("Groups")
-view, ds, token, unit = ctx.view, ctx.loaded.ds, ctx.loaded.token, ctx.unit
-own_col, sub_col = ctx.metric_col, "subtree_" + ctx.metric_col
+view, unit, at = ctx.view, ctx.unit, ctx.at
+own_col, sub_col = ctx.metric_col, ctx.sub_col
 lo, hi = ctx.window
 by = view.by
 
@@ -40,19 +41,18 @@ st.segmented_control(
 )
 
 # ---- over time: the TOP groups by peak, the rest summed as "(other)"
-totals = data.group_totals(token, ds, by, ctx.metric, TOP)
-in_window = totals[(totals["ts"] >= lo) & (totals["ts"] <= hi)]
+in_window = ctx.ask(q.groups, by, lo, hi, top=TOP, metric=ctx.metric, bins=sidebar.CHART_BINS)
 fig = data.figure(
     "groups",
-    token,
-    (by, ctx.metric, lo, hi, unit, ctx.snap_ts),
+    ctx.loaded.token,
+    (by, ctx.metric, lo, hi, unit, at),
     lambda: charts.stacked_figure(
         in_window,
         "group",
         own_col,
         f"{ctx.metric_label} per {BY_LABELS[by].lower()} (top {TOP} by peak, stacked) — click a band to list it",
         unit,
-        ctx.snap_ts,
+        at,
         ts=in_window["ts"],
         clickable=True,
         legend_reversed=True,
@@ -72,7 +72,7 @@ if clicked is not None and str(clicked) != view.group and str(clicked) != groups
     st.rerun()
 
 # ---- every group at the snapshot moment (no top-K cut), with its peak in the window
-snap_df = data.snapshot(token, ds, ctx.snap)
+snap_df = ctx.snapshot()
 now = groups.group_totals(snap_df, by)
 rank = np.argsort(-now[own_col].to_numpy(dtype=np.float64, na_value=-1.0), kind="stable")
 now = now.iloc[rank].reset_index(drop=True)
@@ -88,11 +88,11 @@ table = pd.DataFrame(
         "smaps_known": now["smaps_known"].to_numpy(),
     }
 ).drop(columns=[ctx.metric])  # the chosen metric is the `own` column
-st.subheader(f"Groups at {render.fmt_ts(ctx.snap_ts)}", divider="gray", anchor=False)
+st.subheader(f"Groups at {render.fmt_ts(at)}", divider="gray", anchor=False)
 st.caption(f"{len(now):,} groups · click a row to list its processes")
 row = render.clickable_table(
     table,
-    key=f"groups_now_{by}_{ctx.snap}",
+    key=f"groups_now_{by}_{at.value}",
     column_config={
         "group": st.column_config.TextColumn(BY_LABELS[by]),
         "processes": st.column_config.NumberColumn("Processes", format="%d"),
@@ -104,21 +104,21 @@ row = render.clickable_table(
         "smaps_known": st.column_config.NumberColumn("PSS known", format="%d", help="Members with PSS/USS/swap read"),
     },
 )
-render.download_buttons(now, f"groups_{by}_{render.file_stamp(ctx.snap_ts)}", key="dl_groups_now")
-if row is not None and str(now["group"].iloc[row]) != view.group:
-    state.update_state(group=str(now["group"].iloc[row]))
+render.download_buttons(now, f"groups_{by}_{render.file_stamp(at)}", key="dl_groups_now")
+if row is not None and str(row["group"]) != view.group:
+    state.update_state(group=str(row["group"]))
     st.rerun()
 
 with st.expander(f"Totals over time (top {TOP} groups + other)", expanded=False):
     render.download_buttons(in_window, f"groups_{by}_{render.file_stamp(lo)}_{render.file_stamp(hi)}", "dl_groups_t")
-    st.dataframe(visible_frame(in_window), hide_index=True, width="stretch", height=300)
+    st.dataframe(visible_frame(in_window), hide_index=True, width="stretch", height=300, placeholder=render.MISSING)
 
 # ---- the processes of the selected group at the moment
 if view.group is not None:
     st.subheader("Processes of the group", divider="gray", anchor=False)
     st.text(f"{BY_LABELS[by]}: {visible(view.group)}")
-    members = data.group_members(token, ds, by, view.group, ctx.snap)
-    members, hidden_n = render.shown_members(members, snap_df, ctx.filters, own_col, sub_col)
+    members = groups.group_members(snap_df, by, view.group, 0)
+    members, hidden_n = render.shown_members(members, snap_df, ctx.filters, own_col)
     if hidden_n:
         st.caption(f"{hidden_n:,} processes hidden by the sidebar filters.")
     if len(members) == 0:
@@ -127,11 +127,11 @@ if view.group is not None:
         mtable = render.process_rows(members, unit, own_col, sub_col)
         target = render.clickable_table(
             mtable,
-            key=f"group_members_{by}_{ctx.snap}",
+            key=f"group_members_{by}_{at.value}",
             column_config=render.process_table_config(unit, ctx.metric_label),
             processes=members,
             snapshot=snap_df,
         )
-        render.download_buttons(members, f"group_{by}_{render.file_stamp(ctx.snap_ts)}", key="dl_group_members")
+        render.download_buttons(members, f"group_{by}_{render.file_stamp(at)}", key="dl_group_members")
         if target is not None:
-            nav.go(nav.PAGE_PID, data.view_for_process(token, ds, target, view))
+            nav.go(nav.PAGE_PID, nav.process_view(view, target))

@@ -12,7 +12,9 @@ import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from memlib import alerts, spikes  # noqa: E402
-from ui import data, nav, render, sidebar  # noqa: E402
+from memlib import query as q  # noqa: E402
+from memlib.units import fmt_bytes  # noqa: E402
+from ui import nav, render, sidebar  # noqa: E402
 from ui.source import viewer_text  # noqa: E402
 from ui.state import UNITS  # noqa: E402
 
@@ -21,7 +23,7 @@ MAX_SPIKES = 200
 RULES_ENV = "PMI_ALERT_RULES"
 
 ctx = sidebar.start_page("Leaks & spikes")
-view, ds, token, unit = ctx.view, ctx.loaded.ds, ctx.loaded.token, ctx.unit
+view, unit, at = ctx.view, ctx.unit, ctx.at
 lo, hi = ctx.window
 div = UNITS[unit]
 label = ctx.metric_label
@@ -33,18 +35,20 @@ st.caption(
 )
 
 
-def _open_process(proc_id: int) -> None:
-    nav.go(nav.PAGE_PID, data.view_for_process(token, ds, proc_id, view))
+def _open_process(row: pd.Series) -> None:
+    nav.go(nav.PAGE_PID, nav.process_view(view, row))
 
 
-def _sparklines(series: pd.DataFrame, proc_ids: pd.Series) -> list[list[float]]:
-    """leak_series frame (proc_id, ts, floor_bytes) -> one list of floors (in the display unit) per proc_id given."""
-    ids = series["proc_id"].to_numpy()
-    values = series["floor_bytes"].to_numpy(dtype=np.float64) / div
-    order = np.argsort(ids, kind="stable")
-    uniq, first = np.unique(ids[order], return_index=True)
-    parts = dict(zip(uniq.tolist(), np.split(values[order], first[1:]), strict=True)) if len(uniq) else {}
-    return [parts.get(int(p), np.empty(0)).round(3).tolist() for p in proc_ids]
+def _procs(rows: pd.DataFrame) -> list[q.Proc]:
+    """Result rows with identity columns -> their processes."""
+    return [q.Proc(str(r.host), str(r.boot_id), int(r.pid), r.start_time) for r in rows.itertuples()]
+
+
+def _sparklines(series: pd.DataFrame, rows: pd.DataFrame) -> list[list[float]]:
+    """leak_series frame (pid, start_time, ts, floor_bytes) -> one list of floors (in the display unit) per row."""
+    floors = series.assign(v=(series["floor_bytes"].astype("Float64") / div).round(3))
+    parts = floors.groupby(["pid", "start_time"], sort=False)["v"].apply(list).to_dict()
+    return [parts.get((int(r.pid), r.start_time), []) for r in rows.itertuples()]
 
 
 def _rate_column(title: str, help_text: str) -> st.column_config.NumberColumn:
@@ -69,12 +73,13 @@ COMMON_CONFIG = {
 }
 
 
-def _suspects_table(suspects: pd.DataFrame, spark: pd.DataFrame, middle: dict[str, np.ndarray]) -> pd.DataFrame:
-    """Leak suspects (+ their leak_series) -> table: trend, pid, name, rate, since, the `middle` columns, score, user,
-    command line."""
+def _suspects_table(suspects: pd.DataFrame, spark: pd.DataFrame | None, middle: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Leak suspects (+ their leak_series, when given) -> table: [trend,] pid, name, rate, since, the `middle`
+    columns, score, user, command line."""
+    trend = {} if spark is None else {"trend": _sparklines(spark, suspects)}
     return pd.DataFrame(
         {
-            "trend": _sparklines(spark, suspects["proc_id"]),
+            **trend,
             "pid": suspects["pid"].to_numpy(),
             "name": suspects["name"].astype(str).to_numpy(),
             "rate": (suspects["rate_bytes_per_hour"] / div).to_numpy(),
@@ -88,14 +93,15 @@ def _suspects_table(suspects: pd.DataFrame, spark: pd.DataFrame, middle: dict[st
 
 
 def _process_suspects() -> None:
-    sc = data.leak_scores(token, ds, lo, hi, ctx.metric)
+    with st.spinner("Scoring leaks…"):
+        sc = ctx.ask(q.leak_scores, lo, hi, ctx.metric)
     suspects = sc[sc["score"] > 0].head(MAX_SUSPECTS).reset_index(drop=True)
     if len(suspects) == 0:
         st.success(f"No process's {label} grew steadily in this window.", icon=":material/check_circle:")
         rose = f"{len(sc):,} rose a little (grew once then stopped, or less than 1 MiB); " if len(sc) else ""
         st.caption(f"{rose}processes seen for less than 10 minutes of the window are never suspects.")
         return
-    spark = data.leak_series(token, ds, tuple(suspects["proc_id"].tolist()), lo, hi, ctx.metric)
+    spark = ctx.ask(q.leak_series, _procs(suspects), lo, hi, ctx.metric)
     table = _suspects_table(
         suspects,
         spark,
@@ -123,18 +129,18 @@ def _process_suspects() -> None:
 
 
 def _subtree_suspects() -> None:
-    st_ = data.subtree_leak_scores(token, ds, lo, hi, ctx.metric)
+    with st.spinner("Scoring subtrees…"):
+        st_ = ctx.ask(q.subtree_leak_scores, lo, hi, ctx.metric)
     suspects = st_[st_["score"] > 0].head(MAX_SUSPECTS).reset_index(drop=True)
     if len(suspects) == 0:
         st.success("No subtree has a steadily growing member in this window.", icon=":material/check_circle:")
         return
-    spark = data.leak_series(token, ds, tuple(suspects["proc_id"].tolist()), lo, hi, ctx.metric, subtree=True)
     top_member = (
         suspects["top_member_name"].astype(str) + " (" + suspects["top_member_pid"].astype("Int64").astype(str) + ")"
     )
     table = _suspects_table(
         suspects,
-        spark,
+        None,
         {
             "top member": top_member.to_numpy(),
             "members": suspects["members"].to_numpy(),
@@ -143,12 +149,6 @@ def _subtree_suspects() -> None:
     )
     config = {
         **COMMON_CONFIG,
-        "trend": st.column_config.LineChartColumn(
-            "Trend",
-            width="small",
-            help=f"Floor of the subtree's {label} total over the window (children that come and go included; "
-            "the rate counts only the growing members)",
-        ),
         "rate": _rate_column(f"Rate ({label})", "Sum of the growing members' rates (children that come and go add 0)"),
         "top member": st.column_config.TextColumn("Fastest member", help="The member with the largest rate (PID)"),
         "members": st.column_config.NumberColumn("Members", format="%d", help="Processes seen in the subtree"),
@@ -162,10 +162,10 @@ def _subtree_suspects() -> None:
 
 
 def _process_spikes() -> None:
-    sp = data.process_spikes(token, ds, lo, hi, ctx.metric)
+    sp = ctx.ask(q.process_spikes, lo, hi, ctx.metric)
     shown = sp.head(MAX_SPIKES).reset_index(drop=True)
     if len(shown) == 0:
-        st.caption(f"No process spiked by {render.fmt_bytes(spikes.PROCESS_MIN_SIZE)} or more in this window.")
+        st.caption(f"No process spiked by {fmt_bytes(spikes.PROCESS_MIN_SIZE)} or more in this window.")
         return
     table = pd.DataFrame(
         {
@@ -191,19 +191,20 @@ def _process_spikes() -> None:
         "size": render.memory_column("Size", unit, "Peak minus the baseline before the spike"),
         "baseline": render.memory_column("Baseline", unit, "Rolling median before the spike"),
     }
-    row = render.clickable_table(table, key=f"spikes_procs_{window_key}", column_config=config, max_height=380)
+    row = render.clickable_table(
+        table, key=f"spikes_procs_{window_key}", column_config=config, processes=shown, max_height=380
+    )
     if row is not None:
-        target = int(shown["proc_id"].iloc[row])
-        nav.go(nav.PAGE_PID, data.view_for_process(token, ds, target, view).replace(at=shown["peak_ts"].iloc[row]))
+        nav.go(nav.PAGE_PID, nav.process_view(view, row, at=row["peak_ts"]))
     if len(sp) > len(shown):
         st.caption(f"The {len(shown):,} largest of {len(sp):,} spikes.")
     render.download_buttons(shown, f"spikes_{window_name}", key="dl_spikes")
 
 
 def _system_spikes() -> None:
-    sp = data.system_spikes(token, ds, lo, hi)
+    sp = ctx.ask(q.system_spikes, lo, hi)
     if len(sp) == 0:
-        st.caption(f"No spike of {render.fmt_bytes(spikes.SYSTEM_MIN_SIZE)} or more in used RAM in this window.")
+        st.caption(f"No spike of {fmt_bytes(spikes.SYSTEM_MIN_SIZE)} or more in used RAM in this window.")
         return
     table = pd.DataFrame(
         {
@@ -230,9 +231,15 @@ def _system_spikes() -> None:
         key=f"spikes_system_{window_key}",
         column_config=config,
         max_height=300,
-        on_row=lambda row: nav.go(nav.PAGE_LEVEL, view.replace(at=sp["peak_ts"].iloc[row])),
+        processes=sp,
+        on_row=lambda row: nav.go(nav.PAGE_LEVEL, view.replace(at=row["peak_ts"])),
     )
     render.download_buttons(sp, f"ram_spikes_{window_name}", key="dl_ram_spikes")
+
+
+def _firing(rec: object, rules_text: str, when: pd.Timestamp | None) -> pd.DataFrame:
+    """alerts.evaluate of the rules text over the recording at `when` (None = latest): ALERT_COLUMNS."""
+    return q.alerts(rec, alerts.parse_rules(rules_text), when)
 
 
 def _format_values(values: pd.Series, units: pd.Series) -> np.ndarray:
@@ -257,16 +264,17 @@ def _alert_rules() -> None:
         st.error(f"The alert rules file ({RULES_ENV}) could not be read.", icon=":material/error:")
         st.text(viewer_text(f"{path}: {type(exc).__name__}: {exc}"))
         return
-    at = None if ctx.latest else ctx.snap_ts
+    when = None if ctx.latest else at
     try:
         rules = alerts.parse_rules(text)
-        firing = data.firing_alerts(token, ds, text, at)
+        firing = ctx.ask(_firing, text, when)
     except alerts.RulesError as exc:
         st.error(f"The alert rules file ({RULES_ENV}) cannot be used.", icon=":material/error:")
         st.text(viewer_text(f"{path}: {exc}"))
         return
-    shown_at = render.fmt_ts(ctx.snap_ts) + (" (latest)" if ctx.latest else "")
-    st.text(viewer_text(f"Rules: {path}") + f" · evaluated at {shown_at}")
+    st.text(
+        viewer_text(f"Rules: {path}") + f" · evaluated at {render.fmt_ts(at)}" + (" (latest)" if ctx.latest else "")
+    )
     counts = firing["rule"].value_counts()
     names = [r.name for r in rules]
     status = pd.DataFrame(
@@ -292,7 +300,7 @@ def _alert_rules() -> None:
     )
     if len(firing) == 0:
         st.success("No rule fires at this moment.", icon=":material/notifications_off:")
-        render.download_buttons(firing, f"alerts_{render.file_stamp(at)}", key="dl_alerts")
+        render.download_buttons(firing, f"alerts_{render.file_stamp(when)}", key="dl_alerts")
         return
     table = pd.DataFrame(
         {
@@ -307,7 +315,7 @@ def _alert_rules() -> None:
     )
     row = render.clickable_table(
         table,
-        key=f"alerts_{ctx.snap}",
+        key=f"alerts_{at.value}",
         column_config={
             "rule": st.column_config.TextColumn("Rule"),
             "pid": st.column_config.NumberColumn("PID", format="%d", help="Click to open the PID drill-down"),
@@ -317,27 +325,27 @@ def _alert_rules() -> None:
             "message": st.column_config.TextColumn("Alert", width="large"),
             "cmdline": st.column_config.TextColumn("Command line", width="large"),
         },
+        processes=firing,
         max_height=380,
     )
-    if row is not None and pd.notna(firing["pid"].iloc[row]):
-        d = data.directory(token, ds)
-        hit = d[(d["pid"] == int(firing["pid"].iloc[row])) & (d["start_time"] == firing["start_time"].iloc[row])]
-        if len(hit):
-            _open_process(int(hit["proc_id"].iloc[0]))
-    render.download_buttons(firing, f"alerts_{render.file_stamp(at)}", key="dl_alerts")
+    if row is not None and pd.notna(row["pid"]):
+        _open_process(row)
+    render.download_buttons(firing, f"alerts_{render.file_stamp(when)}", key="dl_alerts")
 
 
 st.subheader("Leak suspects", divider="gray", anchor=False)
-tab_procs, tab_subtrees = st.tabs(["Processes", "Subtrees"])
+tab_procs, tab_subtrees = st.tabs(["Processes", "Subtrees"], key="leak_tabs", on_change="rerun")
 with tab_procs:
-    _process_suspects()
-with tab_subtrees:
-    _subtree_suspects()
+    if tab_procs.open is not False:
+        _process_suspects()
+with tab_subtrees:  # scored only when opened: it costs several times the process scores
+    if tab_subtrees.open:
+        _subtree_suspects()
 
 st.subheader("Spikes", divider="gray", anchor=False)
 st.caption(
     f"A spike is a rise of {label} well above the process's rolling {spikes.DEFAULT_BASELINE_S / 60:.0f}-minute median "
-    f"(at least {render.fmt_bytes(spikes.PROCESS_MIN_SIZE)} and {spikes.DEFAULT_K:g}× its usual spread); "
+    f"(at least {fmt_bytes(spikes.PROCESS_MIN_SIZE)} and {spikes.DEFAULT_K:g}× its usual spread); "
     "a rise that stays becomes the new baseline. Click one to open that process at its peak."
 )
 _process_spikes()

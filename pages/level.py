@@ -8,33 +8,28 @@ import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from memlib import filters  # noqa: E402
+from memlib import query as q  # noqa: E402
+from memlib.units import fmt_bytes  # noqa: E402
 from ui import charts, data, nav, render, sidebar, state  # noqa: E402
+from ui.render import fmt_durations, fmt_ts  # noqa: E402
 
 ctx = sidebar.start_page("Level view")
-view, ds, token, unit = ctx.view, ctx.loaded.ds, ctx.loaded.token, ctx.unit
-snap_df = data.snapshot(token, ds, ctx.snap)
-own_col, sub_col = ctx.metric_col, "subtree_" + ctx.metric_col
+view, unit, at = ctx.view, ctx.unit, ctx.at
+own_col, sub_col = ctx.metric_col, ctx.sub_col
+snap_df = ctx.snapshot()
 max_level = int(snap_df["level"].max()) if len(snap_df) else 0
 level = min(view.level, max_level)
 
 # ---- level chooser (URL `level`)
 levels = list(range(max_level + 1))
 per_level = snap_df.groupby("level").size().reindex(levels, fill_value=0)
-
-
-def _set_level() -> None:
-    chosen = st.session_state.get("w_level")
-    if chosen is not None:
-        state.update_state(level=int(chosen))
-
-
 st.session_state["w_level"] = level
 st.segmented_control(
     "Tree level",
     options=levels,
     format_func=lambda lv: f"{lv} · {per_level[lv]}",
     key="w_level",
-    on_change=_set_level,
+    on_change=lambda: state.update_state(level=int(st.session_state.get("w_level") or 0)),
     help="Level 0 = roots (init, kthreadd, processes whose parent is gone); level n = n steps below a root. "
     "The number after the level is how many processes it holds.",
 )
@@ -49,71 +44,59 @@ shown = filtered[filtered["kept"]].sort_values(
     [sub_col, own_col, "pid"], ascending=[False, False, True], na_position="last", kind="stable"
 )
 hidden = at_level[~at_level["proc_id"].isin(shown["proc_id"])]
-
-peak_col = "subtree_rss_max_bytes" if ctx.metric == "rss" else None  # stats are computed for RSS
-stats = (
-    data.process_stats(token, ds, tuple(shown["proc_id"].astype("int64").tolist()))
-    if peak_col is not None and len(shown)
-    else None
+lo, hi = ctx.window
+keys = [q.Proc(str(r.host), str(r.boot_id), int(r.pid), r.start_time) for r in shown.itertuples()]
+peaks = ctx.ask(q.stats, lo, hi, keys, metric=ctx.metric) if len(shown) else None
+shown = shown.assign(lifetime_s=filters.lifetime_s(shown))
+peak_col = f"subtree_{ctx.metric}_max_bytes"
+if peaks is not None and peak_col in peaks.columns:
+    ids = ["boot_id", "pid", "start_time"]
+    shown = shown.merge(peaks[[*ids, peak_col]].rename(columns={peak_col: "peak_subtree_bytes"}), on=ids, how="left")
+table = render.process_rows(shown, unit, own_col, sub_col)
+table.insert(
+    5, "peak", render.in_unit(shown.get("peak_subtree_bytes", pd.Series(pd.NA, index=shown.index)), unit).to_numpy()
 )
-table = pd.DataFrame(
-    {
-        "pid": shown["pid"].to_numpy(),
-        "ppid": shown["ppid"].to_numpy(),
-        "name": shown["name"].astype(str).to_numpy(),
-        "cmdline": shown["cmdline"].astype(str).to_numpy(),
-        "user": shown["user"].astype(str).to_numpy(),
-        "own": render.in_unit(shown[own_col], unit).to_numpy(),
-        "subtree": render.in_unit(shown[sub_col], unit).to_numpy(),
-        "descendants": shown["descendants"].to_numpy(),
-        "lifetime": render.fmt_durations(filters.lifetime_s(shown)).to_numpy(),
-    }
-)
-if stats is not None and peak_col is not None and peak_col in stats.columns:
-    peaks = stats.set_index("proc_id")[peak_col].reindex(shown["proc_id"].to_numpy())
-    table["peak"] = render.in_unit(peaks.reset_index(drop=True), unit).to_numpy()
+table.insert(7, "lifetime", fmt_durations(shown["lifetime_s"]).to_numpy())
 
 # ---- counts and totals
 c1, c2, c3, c4 = st.columns(4)
 c1.metric(f"Shown at level {level}", f"{len(shown):,}", help="Processes at this level that pass the filters")
 c2.metric("Hidden by filters", f"{len(hidden):,}")
-c3.metric(f"Shown subtree {ctx.metric_label}", render.fmt_bytes(shown[sub_col].sum()))
-c4.metric(f"Hidden subtree {ctx.metric_label}", render.fmt_bytes(hidden[sub_col].sum()))
+c3.metric(f"Shown subtree {ctx.metric_label}", fmt_bytes(shown[sub_col].sum()))
+c4.metric(f"Hidden subtree {ctx.metric_label}", fmt_bytes(hidden[sub_col].sum()))
 st.caption(
-    f"Snapshot {render.fmt_ts(ctx.snap_ts)} · {len(snap_df):,} processes in the tree · "
-    "click a row (or its PID) to open the drill-down, a PPID to open the parent"
+    f"Snapshot {fmt_ts(at)} · {len(snap_df):,} processes in the tree · peak over the window "
+    f"{fmt_ts(lo)} – {fmt_ts(hi)} · click a row (or its PID) to open the drill-down, a PPID to open the parent"
 )
 
 # ---- the table: click a PID / row -> drill-down, a PPID -> the parent
-key = f"level_tbl_{ctx.snap}_{level}"
+config = render.process_table_config(unit, ctx.metric_label)
+config["peak"] = render.memory_column(
+    f"Peak subtree {ctx.metric_label}", unit, "Highest subtree total at any one moment of the window"
+)
 target = render.clickable_table(
-    table,
-    key=key,
-    column_config=render.process_table_config(unit, ctx.metric_label),
-    processes=shown,
-    snapshot=snap_df,
-    max_height=560,
+    table, key=f"level_tbl_{at.value}_{level}", column_config=config, processes=shown, snapshot=snap_df, max_height=560
 )
 if target is not None:
-    nav.go(nav.PAGE_PID, data.view_for_process(token, ds, target, view))
-
-stamp = render.file_stamp(None if ctx.latest else ctx.snap_ts)
-export = shown.drop(columns=[c for c in ("kept", "context", "parent_row") if c in shown.columns])
-render.download_buttons(export, f"level{level}_{render.file_stamp(ctx.snap_ts)}", key="dl_level")
+    nav.go(nav.PAGE_PID, nav.process_view(view, target))
+export = shown.drop(columns=[c for c in ("kept", "context", "parent_row", "proc_id") if c in shown.columns])
+render.download_buttons(export, f"level{level}_{render.file_stamp(at)}", key="dl_level")
 if len(shown) == 0 and len(at_level):
     st.info("Every process at this level is hidden by the filters in the sidebar.", icon=":material/filter_alt:")
 
 # ---- the whole tree at this moment
 st.subheader("Tree memory", divider="gray")
-fig = data.figure("treemap", token, (ctx.snap, own_col, unit), lambda: charts.treemap_figure(snap_df, own_col, unit))
+fig = data.figure(
+    "treemap", ctx.loaded.token, (at, own_col, unit), lambda: charts.treemap_figure(snap_df, own_col, unit)
+)
 sel = st.plotly_chart(
     fig,
     width="stretch",
     on_select="rerun",
     selection_mode="points",
-    key=f"treemap_{ctx.snap}",
-    config=charts.plot_config(f"tree_{stamp}"),
+    key=f"treemap_{at.value}",
+    config=charts.plot_config(f"tree_{render.file_stamp(None if ctx.latest else at)}"),
 )
 picked = nav.clicked_node(sel)
 if picked is not None and picked in set(snap_df["proc_id"].tolist()):
-    nav.go(nav.PAGE_PID, data.view_for_process(token, ds, picked, view))
+    nav.go(nav.PAGE_PID, nav.process_view(view, snap_df[snap_df["proc_id"] == picked].iloc[0]))

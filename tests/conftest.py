@@ -171,3 +171,16 @@ def markdown_texts(at: object) -> list[str]:
         out += [str(e.value) for e in getattr(at, kind)]
     out += [str(getattr(m, "label", "")) for m in at.metric]
     return out
+
+
+@pytest.fixture(scope="session")
+def sample_rec(tmp_path_factory: pytest.TempPathFactory) -> object:
+    """The shipped recording (sample/dumps), copied and opened with memlib.source (a store of the previous layout is
+    converted in the copy, never in the repository): a memlib.source.Recording for memlib.query."""
+    import shutil
+
+    from memlib import source
+
+    folder = tmp_path_factory.mktemp("sample") / "dumps"
+    shutil.copytree(ROOT / "sample" / "dumps", folder)
+    return source.open_recording(folder)

@@ -166,3 +166,43 @@ def histories(draw, max_snaps: int = 6, max_ops: int = 6, pid_pool: int = 12) ->
     steps = draw(steps_strategy(max_snaps, max_ops))
     kthreadd = draw(st.booleans())
     return make_procs(simulate(steps, pid_pool=pid_pool, kthreadd=kthreadd))
+
+
+def sample_columns_of(rows: pd.DataFrame) -> dict[str, list]:
+    """One snapshot's rows of a PROCS frame -> the columns store.SegmentWriter.append takes."""
+
+    def ints(c: str) -> list:
+        return [None if v is pd.NA else int(v) for v in rows[c]]
+
+    return {
+        "pid": rows["pid"].tolist(), "ppid": rows["ppid"].tolist(),
+        "start_time": [t.value for t in rows["start_time"]], "uid": ints("uid"),
+        "user": rows["user"].astype(str).tolist(), "state": rows["state"].astype(str).tolist(),
+        "name": rows["name"].astype(str).tolist(), "cmdline": rows["cmdline"].astype(str).tolist(),
+        "rss_bytes": rows["rss_bytes"].tolist(), "vsz_bytes": rows["vsz_bytes"].tolist(), "threads": ints("threads"),
+        "cgroup": rows["cgroup"].astype(str).tolist(), "pss_bytes": ints("pss_bytes"),
+        "uss_bytes": ints("uss_bytes"), "swap_bytes": ints("swap_bytes"), "smaps_ts": [None] * len(rows),
+    }  # fmt: skip
+
+
+MEMINFO = {"MemTotal": 8 << 30, "MemFree": 2 << 30, "MemAvailable": 4 << 30, "Buffers": 1 << 20, "Cached": 1 << 30}
+
+
+def write_store(root, procs: pd.DataFrame, closes: set[int] = frozenset(), active: bool = False,
+                host: str = "testhost", boot_id: str = "boot-1"):  # fmt: skip
+    """A PROCS frame (snap, ts per row) -> a store at `root` written sample by sample through the real writer
+    (segments closed after the snapshots in `closes`; the last one left active when `active`); returns the
+    opened memlib.source.Recording."""
+    from memlib import source
+    from tests.store_samples import writer
+
+    w = writer(root, host=host, boot_id=boot_id)
+    for snap in sorted(set(procs["snap"])):
+        rows = procs[procs["snap"] == snap]
+        w.append(rows["ts"].iloc[0], sample_columns_of(rows), MEMINFO)
+        if snap in closes:
+            w.close()
+    if not active:
+        w.close()
+    source.clear_cache()
+    return source.open_recording(root)

@@ -1,5 +1,5 @@
 """Alert rules: parsing (every error is one clear line), each rule kind, selectors, "fires once" state, and the
-Dataset built from collector samples. ``sample_columns`` is shared with the CLI and collector tests."""
+frames built from collector samples. ``sample_columns`` is shared with the CLI and collector tests."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ import pandas as pd
 import pytest
 
 from memlib import alerts
-from memlib.load import Dataset, SourceInfo
-from memlib.store import SAMPLE_PROC_COLUMNS
+from store.schema import SAMPLE_COLUMNS as SAMPLE_PROC_COLUMNS
 from tests.strategies import MIB, T0, make_procs, ts_of
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,25 +67,24 @@ def _procs() -> pd.DataFrame:
     return make_procs(recs)
 
 
-def _dataset(avail: np.ndarray | None = None, swap: np.ndarray | None = None) -> Dataset:
+def _dataset(avail: np.ndarray | None = None, swap: np.ndarray | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     t = np.arange(N)
     procs = _procs()
     avail = np.full(N, 6000) if avail is None else avail
     swap = np.zeros(N) if swap is None else swap
     system = pd.DataFrame(
         {
-            "snap": t.astype(np.int32),
             "ts": pd.to_datetime([ts_of(i) for i in t], utc=True),
-            "host": pd.Categorical(["testhost"] * N),
-            "boot_id": pd.Categorical(["boot-1"] * N),
-            "MemTotal": pd.array([8 * GIB] * N, dtype="Int64"),
-            "MemAvailable": pd.array((avail * MIB).astype(np.int64), dtype="Int64"),
-            "SwapTotal": pd.array([2 * GIB] * N, dtype="Int64"),
-            "SwapFree": pd.array((2 * GIB - swap * MIB).astype(np.int64), dtype="Int64"),
+            "mem_total_bytes": pd.array([8 * GIB] * N, dtype="Int64"),
+            "mem_available_bytes": pd.array((avail * MIB).astype(np.int64), dtype="Int64"),
+            "swap_used_bytes": pd.array((swap * MIB).astype(np.int64), dtype="Int64"),
         }
     )
-    snaps = system[["snap", "ts", "host", "boot_id"]].assign(processes=np.int32(5))
-    return Dataset(procs, system, snaps, SourceInfo("test", "native", ["testhost"], True, 5.0, []))
+    return procs, system
+
+
+def _evaluate(r: list[alerts.Rule], frames: tuple[pd.DataFrame, pd.DataFrame], at: object = None) -> pd.DataFrame:
+    return alerts.evaluate(r, frames[0], frames[1], at=at, interval_s=5.0)
 
 
 def rules(text: str) -> list[alerts.Rule]:
@@ -144,14 +142,14 @@ def test_units() -> None:
 
 def test_growth_rule_fires_for_the_grower_only() -> None:
     ds = _dataset()
-    got = alerts.evaluate(rules("[[rule]]\nname='g'\nkind='growth'\nrate='50 MiB/h'\nfor='10m'"), ds)
+    got = _evaluate(rules("[[rule]]\nname='g'\nkind='growth'\nrate='50 MiB/h'\nfor='10m'"), ds)
     assert list(got.columns) == alerts.ALERT_COLUMNS
     assert list(got["name"]) == ["leaky"] and got.iloc[0]["value"] == pytest.approx(360 * MIB, rel=0.01)
     assert got.iloc[0]["ts"] == ts_of(N - 1) and got.iloc[0]["unit"] == "bytes/h" and "grows" in got.iloc[0]["message"]
-    none = alerts.evaluate(rules("[[rule]]\nname='g'\nkind='growth'\nrate='500 MiB/h'\nfor='10m'"), ds)
+    none = _evaluate(rules("[[rule]]\nname='g'\nkind='growth'\nrate='500 MiB/h'\nfor='10m'"), ds)
     assert none.empty
     # a window longer than the history: nobody has been seen for 80 % of it
-    assert alerts.evaluate(rules("[[rule]]\nname='g'\nkind='growth'\nrate='1 MiB/h'\nfor='2h'"), ds).empty
+    assert _evaluate(rules("[[rule]]\nname='g'\nkind='growth'\nrate='1 MiB/h'\nfor='2h'"), ds).empty
 
 
 @pytest.mark.parametrize(
@@ -168,22 +166,22 @@ def test_growth_rule_fires_for_the_grower_only() -> None:
 )
 def test_selectors(select: str, expected: list[str]) -> None:
     text = f"[[rule]]\nname='g'\nkind='growth'\nrate='50 MiB/h'\nfor='10m'\n[rule.select]\n{select}"
-    assert list(alerts.evaluate(rules(text), _dataset())["name"]) == expected
+    assert list(_evaluate(rules(text), _dataset())["name"]) == expected
 
 
 def test_size_rules_process_subtree_and_for() -> None:
     ds = _dataset()
-    own = alerts.evaluate(rules("[[rule]]\nname='s'\nkind='size'\nabove='4 GiB'"), ds)
+    own = _evaluate(rules("[[rule]]\nname='s'\nkind='size'\nabove='4 GiB'"), ds)
     assert own.empty  # no single process is above 4 GiB
-    sub = alerts.evaluate(rules("[[rule]]\nname='s'\nkind='size'\nscope='subtree'\nabove='4 GiB'\n"
+    sub = _evaluate(rules("[[rule]]\nname='s'\nkind='size'\nscope='subtree'\nabove='4 GiB'\n"
                                 "[rule.select]\nuser='postgres'"), ds)  # fmt: skip
     assert list(sub["pid"]) == [21] and sub.iloc[0]["value"] == 5 * GIB
     # pid 22 is big only for the last 40 samples (200 s): a 5-minute condition does not hold yet, a 2-minute one does
     five = "[[rule]]\nname='s'\nkind='size'\nabove='1 GiB'\nfor='5m'\n[rule.select]\nname='postgres'"
-    assert list(alerts.evaluate(rules(five), ds)["pid"]) == [21]
+    assert list(_evaluate(rules(five), ds)["pid"]) == [21]
     two = five.replace("5m", "2m")
-    assert sorted(alerts.evaluate(rules(two), ds)["pid"]) == [21, 22]
-    earlier = alerts.evaluate(rules(two), ds, at=ts_of(150))
+    assert sorted(_evaluate(rules(two), ds)["pid"]) == [21, 22]
+    earlier = _evaluate(rules(two), ds, at=ts_of(150))
     assert list(earlier["pid"]) == [21] and earlier.iloc[0]["ts"] == ts_of(150)
 
 
@@ -195,12 +193,12 @@ def test_system_rules() -> None:
     ds = _dataset(avail, swap)
     text = ("[[rule]]\nname='low'\nkind='system_available'\nbelow_percent=10\n"
             "[[rule]]\nname='swap'\nkind='swap_used'\nabove='1 GiB'")  # fmt: skip
-    got = alerts.evaluate(rules(text), ds)
+    got = _evaluate(rules(text), ds)
     assert list(got["rule"]) == ["low", "swap"] and list(got["key"]) == ["low|system", "swap|system"]
     assert got.iloc[0]["value"] == pytest.approx(500 / 8192 * 100) and got["pid"].isna().all()
-    longer = alerts.evaluate(rules(text.replace("below_percent=10", "below_percent=10\nfor='5m'")), ds)
+    longer = _evaluate(rules(text.replace("below_percent=10", "below_percent=10\nfor='5m'")), ds)
     assert list(longer["rule"]) == ["swap"]
-    assert alerts.evaluate(rules(text), ds, at=ts_of(10)).empty
+    assert _evaluate(rules(text), ds, at=ts_of(10)).empty
 
 
 def test_state_reports_an_alert_once_per_start() -> None:
@@ -212,13 +210,13 @@ def test_state_reports_an_alert_once_per_start() -> None:
     state = alerts.AlertState()
     started = []
     for i in range(90, 170):
-        new = state.update(alerts.evaluate(r, ds, at=ts_of(i)))
+        new = state.update(_evaluate(r, ds, at=ts_of(i)))
         started += [i] * len(new)
     assert started == [100, 150]  # not at 101..109, again only after it stopped
 
 
 def test_alert_json() -> None:
-    got = alerts.evaluate(rules("[[rule]]\nname='g'\nkind='growth'\nrate='50 MiB/h'\nfor='10m'"), _dataset())
+    got = _evaluate(rules("[[rule]]\nname='g'\nkind='growth'\nrate='50 MiB/h'\nfor='10m'"), _dataset())
     import json
 
     doc = json.loads(alerts.alert_json(got.iloc[0]))
@@ -226,16 +224,17 @@ def test_alert_json() -> None:
     assert doc["ts"].endswith("Z") and doc["start_time"].startswith(str(START.year))
 
 
-def test_samples_dataset_from_collector_samples() -> None:
+def test_sample_frames_from_collector_samples() -> None:
     samples = []
     for i in range(30):
         procs = [(1, 0, "init", 10 * MIB), (5, 1, "big", 100 * MIB), (6, 5, "kid", (3 * GIB if i > 20 else MIB))]
         samples.append((ts_of(i), sample_columns(procs), meminfo(avail_mib=500 if i > 25 else 6000)))
-    ds = alerts.samples_dataset(samples, host="h", boot_id="b")
-    assert len(ds.procs) == 90 and ds.procs["proc_id"].nunique() == 3 and ds.info.interval_s == 5
-    assert ds.procs.loc[ds.procs["pid"] == 5, "subtree_rss_bytes"].iloc[-1] == 100 * MIB + 3 * GIB
+    procs, system = alerts.sample_frames(samples, host="h", boot_id="b")
+    assert len(procs) == 90 and procs["proc_id"].nunique() == 3 and alerts.median_interval(system["ts"]) == 5
+    assert procs.loc[procs["pid"] == 5, "subtree_rss_bytes"].iloc[-1] == 100 * MIB + 3 * GIB
+    ds = (procs, system)
     text = ("[[rule]]\nname='sub'\nkind='size'\nscope='subtree'\nabove='2 GiB'\n[rule.select]\nname='big'\n"
             "[[rule]]\nname='low'\nkind='system_available'\nbelow_percent=10\nfor='10s'")  # fmt: skip
-    got = alerts.evaluate(rules(text), ds)
+    got = _evaluate(rules(text), ds)
     assert list(got["rule"]) == ["sub", "low"] and got.iloc[0]["pid"] == 5
-    assert alerts.evaluate(rules(text), alerts.samples_dataset([])).empty
+    assert _evaluate(rules(text), alerts.sample_frames([])).empty

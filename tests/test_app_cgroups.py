@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from native_crafted import NGINX, PG, write_native_crafted
 
-from memlib import cgroups, load
+from memlib import query as q
+from memlib import source
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample" / "dumps"
 
@@ -53,8 +54,8 @@ def test_unknown_cgroup_in_the_url_falls_back_to_the_root(run_page, native_dumps
 def test_sample_and_seed_recordings(run_page, crafted_dumps: Path) -> None:
     at = run_page(SAMPLE, "pages/cgroups.py")
     assert not at.exception
-    ds = load.load_dumps(SAMPLE)
-    tree_df = cgroups.cgroup_tree(ds.procs, int(ds.snapshots["snap"].iloc[-1]), ds.cgroup_mem)
+    rec = source.open_recording(SAMPLE)
+    tree_df = q.cgroup_tree(rec, q.resolve(rec))
     paths = at.main.dataframe[0].value["path"].tolist()
     assert paths == tree_df["cgroup"].astype(str).tolist() and paths[0] == "/" and len(paths) == 3  # / > VM's > demo's
     at = run_page(crafted_dumps, "pages/cgroups.py")

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from native_crafted import write_native_crafted
 
-from memlib import compare, load
+from memlib import compare, source
+from memlib import query as q
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample" / "dumps"
 A, B = "2026-11-27T10:00:00Z", "2026-11-27T10:00:20Z"
@@ -50,11 +51,9 @@ def test_sample_counts_match_memlib(run_page) -> None:
     a, b = "2026-11-27T21:28:40Z", "2026-11-27T21:33:40Z"  # a demo-job is alive at each (a new one each minute)
     at = run_page(SAMPLE, "pages/compare.py", a=a, b=b)
     assert not at.exception
-    ds = load.load_dumps(SAMPLE)
-    ts = ds.snapshots["ts"]
-    snap_a = int(ds.snapshots["snap"].iloc[(ts - load.pd.Timestamp(a)).abs().argmin()])
-    snap_b = int(ds.snapshots["snap"].iloc[(ts - load.pd.Timestamp(b)).abs().argmin()])
-    want = compare.change_counts(compare.compare_processes(ds.procs, snap_a, snap_b))
+    rec = source.open_recording(SAMPLE)
+    metric = q.default_metric(rec, q.resolve(rec)).metric  # what the page shows without `metric`
+    want = compare.change_counts(q.compare(rec, q.resolve(rec, a), q.resolve(rec, b), metric))
     m = _metrics(at)
     assert {k: int(m[k.capitalize()]) for k in want} == want
     assert want["new"] > 0 and want["exited"] > 0

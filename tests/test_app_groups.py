@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from native_crafted import MIB, write_native_crafted
 
-from memlib import groups, load
+from memlib import groups, source
+from memlib import query as q
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample" / "dumps"
 
@@ -55,12 +56,13 @@ def test_a_group_lists_its_processes(run_page, native_dumps: Path) -> None:
 def test_groups_on_the_shipped_sample_add_up(run_page) -> None:
     at = run_page(SAMPLE, "pages/groups.py")
     assert not at.exception
-    ds = load.load_dumps(SAMPLE)
-    last = int(ds.snapshots["snap"].iloc[-1])
-    want = groups.group_totals(ds.procs, "name", snaps=[last])
+    rec = source.open_recording(SAMPLE)
+    latest = q.moment(rec, q.resolve(rec))
+    want = groups.group_totals(latest, "name")
     table = _frame(at, "smaps_known")
-    assert int(table["processes"].sum()) == int(ds.snapshots["processes"].iloc[-1])
-    assert table["own"].sum() * MIB == pytest.approx(float(want["rss_bytes"].sum()))
+    assert int(table["processes"].sum()) == len(latest)
+    metric = q.default_metric(rec, q.resolve(rec)).metric  # the page's metric without `metric` in the URL
+    assert table["own"].sum() * MIB == pytest.approx(float(want[f"{metric}_bytes"].sum()))
     assert set(table["group"]) == set(want["group"].astype(str))
     assert "demo-leaker" in set(table["group"])
 

@@ -12,7 +12,8 @@ import plotly.graph_objects as go
 import pytest
 from conftest import HOSTILE_CMD, ROOT, markdown_texts
 
-from memlib import leaks, load
+from memlib import query as q
+from memlib import source
 from ui import charts
 
 SAMPLE = ROOT / "sample" / "dumps"
@@ -85,7 +86,7 @@ def test_sample_leaker_first_spiker_a_spike_alerts_and_ram_bands(run_page, monke
     assert not at.exception
     ram = _spec(at.get("plotly_chart")[0])
     assert any(t.get("name") == "RAM spike (shaded)" for t in ram["data"])
-    ds = load.load_dumps(SAMPLE, tz="UTC")
+    rec = source.open_recording(SAMPLE, "UTC")
     rects = [s for s in ram["layout"].get("shapes", []) if s.get("type") == "rect"]
     assert len(rects) >= 1
 
@@ -97,9 +98,17 @@ def test_sample_leaker_first_spiker_a_spike_alerts_and_ram_bands(run_page, monke
     assert "demo-spiker" not in set(suspects["name"])
     assert suspects["rate"].iloc[0] > 60  # MiB/h: the leaker grows ~3 MiB/min
     assert len(suspects["trend"].iloc[0]) > 10 and suspects["trend"].iloc[0][-1] > suspects["trend"].iloc[0][0]
-    expected = leaks.leak_scores(ds.procs)
+    expected = q.leak_scores(rec, metric=q.default_metric(rec, q.resolve(rec)).metric)
     assert suspects["pid"].tolist() == expected.loc[expected["score"] > 0, "pid"].tolist()
 
+    window = "2026-11-27T21-20-09Z_2026-11-27T21-51-04Z"
+    rows = f"{len(suspects)} row" + ("" if len(suspects) == 1 else "s")
+    helps = [b.help for b in at.get("download_button")]
+    assert f"{rows} as leaks_{window}.csv" in helps and f"{rows} as leaks_{window}.json" in helps
+    assert not any("top member" in d.value.columns for d in at.main.dataframe)  # scored only when opened
+    at.session_state["leak_tabs"] = "Subtrees"
+    at.run()
+    assert not at.exception
     subtrees = _frame_with(at, "top member")
     assert "demo-root" in set(subtrees["name"])
     assert subtrees["top member"].iloc[0].startswith("demo-leaker (")
@@ -117,9 +126,7 @@ def test_sample_leaker_first_spiker_a_spike_alerts_and_ram_bands(run_page, monke
     assert dict(zip(status["rule"], status["firing"], strict=True)) == {"grows fast": 1, "never fires": 0}
 
     helps = [b.help for b in at.get("download_button")]
-    window = "2026-11-27T21-20-09Z_2026-11-27T21-51-04Z"
-    rows = f"{len(suspects)} row" + ("" if len(suspects) == 1 else "s")
-    assert f"{rows} as leaks_{window}.csv" in helps and f"{rows} as leaks_{window}.json" in helps
+    assert any(h.endswith(f"as leaks_subtrees_{window}.csv") for h in helps)
     assert any(h.endswith(f"as spikes_{window}.json") for h in helps)
     assert any(h.endswith("as alerts_latest.csv") for h in helps)
 

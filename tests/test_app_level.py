@@ -8,13 +8,15 @@ from pathlib import Path
 import pandas as pd
 from conftest import markdown_texts
 
-from memlib import filters, load, tree
+from memlib import filters, source
+from memlib import query as q
+from memlib.units import iso_z, parse_time
 from ui import render
 
 
-def _latest(dumps: Path) -> tuple[load.Dataset, pd.DataFrame]:
-    ds = load.load_dumps(dumps, tz="UTC")
-    return ds, tree.snapshot(ds.procs, int(ds.snapshots["snap"].iloc[-1]))
+def _latest(dumps: Path) -> tuple[object, pd.DataFrame]:
+    rec = source.open_recording(dumps, "UTC")
+    return rec, q.moment(rec, q.resolve(rec))
 
 
 def _level_table(at) -> pd.DataFrame:
@@ -134,3 +136,18 @@ def test_csv_and_json_exports_keep_bytes_utc_times_and_nulls() -> None:
     assert back["rss_bytes"].iloc[0] == 123 and back["ts"].iloc[0].startswith("2026-11-27T10:00:00.5")
     records = json.loads(render.to_json_bytes(df))
     assert records == [{"ts": "2026-11-27T10:00:00.500Z", "rss_bytes": 123, "pss_bytes": None}]
+
+
+def test_a_moment_written_to_the_url_is_exactly_a_stored_snapshot_and_selects_it_again(run_page) -> None:
+    sample = Path(__file__).resolve().parent.parent / "sample" / "dumps"
+    rec = source.open_recording(sample)
+    times = q.snapshots(rec)["ts"]
+    assert (times.dt.microsecond % 1000 != 0).any()  # stored to the microsecond: a millisecond URL would not match
+    at = run_page(sample, "pages/level.py", level="1")
+    target = times.iloc[40]
+    at.slider(key="w_at").set_value((target + pd.Timedelta(seconds=1)).tz_localize(None).to_pydatetime()).run()
+    written = at.query_params.get("at")
+    assert written == iso_z(target) and parse_time(written) == target  # the stored time itself, not the slider's
+    again = run_page(sample, "pages/level.py", level="1", at=written)
+    assert again.slider(key="w_at").value == target.tz_localize(None).to_pydatetime()
+    assert q.resolve(rec, written).ts == target

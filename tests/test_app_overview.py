@@ -6,33 +6,46 @@ from pathlib import Path
 
 from conftest import markdown_texts
 
-from memlib import load, summary
-from ui import render
+from memlib import query as q
+from memlib import source
+from memlib.units import fmt_bytes
 
 
 def test_overview_numbers_match_memlib(run_page, seed_dumps: Path) -> None:
     at = run_page(seed_dumps)
     assert not at.exception
-    ds = load.load_dumps(seed_dumps, tz="UTC")
-    last = int(ds.snapshots["snap"].iloc[-1])
-    sysdf = summary.system_summary(ds.system, ds.procs)
-    now = sysdf[sysdf["snap"] == last].iloc[0]
+    rec = source.open_recording(seed_dumps, "UTC")
+    latest = q.resolve(rec)
+    now = q.latest_system(rec, latest)
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["RAM used"] == render.fmt_bytes(now["mem_used_bytes"])
-    assert metrics["Available"] == render.fmt_bytes(now["mem_available_bytes"])
-    assert metrics["Processes"] == f"{int(ds.snapshots['processes'].iloc[-1]):,}"
-    top = summary.top_processes(ds.procs, last, limit=10)
+    assert metrics["RAM used"] == fmt_bytes(now["mem_used_bytes"])
+    assert metrics["Available"] == fmt_bytes(now["mem_available_bytes"])
+    assert metrics["Processes"] == f"{int(now['processes']):,}"
+    top = q.top_processes(rec, latest, "rss", 10)  # seed dumps carry no PSS: RSS is the default
     assert at.main.dataframe[0].value["pid"].tolist() == top["pid"].tolist()
-    subtrees = summary.top_subtrees(ds.procs, last, limit=10)
+    subtrees = q.top_subtrees(rec, latest, "rss", 10)
     assert at.main.dataframe[1].value["pid"].tolist() == subtrees["pid"].tolist()
-    counts = summary.counts(ds.procs, 0, last)
+    counts = q.counts(rec, q.resolve(rec, rec.span[0]), latest)
     assert metrics["Seen in window"] == f"{counts['seen']:,}"
+
+
+def test_not_attributed_is_never_a_bare_negative_number(run_page, crafted_dumps: Path) -> None:
+    for f in (crafted_dumps / "time").glob("sys_mem_*.csv"):  # RAM used 100 MiB < the processes' RSS sum
+        f.write_text(
+            "MemTotal_MB,MemFree_MB,MemAvailable_MB,Buffers_MB,Cached_MB,SwapCached_MB,SwapTotal_MB,SwapFree_MB,"
+            "SReclaimable_MB\n8000,7800,7900,10,400,0,1024,1000,90\n"
+        )
+    at = run_page(crafted_dumps)
+    assert not at.exception
+    shown = next(m for m in at.metric if m.label == "Not attributed")
+    assert shown.value == "none" and "-" not in shown.value
+    assert "exceeds RAM used by" in shown.help
 
 
 def test_window_from_the_url_changes_growers(run_page, crafted_dumps: Path) -> None:
     at = run_page(crafted_dumps, **{"from": "2026-11-27T10:00:00Z", "to": "2026-11-27T10:00:20Z"})
     assert not at.exception
-    growers = at.main.dataframe[2].value
+    growers = next(d.value for d in at.main.dataframe if "growth" in d.value.columns)
     assert growers["pid"].iloc[0] == 100
     assert growers["growth"].iloc[0] == 200.0  # MiB between 10:00:00 and 10:00:20
     assert {m.label: m.value for m in at.metric}["Exited in window"] == "1"  # sleep (pid 300) ended at 10:00:20
@@ -72,3 +85,10 @@ def test_a_single_snapshot_recording_renders_every_page(run_page, crafted_dumps:
         at = run_page(crafted_dumps, page, **params)
         assert not at.exception, (page, at.exception)
         assert any("2026-11-27 10:00:00 UTC" in c.value for c in at.caption)
+
+
+def test_a_link_moment_outside_the_recording_is_said_not_moved_silently(run_page, crafted_dumps: Path) -> None:
+    at = run_page(crafted_dumps, "pages/level.py", at="2000-01-01T00:00:00Z")
+    assert not at.exception
+    assert any("was not used" in w.value and "before the first sample" in w.value for w in at.warning)
+    assert any("Snapshot 2026-11-27 10:00:00 UTC" in c.value for c in at.caption)

@@ -6,8 +6,9 @@ from pathlib import Path
 
 from conftest import markdown_texts
 
-from memlib import load, stats
-from ui import render
+from memlib import query as q
+from memlib import source
+from memlib.units import fmt_bytes
 
 
 def test_process_header_and_stats_match_memlib(run_page, crafted_dumps: Path) -> None:
@@ -15,18 +16,34 @@ def test_process_header_and_stats_match_memlib(run_page, crafted_dumps: Path) ->
     assert not at.exception
     assert any(s.value == "PID 100" for s in at.subheader)
     assert [c.value for c in at.code] == ["/usr/bin/python3 /srv/app.py --serve"]
-    ds = load.load_dumps(crafted_dumps, tz="UTC")
-    row = stats.process_stats(ds.procs, lifetime_exact=False)
-    row = row[row["pid"] == 100].iloc[0]
+    rec = source.open_recording(crafted_dumps, "UTC")
+    row = q.stats(rec, procs=[q.process(rec, 100)]).iloc[0]
     table = next(d.value for d in at.main.dataframe if "series" in d.value.columns)
     own = table[table["series"] == "own RSS"].iloc[0]
     sub = table[table["series"] == "subtree RSS"].iloc[0]
-    assert own["max"] == render.fmt_bytes(row["rss_max_bytes"]) == "400 MiB"
-    assert sub["max"] == render.fmt_bytes(row["subtree_rss_max_bytes"])
-    assert own["growth / h"] == render.fmt_bytes(row["growth_bytes_per_hour"])
+    assert own["max"] == fmt_bytes(row["rss_max_bytes"]) == "400 MiB"
+    assert sub["max"] == fmt_bytes(row["subtree_rss_max_bytes"])
+    assert own["growth / h"] == fmt_bytes(row["growth_bytes_per_hour"])
     # descendants at the latest moment: the worker and the reused pid 300 (nginx)
     desc = at.main.dataframe[-1].value
     assert sorted(desc["pid"].tolist()) == [101, 300]
+
+
+def test_headline_values_are_at_the_chosen_moment(run_page, crafted_dumps: Path) -> None:
+    at = run_page(crafted_dumps, "pages/pid.py", pid="100", at="2026-11-27T10:00:00Z")
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Subtree RSS at the moment"] == "150 MiB"  # app 100 + worker 50 then; 480 MiB at the end
+    at = run_page(crafted_dumps, "pages/pid.py", pid="100")
+    assert {m.label: m.value for m in at.metric}["Subtree RSS at the moment"] == "480 MiB"
+
+
+def test_an_exited_process_opens_at_its_last_seen_moment(run_page, crafted_dumps: Path) -> None:
+    at = run_page(crafted_dumps, "pages/pid.py", pid="300", start="2026-11-27T10:00:00Z")
+    assert not at.exception
+    assert at.query_params.get("at") == "2026-11-27T10:00:10Z"  # sleep 100 was last seen then
+    assert [c.value for c in at.code] == ["sleep 100"]
+    assert {m.label: m.value for m in at.metric}["Subtree RSS at the moment"] == "5.0 MiB"
+    assert any("Ancestors" in c.value for c in at.caption)
 
 
 def test_unknown_pid_gets_a_message_and_a_choice(run_page, crafted_dumps: Path) -> None:

@@ -15,7 +15,8 @@ from ui.state import ViewState, parse_query, to_query
 
 def test_defaults_are_left_out_of_the_url() -> None:
     assert to_query(ViewState()) == {}
-    assert to_query(ViewState(level=0, metric="rss", unit="MiB", match="")) == {}
+    assert to_query(ViewState(level=0, unit="MiB", match="")) == {}
+    assert to_query(ViewState(metric="rss")) == {"metric": "rss"}  # no metric = memlib's default (PSS or RSS)
 
 
 def test_every_field_round_trips_through_the_url() -> None:
@@ -93,7 +94,7 @@ def test_naive_times_are_utc_and_zones_are_converted() -> None:
     metric=st.sampled_from(["rss", "pss", "uss", "swap"]),
     at=st.none()
     | st.datetimes(min_value=pd.Timestamp("2000-01-01").to_pydatetime()).map(
-        lambda d: pd.Timestamp(d).floor("ms").tz_localize("UTC")
+        lambda d: pd.Timestamp(d).floor("us").tz_localize("UTC")
     ),
 )
 def test_round_trip_property(pid, level, rss, match, metric, at) -> None:
@@ -146,33 +147,6 @@ def test_fingerprint_changes_when_a_sample_is_added(tmp_path: Path) -> None:
     assert data.fingerprint(folder) != before
 
 
-def _snapshots(times: list[str]) -> pd.DataFrame:
-    ts = pd.to_datetime(times, utc=True)
-    return pd.DataFrame({"snap": range(len(ts)), "ts": ts})
-
-
-def test_a_url_moment_opens_the_closest_snapshot_even_when_truncated_to_ms() -> None:
-    from ui.sidebar import nearest_snapshot
-
-    snaps = _snapshots(["2026-11-27T10:00:00.855123456", "2026-11-27T10:00:05.861000001", "2026-11-27T10:00:10.9"])
-    for i, ts in enumerate(snaps["ts"]):
-        back, _ = parse_query(to_query(ViewState(at=ts)))  # the URL keeps milliseconds only
-        assert nearest_snapshot(snaps, back.at) == i
-    assert nearest_snapshot(snaps, None) == 2
-    assert nearest_snapshot(snaps, pd.Timestamp("2000-01-01", tz="UTC")) == 0
-    assert nearest_snapshot(snaps, pd.Timestamp("2100-01-01", tz="UTC")) == 2
-
-
-def test_window_snapshots_are_the_ones_inside_the_window() -> None:
-    from ui.sidebar import window_snapshots
-
-    snaps = _snapshots([f"2026-11-27T10:00:{s:02d}" for s in range(0, 60, 10)])
-    t = pd.Timestamp
-    assert window_snapshots(snaps, t("2026-11-27T10:00:05Z"), t("2026-11-27T10:00:41Z")) == (1, 4)
-    assert window_snapshots(snaps, t("2026-11-27T10:00:00Z"), t("2026-11-27T10:00:50Z")) == (0, 5)
-    assert window_snapshots(snaps, t("2026-11-27T10:00:21Z"), t("2026-11-27T10:00:22Z")) == (2, 2)
-
-
 def test_chart_labels_escape_html_so_plotly_shows_names_literally() -> None:
     from ui import charts
 
@@ -187,3 +161,21 @@ def test_vectorised_durations_match_the_scalar_formatter() -> None:
     values = pd.Series([None, 0.4, 59.6, 60, 3599, 3600, 86399, 86400, 3 * 86400 + 7200], dtype="Float64")
     expected = [render.fmt_duration(None if pd.isna(v) else float(v)) for v in values]
     assert render.fmt_durations(values).tolist() == expected
+
+
+def test_the_default_window_is_the_last_day_or_the_day_around_the_moment() -> None:
+    from ui.sidebar import window_of
+
+    t = pd.Timestamp
+    first, last = t("2026-11-01T00:00Z"), t("2026-11-30T00:00Z")  # a month: the default window is not all of it
+    day = pd.Timedelta(hours=24)
+    assert window_of(ViewState(), first, last, last) == (last - day, last)
+    at = t("2026-11-10T06:00Z")  # a link to a moment before the last day: the day around it
+    assert window_of(ViewState(at=at), first, last, at) == (at - day / 2, at + day / 2)
+    assert window_of(ViewState(at=first), first, last, first) == (first, first + day)
+    given = ViewState(from_=t("2026-11-05T00:00Z"), to=t("2026-11-07T00:00Z"))  # old links keep their window
+    assert window_of(given, first, last, last) == (given.from_, given.to)
+    assert window_of(ViewState(to=t("2026-11-07T00:00Z")), first, last, last) == (t("2026-11-06T00:00Z"), given.to)
+    assert window_of(ViewState(from_=t("2000-01-01T00:00Z")), first, last, last) == (first, last)  # clamped
+    short_last = first + pd.Timedelta(minutes=30)
+    assert window_of(ViewState(), first, short_last, short_last) == (first, short_last)

@@ -14,7 +14,8 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from memlib import filters, load, tree
+from memlib import filters, source
+from memlib import query as q
 
 pytestmark = pytest.mark.browser
 
@@ -107,9 +108,9 @@ def test_deep_link_first_on_a_fresh_server(browser, fresh_server) -> None:
 
 
 def test_level_pid_click_opens_drill_down_and_parent_link_goes_back(page, streamlit_server, seed_dumps) -> None:
-    ds = load.load_dumps(seed_dumps, tz="UTC")
-    last = int(ds.snapshots["snap"].iloc[-1])
-    snap = tree.snapshot(ds.procs, last)
+    rec = source.open_recording(seed_dumps, "UTC")
+    latest = q.resolve(rec)
+    snap = q.moment(rec, latest)
     level2 = snap[snap["level"] == 2].reset_index(drop=True)
     first = level2.iloc[0]
     parent_pid = int(first["ppid"])
@@ -122,11 +123,13 @@ def test_level_pid_click_opens_drill_down_and_parent_link_goes_back(page, stream
     assert query(page)["pid"] == str(int(first["pid"]))
     assert query(page)["level"] == "2"  # the rest of the view travels along
     page.get_by_text(f"PID {int(first['pid'])}", exact=True).wait_for()
-    page.get_by_text("Statistics", exact=True).wait_for()
+    page.get_by_text("Statistics over the window", exact=True).wait_for()
     settle(page)
 
     # the ancestors table lists root first; its last row is the parent
-    chain = tree.ancestors(ds.procs, int(first["proc_id"]), last)
+    chain = q.ancestors(
+        rec, q.Proc(str(first["host"]), str(first["boot_id"]), int(first["pid"]), first["start_time"]), latest
+    )
     parent_row = len(chain) - 2
     click_cell(page, main_frames(page).first, row=parent_row, x_offset=CHECKBOX_COL_PX + 70)
     page.wait_for_function(f"new URLSearchParams(location.search).get('pid') === '{parent_pid}'", timeout=TIMEOUT_MS)
@@ -157,8 +160,8 @@ def test_slider_change_is_reflected_in_the_url(page, streamlit_server) -> None:
 
 
 def test_copied_url_reproduces_the_view_in_a_new_context(browser, page, streamlit_server, seed_dumps) -> None:
-    ds = load.load_dumps(seed_dumps, tz="UTC")
-    at = ds.snapshots["ts"].iloc[40]
+    rec = source.open_recording(seed_dumps, "UTC")
+    at = q.snapshots(rec)["ts"].iloc[40]
     at_text = at.strftime("%Y-%m-%dT%H:%M:%SZ")
     url = f"{streamlit_server.url}/level?at={at_text}&level=1&min_rss_mb=1&match=bash"
     page.goto(url)
@@ -167,7 +170,7 @@ def test_copied_url_reproduces_the_view_in_a_new_context(browser, page, streamli
     copied = page.url
 
     expected = filters.filter_snapshot(
-        tree.snapshot(ds.procs, int(ds.snapshots["snap"].iloc[40])),
+        q.moment(rec, q.resolve(rec, at)),
         filters.Filters(min_rss_mib=1, match="bash"),
         level=1,
     )
@@ -213,14 +216,14 @@ def click_plot_point(page, chart, selector: str, nth: int) -> None:
 
 
 def test_clicking_the_ram_chart_opens_the_level_view_at_that_moment(page, streamlit_server, seed_dumps) -> None:
-    ds = load.load_dumps(seed_dumps, tz="UTC")
+    rec = source.open_recording(seed_dumps, "UTC")
     page.goto(f"{streamlit_server.url}/")
     settle(page)
     ram = page.locator('[data-testid="stPlotlyChart"]').first
     click_plot_point(page, ram, ".scatterlayer .trace:first-child .points path", 20)  # the 21st "used" sample
     page.wait_for_url(re.compile(r"/level\?"), timeout=TIMEOUT_MS)
     settle(page)
-    expected = ds.snapshots["ts"].iloc[20]
+    expected = q.snapshots(rec)["ts"].iloc[20]
     assert query(page)["at"] == expected.strftime("%Y-%m-%dT%H:%M:%SZ")
     page.get_by_text(f"Snapshot {expected.strftime('%Y-%m-%d %H:%M:%S')} UTC", exact=False).first.wait_for()
 

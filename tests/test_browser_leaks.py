@@ -8,7 +8,9 @@ import pytest
 from conftest import ROOT
 from test_browser import TIMEOUT_MS, main_frames, query, settle
 
-from memlib import load
+from memlib import query as q
+from memlib import source
+from memlib.units import iso_z
 
 pytestmark = pytest.mark.browser
 
@@ -18,8 +20,9 @@ ROW_PX = 35
 
 
 def test_leaks_deep_link_then_first_suspect_opens_the_leakers_drill_down(browser, fresh_server) -> None:
-    ds = load.load_dumps(SAMPLE, tz="UTC")
-    leaker_pid = int(ds.procs.loc[ds.procs["name"] == "demo-leaker", "pid"].iloc[0])
+    everyone = q.stats(source.open_recording(SAMPLE, "UTC"))
+    leaker = everyone[everyone["name"] == "demo-leaker"].iloc[0]
+    leaker_pid = int(leaker["pid"])
     server = fresh_server(SAMPLE)
     context = browser.new_context(viewport={"width": 1500, "height": 1000})
     try:
@@ -38,7 +41,7 @@ def test_leaks_deep_link_then_first_suspect_opens_the_leakers_drill_down(browser
         page.mouse.click(x, y)
         page.wait_for_url(re.compile(r"/pid\?"), timeout=TIMEOUT_MS)
         settle(page)
-        assert query(page) == {"pid": str(leaker_pid)}
+        assert query(page) == {"pid": str(leaker_pid), "start": iso_z(leaker["start_time"])}  # exactly that process
         page.get_by_text(f"PID {leaker_pid}", exact=True).wait_for()
         page.get_by_text("demo-leaker", exact=True).wait_for()
     finally:

@@ -138,53 +138,56 @@ def test_parent_of():
         cgroups.parent_of(None)  # type: ignore[arg-type]
 
 
-# ------------------------------------------------------------------------------------------------ stored and loaded
+# ------------------------------------------------------------------------------------------------ stored and queried
 
 
 def _write(d, samples: range, close: bool) -> None:
-    from memlib.store import SegmentWriter
-    from tests.test_store import fake_procs, meminfo
+    from tests.store_samples import MEMINFO, sample_procs, writer
 
-    w = SegmentWriter(d, "h1", "boot-1")
+    w = writer(d, host="h1", boot_id="boot-1")
     for k in samples:
         mem = {"/system.slice/app-1.service": 1000 + k, "/system.slice": 50_000 + k}
         if k == 1:
             mem.pop("/system.slice")  # unreadable in that sample: no row, never 0
-        w.append(ts_of(k), fake_procs(30, k), meminfo(k), cgroup_mem=mem)
+        procs = sample_procs([(1, 0, 10)] + [(100 + i, 1, 1 + i) for i in range(29)])
+        procs["cgroup"] = ["/init.scope"] + ["/system.slice/app-1.service"] * 29
+        w.append(ts_of(k), procs, MEMINFO, cgroup_mem=mem)
     if close:
         w.close()
 
 
 @pytest.mark.parametrize("close", [True, False])
-def test_cgroup_memory_round_trips_through_store_and_loader(tmp_path, close):
-    from memlib import load
-    from memlib.schema import CGROUP_MEM_COLUMNS, CGROUP_MEM_FIELD_PREFIX
+def test_cgroup_memory_round_trips_through_store_and_query(tmp_path, close):
+    from memlib import query, source
 
-    load.clear_cache()
     _write(tmp_path, range(3), close)
-    ds = load.load_dumps(tmp_path)
-    assert not [c for c in ds.system.columns if c.startswith(CGROUP_MEM_FIELD_PREFIX)]  # SYSTEM stays meminfo only
-    assert "MemTotal" in ds.system.columns
-    cm = ds.cgroup_mem
-    assert {c: str(t) for c, t in cm.dtypes.items()} == CGROUP_MEM_COLUMNS
-    assert len(cm) == 5 and set(cm["host"].astype(str)) == {"h1"}
+    source.clear_cache()
+    rec = source.open_recording(tmp_path)
+    cm = query.cgroup_mem(rec)
+    assert len(cm) == 5 and set(cm["host"]) == {"h1"}
     svc = cm[cm["cgroup"] == "/system.slice/app-1.service"]["memory_current_bytes"].tolist()
     assert svc == [1000, 1001, 1002]
-    tree = cgroups.cgroup_tree(ds.procs, 1, ds.cgroup_mem).set_index("cgroup")
+    tree = query.cgroup_tree(rec, query.resolve(rec, ts_of(1))).set_index("cgroup")
     assert tree.loc["/system.slice/app-1.service", "memory_current_bytes"] == 1001
     assert pd.isna(tree.loc["/system.slice", "memory_current_bytes"])
-    assert tree.loc["/system.slice", "tree_processes"] == 30
-    # the collector appends: the cached dataset grows incrementally and keeps the cgroup rows
+    assert tree.loc["/system.slice", "tree_processes"] == 29 and tree.loc["/", "tree_processes"] == 30
+    tl = query.cgroup_timeline(rec).set_index(["ts", "cgroup"])
+    assert tl.loc[(ts_of(2), "/system.slice"), "processes"] == 29
+    assert tl.loc[(ts_of(2), "/system.slice"), "memory_current_bytes"] == 50_002
+    assert tl.loc[(ts_of(2), "/"), "rss_bytes"] == (10 + sum(range(1, 30))) * MIB
+    # the collector appends: new samples show at once
     _write(tmp_path, range(3, 5), close)
-    ds2 = load.load_dumps(tmp_path)
-    assert len(ds2.cgroup_mem) == 9 and len(ds2.snapshots) == 5
-    load.clear_cache()
+    source.clear_cache()
+    rec = source.open_recording(tmp_path)
+    assert len(query.cgroup_mem(rec)) == 9 and len(query.snapshots(rec)) == 5
 
 
-def test_datasets_without_cgroup_memory_have_an_empty_frame():
-    from memlib import load
+def test_recordings_without_cgroup_memory_have_an_empty_frame(tmp_path):
+    import shutil
+
+    from memlib import query, source
     from tests.conftest import SEED_DUMPS
 
-    load.clear_cache()
-    ds = load.load_dumps(SEED_DUMPS, tz="UTC")
-    assert ds.cgroup_mem.empty and list(ds.cgroup_mem.columns) == list(cgroups.CGROUP_MEM_COLUMNS)
+    shutil.copytree(SEED_DUMPS, tmp_path / "seed")
+    rec = source.open_recording(tmp_path / "seed", tz="UTC")
+    assert query.cgroup_mem(rec).empty

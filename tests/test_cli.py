@@ -1,4 +1,5 @@
-"""memlib CLI on the seed example dumps: numbers checked against the CSVs, formats, errors (exit 2)."""
+"""memlib CLI on the seed example dumps (imported into a store once, then queried): numbers checked against the
+CSVs, formats, errors (exit 2), and every printed time given back selects that very snapshot."""
 
 from __future__ import annotations
 
@@ -11,13 +12,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from memlib import source
 from memlib.cli import main
-from memlib.load import clear_cache
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = Path(__file__).parent / "data" / "seed"
 MIB = 2**20
-AT = "2026-11-27T17:03:00Z"  # the round at or before it: 17:02:59
+AT = "2026-11-27T17:03:00Z"  # the nearest round within half an interval: 17:02:59
 AT_FILE = "20261127_170259"
 
 
@@ -36,10 +37,18 @@ def seed_csv(kind: str, stamp: str) -> pd.DataFrame:
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _cache():
-    clear_cache()
+def _seed_copy(tmp_path_factory: pytest.TempPathFactory):
+    """The seed CSVs copied to a writable folder, so their store is imported beside them once for the module."""
+    import shutil
+
+    global SEED
+    original = SEED
+    SEED = tmp_path_factory.mktemp("seed") / "seed"
+    shutil.copytree(original, SEED)
+    source.clear_cache()
     yield
-    clear_cache()
+    source.clear_cache()
+    SEED = original
 
 
 def test_system_columns_and_numbers(capsysbinary) -> None:
@@ -55,7 +64,7 @@ def test_system_columns_and_numbers(capsysbinary) -> None:
     assert row["mem_total_bytes"] == sysrow["MemTotal_MB"] * MIB
     assert row["mem_used_bytes"] == (sysrow["MemTotal_MB"] - sysrow["MemAvailable_MB"]) * MIB
     assert row["mem_available_bytes"] == sysrow["MemAvailable_MB"] * MIB
-    assert row["cached_bytes"] == (sysrow["Cached_MB"] + sysrow["SReclaimable_MB"]) * MIB
+    assert row["cached_bytes"] == (sysrow["Buffers_MB"] + sysrow["Cached_MB"] + sysrow["SReclaimable_MB"]) * MIB
     assert row["swap_used_bytes"] == 0 and row["swap_total_bytes"] == 0
 
 
@@ -177,7 +186,8 @@ def test_export_formats(capsysbinary, tmp_path: Path) -> None:
         (["timeline", "--pid", "424242"], "no process with pid 424242"),
         (["children", "--pid", "22960", "--start-time", "2020-01-01T00:00:00Z"], "no process with pid 22960"),
         (["snapshot", "--at", "not-a-time"], "is not a time"),
-        (["snapshot", "--at", "2026-11-27T16:00:00Z"], "before the first snapshot"),
+        (["snapshot", "--at", "2026-11-27T16:00:00Z"], "before the first sample"),
+        (["snapshot", "--at", "2026-11-27T19:00:00Z"], "after the last sample"),
         (["system", "--tz", "Nowhere/Land"], "unknown time zone"),
         (["top", "--at", "2026-11-27T17:02:20Z", "--by", "growth", "--since", "latest"], "--since is after --at"),
     ],
@@ -239,17 +249,17 @@ def test_groups_by_user_match_the_csv(capsysbinary) -> None:
 
 
 def test_groups_native_include_pss_and_bad_by_is_an_error(capsysbinary, tmp_path: Path) -> None:
-    from memlib.store import SegmentWriter
-    from tests.test_store import T0, fake_procs, meminfo
+    from tests.store_samples import MEMINFO, T0, sample_procs, writer
 
-    w = SegmentWriter(tmp_path, "h1", "boot-1")
+    w = writer(tmp_path, host="h1")
     for k in range(2):
-        w.append(T0 + pd.Timedelta(seconds=5 * k), fake_procs(12, k), meminfo(k))
+        rows = [(1, 0, 10)] + [(100 + i, 1, 5 + i + k) for i in range(11)]
+        w.append(T0 + pd.Timedelta(seconds=5 * k), sample_procs(rows), MEMINFO)
     w.close()
     code, out, err = run(capsysbinary, "groups", "--by", "cgroup", "--format", "csv", "--dumps", str(tmp_path))
     assert code == 0, err
     df = csv_of(out)
-    assert list(df.columns) == ["ts", "group", "processes", "rss_bytes", "pss_bytes", "uss_bytes", "swap_bytes"]
+    assert list(df.columns) == ["ts", "group", "processes", "rss_bytes", "pss_bytes", "swap_bytes"]  # no USS known
     assert df.groupby("ts")["processes"].sum().tolist() == [12, 12]
     with pytest.raises(SystemExit):
         main(["groups", "--by", "pid", "--dumps", str(tmp_path)])
@@ -289,11 +299,11 @@ def test_compare_bad_time_is_one_line_error(capsysbinary) -> None:
 
 def _leak_dumps(tmp_path: Path) -> Path:
     """A native recording: 40 samples 30 s apart; pid 20 grows 1 MiB per sample (120 MiB/h), the others are flat."""
-    from memlib.store import SegmentWriter
+    from tests.store_samples import writer as store_writer
     from tests.test_alerts import meminfo, sample_columns
 
     dumps = tmp_path / "dumps"
-    writer = SegmentWriter(dumps, "h", "b")
+    writer = store_writer(dumps, "h", "b")
     t0 = pd.Timestamp("2026-11-27T10:00:00Z")
     for i in range(40):
         procs = [(1, 0, "init", 10 * MIB), (10, 1, "shell", 5 * MIB), (20, 10, "leaky", 50 * MIB + i * MIB),
@@ -372,3 +382,79 @@ def test_every_skipped_file_is_named_on_stderr(tmp_path, capsys) -> None:
     err = capsys.readouterr().err
     assert "process_mem_20261127_180000.csv" in err
     assert "process_mem_20261127_180002.csv" in err
+
+
+# ------------------------------------------------------------------------------------- times round-trip exactly
+
+
+def _odd_times_store(root: Path) -> tuple[Path, list[pd.Timestamp]]:
+    """A native store whose sample times carry microseconds (5 s apart + jitter), 3 processes, a growing child."""
+    from tests.store_samples import MEMINFO, sample_procs, writer
+
+    t0 = pd.Timestamp("2026-11-27T10:00:00.123456Z")
+    times = [t0 + pd.Timedelta(microseconds=5_000_000 * k + 7 * k * k) for k in range(12)]
+    w = writer(root, host="h", boot_id="b")
+    for k, ts in enumerate(times):
+        w.append(ts, sample_procs([(1, 0, 10), (10, 1, 20 + k), (11, 10, 30)]), MEMINFO)
+    w.close()
+    return root, times
+
+
+def _printed_times(capsysbinary, dumps: str, *argv: str, column: str = "ts", fmt: str = "csv") -> list[str]:
+    code, out, err = run(capsysbinary, *argv, "--dumps", dumps, "--format", fmt)
+    assert code in (0, 1), err
+    rows = pd.DataFrame(json.loads(out)) if fmt == "json" else csv_of(out)
+    return sorted(set(rows[column].dropna()))
+
+
+def _snapshot_ts(capsysbinary, dumps: str, option_value: str) -> str:
+    code, out, err = run(capsysbinary, "snapshot", "--at", option_value, "--dumps", dumps, "--format", "csv")
+    assert code == 0, err
+    return str(csv_of(out)["ts"].iloc[0])
+
+
+def test_every_printed_time_selects_that_snapshot(capsysbinary, tmp_path: Path) -> None:
+    dumps, times = _odd_times_store(tmp_path / "store")
+    dumps = str(dumps)
+    rules = tmp_path / "r.toml"
+    rules.write_text("[[rule]]\nname = 'big'\nkind = 'size'\nabove = '1 MiB'\n")
+    printed: dict[str, list[str]] = {
+        "system": _printed_times(capsysbinary, dumps, "system"),
+        "timeline": _printed_times(capsysbinary, dumps, "timeline", "--pid", "10"),
+        "children": _printed_times(capsysbinary, dumps, "children", "--pid", "1"),
+        "groups": _printed_times(capsysbinary, dumps, "groups", "--by", "name"),
+        "export": _printed_times(capsysbinary, dumps, "export", "--all"),
+        "top": _printed_times(capsysbinary, dumps, "top", "--at", "2026-11-27T10:00:20Z"),
+        "alerts": _printed_times(capsysbinary, dumps, "alerts", "--rules", str(rules), fmt="json"),
+    }
+    stored = [t.isoformat().replace("+00:00", "Z") for t in times]
+    assert printed["system"] == printed["timeline"] == printed["children"] == printed["groups"] == stored
+    assert printed["export"] == stored
+    for text in [*stored, *printed["top"], *printed["alerts"]]:
+        assert _snapshot_ts(capsysbinary, dumps, text) == text  # exact, not the snapshot before it
+    # --from/--to (compare) and --since (top --by growth) resolve the same way
+    code, out, _ = run(capsysbinary, "compare", "--from", stored[3], "--to", stored[4], "--metric", "rss",
+                       "--dumps", dumps, "--format", "csv")  # fmt: skip
+    grown = csv_of(out).set_index("pid")
+    assert code == 0 and grown.loc[10, "delta_bytes"] == MIB  # exactly one sample apart
+    code, out, _ = run(capsysbinary, "top", "--by", "growth", "--since", stored[5], "--at", stored[7],
+                       "--metric", "rss", "--dumps", dumps, "--format", "csv")  # fmt: skip
+    assert code == 0 and csv_of(out).set_index("pid").loc[10, "delta_bytes"] == 2 * MIB
+    # start times printed by `processes` pick that process back
+    starts = _printed_times(capsysbinary, dumps, "processes", "--pid", "10", column="start_time")
+    code, out, err = run(capsysbinary, "timeline", "--pid", "10", "--start-time", starts[0], "--dumps", dumps)
+    assert code == 0 and b"p10" in out, err
+
+
+def test_times_between_samples_and_outside_the_recording(capsysbinary, tmp_path: Path) -> None:
+    dumps, times = _odd_times_store(tmp_path / "store")
+    dumps = str(dumps)
+    iso = [t.isoformat().replace("+00:00", "Z") for t in times]
+    # within half an interval: the nearest sample, on either side (a rounded or typed time)
+    assert _snapshot_ts(capsysbinary, dumps, (times[4] + pd.Timedelta(seconds=2)).isoformat()) == iso[4]
+    assert _snapshot_ts(capsysbinary, dumps, (times[4] - pd.Timedelta(seconds=2)).isoformat()) == iso[4]
+    assert _snapshot_ts(capsysbinary, dumps, "2026-11-27T10:00:20Z") == iso[4]  # printed rounded to the second
+    for when, message in (("2026-11-27T09:59:00Z", "before the first sample"),
+                          ("2026-11-27T10:05:00Z", "after the last sample")):  # fmt: skip
+        code, _, err = run(capsysbinary, "snapshot", "--at", when, "--dumps", dumps)
+        assert code == 2 and message in err and err.count("\n") == 1

@@ -18,8 +18,9 @@ import pytest
 
 from collector import run as run_mod
 from collector.sampler import Sample, Sampler
-from memlib.store import list_segments, read_dumps_dir, read_segment
+from store.current import read_current
 from tests.fakeproc import FakeProcess, FakeProcFS
+from tests.store_samples import read_store
 from tests.test_alerts import meminfo, sample_columns
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,8 +47,20 @@ def wait_for(predicate, timeout: float = 20.0) -> None:
 
 
 def current_samples(dumps: Path, exclude: frozenset[Path] = frozenset()) -> int:
-    segs = [s for s in list_segments(dumps) if s.kind == "current" and s.path not in exclude]
-    return sum(read_segment(s.path).procs["ts"].nunique() for s in segs)
+    total = 0
+    for cur in dumps.glob("*.current"):
+        if cur not in exclude:
+            try:
+                got = read_current(cur)
+            except FileNotFoundError:  # published meanwhile
+                continue
+            total += 0 if got.system is None else got.system.num_rows
+    return total
+
+
+def closed_segments(dumps: Path) -> list[Path]:
+    """The closed procs files of the store, by name."""
+    return sorted((dumps / "procs").rglob("*.parquet"))
 
 
 # ---------------------------------------------------------------------------------------------------- subprocess
@@ -63,9 +76,8 @@ def test_duration_run_writes_a_closed_segment(tmp_path: Path) -> None:
         timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
-    segs = list_segments(dumps)
-    assert [s.kind for s in segs] == ["parquet"] and not list(dumps.glob("*.current"))
-    got = read_segment(segs[0].path)
+    assert len(closed_segments(dumps)) == 1 and not list(dumps.glob("*.current"))
+    got = read_store(dumps)
     assert got.procs["ts"].nunique() == 5 and len(got.system) == 5 and not got.notices
     assert (got.procs["pid"] == os.getpid()).any()  # this test process was recorded
     assert "recording into" in proc.stderr
@@ -90,9 +102,8 @@ def test_second_collector_refused_and_signal_flushes(tmp_path: Path, sig: signal
             first.kill()
     assert first.returncode == 0, err
     assert sig.name in err
-    segs = list_segments(dumps)
-    assert [s.kind for s in segs] == ["parquet"] and not list(dumps.glob("*.current"))
-    assert read_segment(segs[0].path).procs["ts"].nunique() >= 2
+    assert len(closed_segments(dumps)) == 1 and not list(dumps.glob("*.current"))
+    assert read_store(dumps).procs["ts"].nunique() >= 2
 
 
 @pytest.mark.slow
@@ -109,24 +120,19 @@ def test_kill_9_at_random_moments_loses_at_most_one_interval(tmp_path: Path) -> 
             proc.send_signal(signal.SIGKILL)
             proc.communicate(timeout=30)
         # every file a reader can see loads, with at most a torn tail
-        visible = list_segments(dumps)
-        for seg in visible:
-            got = read_segment(seg.path)
-            assert not got.notices, got.notices
-            assert set(got.system["ts"]) == set(got.procs["ts"])
-        cur = [s for s in visible if s.kind == "current"]
+        got = read_store(dumps)
+        assert not got.notices, got.notices
+        assert set(got.system["ts"]) == set(got.procs["ts"])
+        cur = list(dumps.glob("*.current"))
         assert len(cur) == 1, round_  # the previous run's leftover was compacted at start
-        n_before = read_segment(cur[0].path).procs["ts"].nunique()
-        assert n_before >= 3
+        assert read_current(cur[0]).system.num_rows >= 3
     # killed early too: during start-up, while the previous leftover is being compacted, at the first samples
     for _ in range(3):
         proc = start_collector(dumps, "--interval", "0.05", "--smaps", "off")
         time.sleep(rng.uniform(0.3, 0.9))
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=30)
-        for seg in list_segments(dumps):
-            got = read_segment(seg.path)
-            assert not got.notices, got.notices
+        assert not read_store(dumps).notices
     # each start compacted the previous run's leftover; the last one is compacted by the next run
     proc = subprocess.run(
         [PY, "-m", "collector", "--dumps", str(dumps), "--interval", "0.1", "--duration", "0.3", "--smaps", "off"],
@@ -137,10 +143,9 @@ def test_kill_9_at_random_moments_loses_at_most_one_interval(tmp_path: Path) -> 
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.count("compacted leftover") <= 1
-    segs = list_segments(dumps)
-    assert len(segs) >= 4 and all(s.kind == "parquet" for s in segs)
-    assert not list(dumps.glob("*.tmp")) and not list(dumps.glob("*.current"))
-    everything = read_dumps_dir(dumps)
+    assert len(closed_segments(dumps)) >= 4
+    assert not list(dumps.rglob("*.tmp")) and not list(dumps.glob("*.current"))
+    everything = read_store(dumps)
     assert not everything.notices and everything.procs["ts"].nunique() >= 3 * 3 + 3
 
 
@@ -202,7 +207,7 @@ def test_schedule_has_no_drift(tmp_path: Path, fake_root: Path) -> None:
     t0 = starts[0]
     lateness = [s - (t0 + k * 0.1) for k, s in enumerate(starts)]
     assert max(abs(x) for x in lateness) < 0.05, lateness
-    assert read_dumps_dir(tmp_path / "dumps").procs["ts"].nunique() == 10
+    assert read_store(tmp_path / "dumps").procs["ts"].nunique() == 10
 
 
 def test_overrun_warns_and_skips_missed_slots(tmp_path: Path, fake_root: Path, capsys) -> None:
@@ -234,7 +239,7 @@ def test_a_failing_sample_is_logged_and_skipped(tmp_path: Path, fake_root: Path,
     assert "sample failed (1 in a row): OSError" in capsys.readouterr().err
     # every sample but the failing one was written (how many fit in 0.25 s depends on the machine's load)
     assert len(calls) >= 3
-    assert read_dumps_dir(tmp_path / "dumps").procs["ts"].nunique() == len(calls) - 1
+    assert read_store(tmp_path / "dumps").procs["ts"].nunique() == len(calls) - 1
 
 
 def test_retention_runs_after_each_compaction(tmp_path: Path, fake_root: Path, capsys) -> None:
@@ -298,7 +303,7 @@ def test_on_alert_runs_once_per_start_with_the_alert_as_json(tmp_path: Path, cap
     assert docs[0]["ts"] < docs[1]["ts"]
     err = capsys.readouterr().err
     assert err.count("alert: hog:") == 2 and "evaluated every 1 sample(s)" in err
-    assert read_dumps_dir(tmp_path / "dumps").procs["ts"].nunique() == sampler.calls  # sampling went on as usual
+    assert read_store(tmp_path / "dumps").procs["ts"].nunique() == sampler.calls  # sampling went on as usual
 
 
 def test_alert_options_are_checked_at_start(tmp_path: Path) -> None:
@@ -320,8 +325,7 @@ def test_alert_options_are_checked_at_start(tmp_path: Path) -> None:
 
 
 def test_cgroup_memory_reaches_the_dumps(tmp_path: Path) -> None:
-    """memory.current of each cgroup holding a process is recorded per sample and loads as Dataset.cgroup_mem."""
-    from memlib.load import load_dumps
+    """memory.current of each cgroup holding a process is recorded per sample and stored in cgroups/."""
 
     fs = FakeProcFS(tmp_path / "proc")
     mount = tmp_path / "sys" / "fs" / "cgroup"
@@ -332,7 +336,7 @@ def test_cgroup_memory_reaches_the_dumps(tmp_path: Path) -> None:
     FakeProcFS.set_cgroup_memory(mount, "/system.slice/app.service", 42 << 20)
     sampler = Sampler(proc_root=str(fs.root), smaps="off", clk_tck=100, host="h")
     assert run_with(tmp_path, sampler, "--interval", "0.05", "--duration", "0.2") == 0
-    cg = load_dumps(tmp_path / "dumps").cgroup_mem
+    cg = read_store(tmp_path / "dumps").cgroups
     last = cg[cg["ts"] == cg["ts"].max()].set_index("cgroup")["memory_current_bytes"]
     assert last["/system.slice/app.service"] == 42 << 20
     assert last["/init.scope"] == 5 << 20

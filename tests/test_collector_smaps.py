@@ -41,7 +41,12 @@ def test_bad_values_are_usage_errors(argv: list[str], message: str, capsys: pyte
 def test_a_bad_value_from_the_command_line_is_one_clear_line() -> None:
     argv = [sys.executable, "-m", "collector", "--smaps-cpu", "0"]
     done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
-    assert done.returncode == 2 and "argument --smaps-cpu" in done.stderr and "out of range" in done.stderr and "Traceback" not in done.stderr
+    assert (
+        done.returncode == 2
+        and "argument --smaps-cpu" in done.stderr
+        and "out of range" in done.stderr
+        and "Traceback" not in done.stderr
+    )
 
 
 def test_options_reach_the_sampler(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

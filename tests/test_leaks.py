@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from memlib import alerts, leaks, load, spikes
+from memlib import alerts, leaks, query, spikes
 from memlib.tree import TreeIndex, with_tree
 from tests.strategies import INTERVAL_S, MIB, histories, make_procs, ts_of
 
@@ -178,30 +178,25 @@ def test_bad_input_gives_clear_errors(procs: pd.DataFrame) -> None:
     assert leaks.leak_scores(procs, metric="pss").empty
 
 
-def _sample_closed() -> bool:
-    return any(SAMPLE.glob("*.procs.parquet"))
-
-
-@pytest.mark.skipif(not _sample_closed(), reason="sample/dumps has no closed (.procs.parquet) segment yet")
-def test_shipped_sample_ranks_the_leaker_first_and_the_spiker_is_a_spike() -> None:
-    ds = load.load_dumps(SAMPLE)
-    sc = leaks.leak_scores(ds.procs)
+def test_shipped_sample_ranks_the_leaker_first_and_the_spiker_is_a_spike(sample_rec) -> None:
+    rec = sample_rec
+    sc = query.leak_scores(rec)
     assert str(sc.iloc[0]["name"]) == "demo-leaker"
     assert sc.iloc[0]["rate_bytes_per_hour"] == pytest.approx(180 * MIB, rel=0.15)  # 3 MiB/min
     spiker = _row(sc.assign(name=sc["name"].astype(str)), "demo-spiker")
     assert spiker is None or spiker["score"] < 0.05 * sc.iloc[0]["score"]
-    sp = spikes.process_spikes(ds.procs)
+    sp = query.process_spikes(rec)
     hit = sp[sp["name"].astype(str) == "demo-spiker"]
     assert len(hit) == 1 and hit.iloc[0]["size_bytes"] > 120 * MIB
     assert pd.Timedelta(seconds=30) <= hit.iloc[0]["end"] - hit.iloc[0]["start"] <= pd.Timedelta(seconds=70)
     assert (sp["name"].astype(str) != "demo-leaker").all()
-    sub = leaks.subtree_leak_scores(ds.procs, process_scores=sc)
+    sub = query.subtree_leak_scores(rec, process_scores=sc)
     root = sub[sub["name"].astype(str) == "demo-root"]
     assert len(root) == 1 and root.iloc[0]["top_member_name"] == "demo-leaker"
     assert root.iloc[0]["rate_bytes_per_hour"] == pytest.approx(180 * MIB, rel=0.15)
     # the example rules, a minute before the end (the last sample has no demo process): the leaker grows > 50 MiB/h
     rules = alerts.parse_rules((ROOT / "docs" / "alerts.example.toml").read_text())
-    fired = alerts.evaluate(rules, ds, at=ds.snapshots["ts"].iloc[-1] - pd.Timedelta(minutes=1))
+    fired = query.alerts(rec, rules, at=rec.span[1] - pd.Timedelta(minutes=1))
     growing = fired[fired["rule"] == "fast grower"]
     assert "demo-leaker" in set(growing["name"]) and "demo-spiker" not in set(growing["name"])
 

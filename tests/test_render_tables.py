@@ -1,4 +1,4 @@
-"""ui.render.clickable_table: what a click on a row or a cell returns and opens (the dataframe call itself faked)."""
+"""ui.render.clickable_table: which row a click on a row or a cell returns and opens (the dataframe call faked)."""
 
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ def test_nothing_clicked_returns_none_and_calls_nothing(click) -> None:
     assert calls == [
         {
             "hide_index": True,
+            "placeholder": "–",  # an unknown value shows as a dash, never "None"
             "width": "stretch",
             "height": render.table_height(3),
             "column_config": {},
@@ -46,26 +47,42 @@ def test_nothing_clicked_returns_none_and_calls_nothing(click) -> None:
     ]
 
 
-@pytest.mark.parametrize(("rows", "cells", "expected"), [([1], None, 1), (None, [(2, "pid")], 2), ([5], None, None)])
-def test_without_processes_the_row_position_is_returned(click, rows, cells, expected) -> None:
+def _pid(row: pd.Series | None) -> int | None:
+    return None if row is None else int(row["pid"])
+
+
+@pytest.mark.parametrize(("rows", "cells", "expected"), [([1], None, 80), (None, [(2, "pid")], 90), ([5], None, None)])
+def test_without_processes_the_clicked_table_row_is_returned(click, rows, cells, expected) -> None:
     click(rows, cells)
-    opened: list[int] = []
-    assert render.clickable_table(TABLE, key="k", column_config={}, on_row=opened.append) == expected
-    assert opened == ([] if expected is None else [expected])
+    opened: list[pd.Series] = []
+    assert _pid(render.clickable_table(TABLE, key="k", column_config={}, on_row=opened.append)) == expected
+    assert [_pid(r) for r in opened] == ([] if expected is None else [expected])
 
 
 @pytest.mark.parametrize(
     ("rows", "cells", "expected"),
     [([1], None, 8), (None, [(2, "pid")], 9), (None, [(1, "ppid")], 7), (None, [(0, "ppid")], None)],
 )
-def test_with_processes_the_proc_id_or_the_parents_is_returned(click, rows, cells, expected) -> None:
+def test_with_processes_the_process_row_or_its_parents_is_returned(click, rows, cells, expected) -> None:
     click(rows, cells)
-    opened: list[int] = []
+    opened: list[pd.Series] = []
     got = render.clickable_table(
         TABLE, key="k", column_config={}, processes=PROCS, snapshot=SNAPSHOT, on_row=opened.append
     )
-    assert got == expected  # a PPID cell opens the parent, nothing when the parent is not in the snapshot
-    assert opened == ([] if expected is None else [expected])
+    # a PPID cell opens the parent, nothing when the parent is not in the snapshot
+    assert (None if got is None else int(got["proc_id"])) == expected
+    assert [int(r["proc_id"]) for r in opened] == ([] if expected is None else [expected])
+
+
+def test_a_ppid_click_opens_the_parent_with_the_right_start_time(click) -> None:
+    t = pd.Timestamp
+    snapshot = pd.DataFrame(  # two processes with pid 70 in one answer (pid reuse across hosts or boots)
+        {"proc_id": [1, 2], "pid": [70, 70], "start_time": [t("2026-11-27T09:00Z"), t("2026-11-27T10:00Z")]}
+    )
+    child = pd.DataFrame({"proc_id": [3], "pid": [80], "ppid": [70], "parent_start_time": [t("2026-11-27T10:00Z")]})
+    click(None, [(0, "ppid")])
+    got = render.clickable_table(child[["pid", "ppid"]], key="k", column_config={}, processes=child, snapshot=snapshot)
+    assert int(got["proc_id"]) == 2
 
 
 def test_height_fits_the_rows_up_to_the_cap_or_is_automatic(click) -> None:
@@ -90,13 +107,11 @@ def test_shown_members_apply_the_sidebar_filters_and_process_rows_keep_names_as_
             ]
         )
     )
-    members = snap_df[snap_df["pid"] != 1].drop(columns=["subtree_rss_bytes"])
-    shown, hidden = render.shown_members(
-        members, snap_df, filters.Filters(min_rss_mib=5), "rss_bytes", "subtree_rss_bytes"
-    )
+    members = snap_df[snap_df["pid"] != 1]
+    shown, hidden = render.shown_members(members, snap_df, filters.Filters(min_rss_mib=5), "rss_bytes")
     assert hidden == 1 and shown["pid"].tolist() == [5] and shown["subtree_rss_bytes"].tolist() == [50 * MIB]
-    everyone, none_hidden = render.shown_members(members, snap_df, filters.Filters(), "rss_bytes", "subtree_rss_bytes")
+    everyone, none_hidden = render.shown_members(members, snap_df, filters.Filters(), "rss_bytes")
     assert none_hidden == 0 and everyone["pid"].tolist() == [5, 6]  # biggest first
     rows = render.process_rows(everyone.assign(cgroup="/a"), "MiB", "rss_bytes", "subtree_rss_bytes", extra=["cgroup"])
-    assert list(rows.columns) == ["pid", "ppid", "name", "own", "subtree", "user", "cgroup", "cmdline"]
+    assert list(rows.columns) == ["pid", "ppid", "name", "own", "subtree", "descendants", "user", "cgroup", "cmdline"]
     assert rows["name"].tolist() == ["**big**", "small"] and rows["own"].tolist() == [50.0, 1.0]

@@ -20,10 +20,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from memlib import store
 from memlib.cli import main as cli_main
 from memlib.load import clear_cache
-from memlib.store import HEADER, list_segments, read_segment
+from store import frames as store
+from store.files import CURRENT_RE, PARQUET_RE
+from tests.store_samples import read_store
 from tests.test_scrub import ARGV_CASES, CMDLINE_CASES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,8 +49,8 @@ def test_scrubber_table_has_40_cases_with_negatives() -> None:
 def _current_plaintext(path: Path) -> bytes:
     """Every frame payload of a .current, decompressed (the bytes a reader decodes)."""
     data = path.read_bytes()
-    out = [data[: HEADER.size]]
-    pos = HEADER.size
+    out = [data[: store.HEADER.size]]
+    pos = store.HEADER.size
     while pos + store.FRAME.size <= len(data):
         magic, _kind, length, _crc = store.FRAME.unpack_from(data, pos)
         if magic != store.FRAME_MAGIC:
@@ -85,8 +86,8 @@ def _assert_no_secret_under(dumps: Path, secrets: list[str]) -> int:
             blobs.append(_current_plaintext(path))
         if name.endswith(".parquet"):
             blobs.append(_parquet_plaintext(path))
-        if store.SEGMENT_RE.match(name):
-            got = read_segment(path)
+        if CURRENT_RE.match(name) or PARQUET_RE.match(name):
+            got = read_store(dumps)
             blobs.append(got.procs.to_csv().encode() + got.system.to_csv().encode())
         for blob in blobs:
             for secret in secrets:
@@ -95,11 +96,8 @@ def _assert_no_secret_under(dumps: Path, secrets: list[str]) -> int:
 
 
 def _recorded_cmdlines(dumps: Path, pid: int) -> set[str]:
-    out: set[str] = set()
-    for seg in list_segments(dumps):
-        procs = read_segment(seg.path).procs
-        out |= set(procs.loc[procs["pid"] == pid, "cmdline"].astype(str))
-    return out
+    procs = read_store(dumps).procs
+    return set(procs.loc[procs["pid"] == pid, "cmdline"].astype(str))
 
 
 # ---------------------------------------------------------------------------------------------------- live child
@@ -143,7 +141,7 @@ def test_live_child_secrets_never_reach_the_dumps(tmp_path: Path) -> None:
         finally:
             collector.send_signal(signal.SIGKILL)
             collector.communicate(timeout=30)
-        assert any(s.kind == "current" for s in list_segments(dumps))
+        assert list(dumps.glob("*.current"))
         (cmd,) = _recorded_cmdlines(dumps, child.pid)
         assert "--api-key=********" in cmd and "--password ********" in cmd and "Bearer ********" in cmd
         assert "postgresql://app:********@db:5432/x" in cmd
@@ -159,8 +157,7 @@ def test_live_child_secrets_never_reach_the_dumps(tmp_path: Path) -> None:
     finally:
         child.kill()
         child.wait(timeout=30)
-    segs = list_segments(dumps)
-    assert len(segs) >= 2 and all(s.kind == "parquet" for s in segs)
+    assert len(list((dumps / "procs").rglob("*.parquet"))) >= 2 and not list(dumps.glob("*.current"))
     assert len(_recorded_cmdlines(dumps, child.pid)) == 1
     assert _assert_no_secret_under(dumps, LIVE_SECRETS) >= 4
     assert not any(s.encode() in done.stderr for s in LIVE_SECRETS)

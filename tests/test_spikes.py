@@ -78,34 +78,23 @@ def test_window_and_empty_inputs() -> None:
 
 
 def test_system_used_memory_spikes() -> None:
-    procs = _procs()
     total = 8192 * MIB
     avail = np.full(N, 6000 * MIB)
     avail[200:210] -= 1000 * MIB
-    system = pd.DataFrame(
-        {
-            "snap": np.arange(N, dtype=np.int32),
-            "ts": [ts_of(i) for i in range(N)],
-            "host": "testhost",
-            "boot_id": "boot-1",
-            "MemTotal": pd.array(np.full(N, total), dtype="Int64"),
-            "MemAvailable": pd.array(avail, dtype="Int64"),
-        }
-    )
-    sp = spikes.system_spikes(system, procs)
+    series = pd.DataFrame({"ts": [ts_of(i) for i in range(N)], "mem_used_bytes": pd.array(total - avail, "Int64")})
+    sp = spikes.used_spikes(series)
     assert list(sp.columns) == spikes.SYSTEM_SPIKE_COLUMNS and len(sp) == 1
     row = sp.iloc[0]
     assert row["series"] == "mem_used" and row["start"] == ts_of(200) and row["end"] == ts_of(209)
     assert row["size_bytes"] == 1000 * MIB and row["baseline_bytes"] == total - 6000 * MIB
 
 
-def test_system_spikes_take_a_window() -> None:
+def test_system_spikes_take_a_window(sample_rec) -> None:
     """A window (t_from / t_to) narrows the series instead of failing on a read-only mask."""
-    from pathlib import Path
+    from memlib import query
 
-    from memlib import load
-
-    ds = load.load_dumps(Path(__file__).resolve().parents[1] / "sample" / "dumps")
-    lo, hi = ds.snapshots["ts"].iloc[10], ds.snapshots["ts"].iloc[-10]
-    out = spikes.system_spikes(ds.system, ds.procs, lo, hi)
+    ts = query.snapshots(sample_rec)["ts"]
+    lo, hi = ts.iloc[10], ts.iloc[-10]
+    out = query.system_spikes(sample_rec, lo, hi)
     assert out.empty or ((out["start"] >= lo) & (out["end"] <= hi)).all()
+    assert len(query.system_spikes(sample_rec)) >= 1  # the shipped recording's RAM spike

@@ -5,22 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from memlib import summary
+from memlib import query, source, summary
 from tests.strategies import MIB, make_procs, ts_of
 
 GIB = 1024 * MIB
-
-
-def _system(rows: list[dict]) -> pd.DataFrame:
-    df = pd.DataFrame(rows)
-    df["ts"] = [ts_of(s) for s in df["snap"]]
-    df["host"] = pd.Categorical(["testhost"] * len(df))
-    df["boot_id"] = pd.Categorical(["boot-1"] * len(df))
-    for c in df.columns:
-        if c not in ("snap", "ts", "host", "boot_id"):
-            df[c] = df[c].astype("Int64")
-    df["snap"] = df["snap"].astype("int32")
-    return df
 
 
 def _history() -> pd.DataFrame:
@@ -35,32 +23,59 @@ def _history() -> pd.DataFrame:
     return make_procs(recs)
 
 
-def test_system_summary_definitions_and_basis():
-    base = {"MemTotal": 8 * GIB, "MemFree": GIB, "MemAvailable": 6 * GIB, "Buffers": 64 * MIB, "Cached": GIB}
-    system = _system(
-        [{"snap": s, **base, "SReclaimable": 100 * MIB, "SwapTotal": GIB, "SwapFree": GIB // 2} for s in range(3)]
-    )
-    out = summary.system_summary(system, _history())
-    assert list(out.columns) == summary.SYSTEM_SUMMARY_COLUMNS
+def _recorded(tmp_path, meminfo: list[dict]):
+    """_history() written through the real writer with these /proc/meminfo values per sample -> a Recording."""
+    from tests.store_samples import writer
+    from tests.strategies import sample_columns_of
+
+    procs = _history()
+    w = writer(tmp_path / "store", host="testhost", boot_id="boot-1")
+    for snap, info in enumerate(meminfo):
+        w.append(ts_of(snap), sample_columns_of(procs[procs["snap"] == snap]), info)
+    w.close()
+    return source.open_recording(tmp_path / "store")
+
+
+def test_system_series_definitions_and_attribution(tmp_path):
+    base = {"MemTotal": 8 * GIB, "MemFree": GIB, "MemAvailable": 6 * GIB, "Buffers": 64 * MIB, "Cached": GIB,
+            "SReclaimable": 100 * MIB, "SwapTotal": GIB, "SwapFree": GIB // 2}  # fmt: skip
+    out = query.system(_recorded(tmp_path, [base] * 3))
+    assert list(out.columns) == query.SYSTEM_COLUMNS
     row0, row2 = out.iloc[0], out.iloc[2]
-    assert row0["mem_used_bytes"] == 2 * GIB and row0["cached_bytes"] == GIB + 100 * MIB
+    assert row0["mem_used_bytes"] == 2 * GIB and row0["cached_bytes"] == 64 * MIB + GIB + 100 * MIB  # buff/cache
     assert row0["swap_used_bytes"] == GIB // 2 and row0["processes"] == 4
     assert row0["procs_rss_bytes"] == 430 * MIB and row0["procs_pss_bytes"] == 395 * MIB
-    assert row0["unattributed_basis"] == "pss" and row0["unattributed_bytes"] == 2 * GIB - 395 * MIB
-    # snapshot 2: one PSS unknown -> RSS basis, PSS sum over known values only
-    assert row2["unattributed_basis"] == "rss" and row2["unattributed_bytes"] == 2 * GIB - 290 * MIB
+    # snapshot 2: one PSS unknown -> PSS sum over known values only
     assert row2["procs_pss_bytes"] == 95 * MIB and row2["pss_known_processes"] == 3
+    assert row2["pss_known_rss_bytes"] == 290 * MIB - 60 * MIB
+    att = summary.attributed(out, "pss")
+    assert att["attributed_bytes"].iloc[2] == 95 * MIB + 60 * MIB  # PSS where known, RSS of the process without
+    assert att["unattributed_bytes"].iloc[0] == 2 * GIB - 395 * MIB and (att["overcounted_bytes"] == 0).all()
+    rss = summary.attributed(out, "rss")
+    assert rss["unattributed_bytes"].iloc[0] == 2 * GIB - 430 * MIB
 
 
-def test_system_summary_missing_keys_are_null_and_used_falls_back():
-    system = _system([{"snap": 0, "MemTotal": 8 * GIB, "MemFree": GIB, "Buffers": 0, "Cached": GIB, "SReclaimable": 0}])
-    out = summary.system_summary(system, _history()).iloc[0]
+def test_not_attributed_is_never_negative(tmp_path):
+    small = {"MemTotal": 8 * GIB, "MemFree": 7 * GIB, "MemAvailable": 8 * GIB - 300 * MIB}  # used < Σ RSS
+    out = query.system(_recorded(tmp_path, [small] * 3))
+    att = summary.attributed(out, "rss")
+    assert att["unattributed_bytes"].iloc[0] == 0 and att["overcounted_bytes"].iloc[0] == 130 * MIB
+
+
+def test_missing_meminfo_keys_are_null_and_used_falls_back(tmp_path):
+    info = {"MemTotal": 8 * GIB, "MemFree": GIB, "Buffers": 0, "Cached": GIB, "SReclaimable": 0}
+    out = query.system(_recorded(tmp_path, [info] * 3)).iloc[0]
     assert out["mem_used_bytes"] == 6 * GIB  # MemTotal - MemFree - Buffers - Cached - SReclaimable
     assert pd.isna(out["mem_available_bytes"]) and pd.isna(out["swap_used_bytes"])
-    bare = _system([{"snap": 0, "MemTotal": 8 * GIB}, {"snap": 5, "MemTotal": 8 * GIB}])
-    out = summary.system_summary(bare, _history())
-    assert pd.isna(out["mem_used_bytes"]).all() and pd.isna(out["unattributed_bytes"]).all()
-    assert out["processes"].tolist() == [4, 0] and pd.isna(out["procs_rss_bytes"].iloc[1])
+
+
+def test_the_default_metric_follows_pss_coverage():
+    procs = _history()
+    at0 = summary.choose_metric(procs[procs["snap"] == 0])
+    assert at0.metric == "pss" and at0.pss_share == 1.0 and "PSS" in at0.reason
+    at2 = summary.choose_metric(procs[procs["snap"] == 2])  # 60 of 290 MiB without PSS: 79 %
+    assert at2.metric == "rss" and round(at2.pss_share, 2) == 0.79 and "79 %" in at2.reason
+    assert summary.choose_metric(procs.iloc[0:0]).metric == "rss"
 
 
 def test_top_processes_and_subtrees():

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 from conftest import ROOT, write_crafted_dumps
 
-from memlib import load
+from memlib import query as q
+from memlib.source import open_recording
 from memlib.store import SegmentWriter
 from ui import data, source
 
@@ -137,9 +138,10 @@ def hostile_dumps(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_the_hostile_recording_loads_with_the_literal_name(hostile_dumps: Path) -> None:
-    ds = load.load_dumps(hostile_dumps)
-    assert HOSTILE in set(ds.procs["name"].astype(str))
-    assert HOSTILE_CGROUP in set(ds.procs["cgroup"].astype(str))
+    rec = open_recording(hostile_dumps)
+    rows = q.moment(rec, q.resolve(rec))
+    assert HOSTILE in set(rows["name"].astype(str))
+    assert HOSTILE_CGROUP in set(rows["cgroup"].astype(str))
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -273,8 +275,7 @@ def test_choosing_a_recording_sets_the_url_and_shows_it(run_with_roots) -> None:
     at.sidebar.selectbox(key="w_source").set_value("rec/team/seed").run()
     assert not at.exception
     assert at.query_params.get("source") in ("rec/team/seed", ["rec/team/seed"])
-    facts = pd.concat([d.value for d in at.sidebar.dataframe])
-    assert facts["value"].astype(str).str.contains("rec/team/seed").any()
+    assert any("source: rec/team/seed" in t.value for t in at.sidebar.text)  # the Data box's facts, as text
     assert any(m.label == "Processes" and m.value == "7" for m in at.metric)  # the crafted seed's last snapshot
 
 
@@ -297,5 +298,4 @@ def test_the_chosen_source_survives_a_view_change(run_with_roots) -> None:
     assert not at.exception
     assert at.query_params.get("unit") in ("GiB", ["GiB"])
     assert at.query_params.get("source") in ("rec/team/seed", ["rec/team/seed"])
-    facts = pd.concat([d.value for d in at.sidebar.dataframe])
-    assert facts["value"].astype(str).str.contains("rec/team/seed").any()
+    assert any("source: rec/team/seed" in t.value for t in at.sidebar.text)  # the Data box's facts, as text

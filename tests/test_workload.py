@@ -214,7 +214,9 @@ SECRET_TEXTS = ["s3cr3t", "SECRET123", "tok_live"]
 
 
 def sample_files() -> list[Path]:
-    files = sorted(p for p in SAMPLE.glob("seg-*") if not p.name.endswith(".tmp"))
+    files = sorted(
+        p for p in [*SAMPLE.glob("seg-*"), *SAMPLE.glob("*/host=*/date=*/seg-*")] if not p.name.endswith(".tmp")
+    )
     assert files, f"{SAMPLE} holds no recording (see sample/README.md to regenerate it)"
     return files
 
@@ -240,15 +242,15 @@ def test_shipped_sample_is_small_and_holds_no_secret():
                     assert not pc.any(pc.match_substring(col, secret)).as_py(), (f.name, name, secret)
 
 
-def test_shipped_sample_shows_the_demo_tree():
-    from memlib.load import load_dumps
+def test_shipped_sample_shows_the_demo_tree(sample_rec):
+    from memlib import query
 
-    ds = load_dumps(SAMPLE)
-    assert ds.info.kind == "native" and not ds.info.notices, ds.info
-    ts = ds.snapshots["ts"]
+    rec = sample_rec
+    assert rec.kind == "native" and not [n for n in rec.notices if "converted" not in n], rec
+    ts = query.snapshots(rec)["ts"]
     assert ts.max() - ts.min() >= pd.Timedelta(minutes=30)
     assert 4.5 <= ts.diff().dt.total_seconds().median() <= 5.5
-    p = ds.procs
+    p = query.window_rows(rec)  # a 31-minute recording: every row is small enough here
     demo = p[p["name"].astype(str).str.startswith("demo-")]
     names = set(demo["name"].astype(str))
     assert {

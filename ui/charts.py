@@ -14,7 +14,8 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from memlib.display import visible, visible_series
-from ui.state import UNITS, iso_z
+from memlib.units import iso_z
+from ui.state import UNITS
 
 COLORS = {
     "used": "#d62728",
@@ -27,6 +28,7 @@ COLORS = {
     "subtree": "#ff7f0e",
     "spike": "#e377c2",
 }
+REFERENCE_LINE = {"color": COLORS["used"], "width": 1.4, "dash": "dash"}  # what a total is compared against
 
 
 def plain(text: object) -> str:
@@ -93,110 +95,118 @@ def _x(ts: pd.Series) -> pd.Series:
     return ts.dt.tz_convert("UTC").dt.tz_localize(None)
 
 
-def ram_figure(sysdf: pd.DataFrame, unit: str, at: pd.Timestamp | None) -> go.Figure:
-    """system_summary frame (ts, mem_*_bytes, cached_bytes, procs_rss_bytes, unattributed_bytes) -> RAM chart.
-
-    The `used` trace has markers whose customdata is the ISO time, so a click selects a moment.
-    """
+def _line(fig: go.Figure, df: pd.DataFrame, col: str, unit: str, **trace: object) -> None:
+    """Add the series `col` of a query frame (ts, col[, col_min]) as a line in `unit`. A bucketed frame (memlib.query
+    `bins`: `col` is each bucket's maximum, `col_min` its minimum) also gets the band between them, so a one-sample
+    spike on a month-long chart stays visible and the line shows the peaks."""
     div = UNITS[unit]
-    fig = go.Figure()
-    x = _x(sysdf["ts"])
-    iso = [iso_z(t) for t in sysdf["ts"]]
-    series = [
-        ("mem_used_bytes", "used", COLORS["used"]),
-        ("mem_available_bytes", "available", COLORS["available"]),
-        ("cached_bytes", "cache", COLORS["cached"]),
-        ("procs_rss_bytes", "sum of process RSS", COLORS["procs"]),
-        ("unattributed_bytes", "not attributed to processes", COLORS["unattributed"]),
-    ]
-    for col, label, color in series:
-        if col not in sysdf.columns:
-            continue
-        y = sysdf[col].astype("Float64") / div
-        marker = col == "mem_used_bytes"
+    x = _x(df["ts"])
+    low = df.get(col + "_min")
+    color = (trace.get("line") or {}).get("color")  # type: ignore[union-attr]
+    if low is not None and (low.astype("Float64") != df[col].astype("Float64")).any():
         fig.add_trace(
             go.Scatter(
                 x=x,
-                y=y,
-                name=label,
-                mode="lines+markers" if marker else "lines",
-                line={
-                    "color": color,
-                    "width": 2 if marker else 1.4,
-                    "dash": "dot" if col == "unattributed_bytes" else None,
-                },
-                marker={"size": 5, "opacity": 0.6} if marker else None,
-                customdata=iso if marker else None,
-                hovertemplate=f"%{{y:.1f}} {unit}",
+                y=low.astype("Float64") / div,
+                mode="lines",
+                line={"width": 0, "color": color},
+                showlegend=False,
+                hoverinfo="skip",
+                legendgroup=str(trace.get("name")),
             )
         )
-    if "mem_total_bytes" in sysdf.columns and len(sysdf):
-        total = sysdf["mem_total_bytes"].max()
-        if pd.notna(total):
-            fig.add_hline(
-                y=float(total) / div,
-                line={"color": "#999", "width": 1, "dash": "dash"},
-                annotation_text="total",
-                annotation_position="top left",
-            )
+        trace = {"fill": "tonexty", "fillcolor": _translucent(color), **trace}
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=df[col].astype("Float64") / div,
+            legendgroup=str(trace.get("name")),
+            hovertemplate=f"%{{y:.1f}} {unit}",
+            **trace,
+        )
+    )
+
+
+def _translucent(color: object) -> str:
+    """'#rrggbb' -> the same colour at 20 % opacity (a min/max band)."""
+    text = str(color) if color else "#888888"
+    if not (text.startswith("#") and len(text) == 7):
+        return "rgba(136,136,136,0.2)"
+    r, g, b = (int(text[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},0.2)"
+
+
+def ram_figure(sysdf: pd.DataFrame, unit: str, at: pd.Timestamp | None, metric_label: str = "RSS") -> go.Figure:
+    """system_series frame (ts, mem_used_bytes, cached_bytes, procs_<m>_bytes, unattributed_bytes, each maybe with
+    `_min`) -> RAM chart on an axis fitted to used memory (total and available are headline values, not lines: on one
+    axis with them a leak of a few hundred MiB is a flat line). The `used` trace's customdata is the ISO time, so a
+    click selects a moment."""
+    fig = go.Figure()
+    iso = [iso_z(t) for t in sysdf["ts"]]
+    procs = "procs_pss_bytes" if metric_label == "PSS" else "procs_rss_bytes"
+    series = [
+        ("mem_used_bytes", "used (total − available)", COLORS["used"]),
+        (procs, f"sum of process {metric_label}", COLORS["procs"]),
+        ("unattributed_bytes", "not attributed to processes", COLORS["unattributed"]),
+        ("cached_bytes", "cache", COLORS["cached"]),
+    ]
+    for col, label, color in series:
+        if col not in sysdf.columns or not sysdf[col].notna().any():
+            continue
+        used = col == "mem_used_bytes"
+        _line(
+            fig,
+            sysdf,
+            col,
+            unit,
+            name=label,
+            mode="lines+markers" if used else "lines",
+            line={"color": color, "width": 2 if used else 1.4, "dash": "dot" if col == "unattributed_bytes" else None},
+            marker={"size": 4, "opacity": 0.5} if used else None,
+            customdata=iso if used else None,
+            visible="legendonly" if col == "cached_bytes" else True,
+        )
     _mark(fig, at)
-    return _layout(fig, "RAM — click a point to see that moment's processes", unit, hovermode="closest")
+    _layout(fig, "RAM — click a point to see that moment's processes", unit, hovermode="closest")
+    fig.update_yaxes(rangemode="normal")
+    return fig
 
 
 def swap_figure(sysdf: pd.DataFrame, unit: str, at: pd.Timestamp | None) -> go.Figure:
-    """system_summary frame (ts, swap_total_bytes, swap_used_bytes) -> swap chart."""
-    div = UNITS[unit]
+    """system_series frame (ts, swap_total_bytes, swap_used_bytes) -> swap chart."""
     fig = go.Figure()
-    x = _x(sysdf["ts"])
     if "swap_used_bytes" in sysdf.columns:
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=sysdf["swap_used_bytes"].astype("Float64") / div,
-                name="swap used",
-                line={"color": COLORS["swap"]},
-                fill="tozeroy",
-                hovertemplate=f"%{{y:.1f}} {unit}",
-            )
-        )
+        _line(fig, sysdf, "swap_used_bytes", unit, name="swap used", line={"color": COLORS["swap"]})
     if "swap_total_bytes" in sysdf.columns:
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=sysdf["swap_total_bytes"].astype("Float64") / div,
-                name="swap total",
-                line={"color": "#999", "dash": "dash", "width": 1},
-                hovertemplate=f"%{{y:.1f}} {unit}",
-            )
+        _line(
+            fig, sysdf, "swap_total_bytes", unit, name="swap total", line={"color": "#999", "dash": "dash", "width": 1}
         )
     _mark(fig, at)
     return _layout(fig, "Swap", unit, height=260)
 
 
 def process_figure(
-    tl: pd.DataFrame, own_col: str, sub_col: str, label: str, unit: str, at: pd.Timestamp | None
+    tl: pd.DataFrame, own_col: str, sub_col: str, label: str, unit: str, at: pd.Timestamp | None, title: str
 ) -> go.Figure:
-    """process_timeline frame -> own and subtree memory over time, the selected moment marked."""
-    div = UNITS[unit]
+    """process_timeline frame (ts, own/subtree columns, maybe `_min`) -> own and subtree memory over time, the
+    selected moment marked; `title` names the process (it is in the exported PNG)."""
     fig = go.Figure()
-    x = _x(tl["ts"])
     iso = [iso_z(t) for t in tl["ts"]]
     for col, kind in ((sub_col, "subtree"), (own_col, "own")):
         if col in tl.columns:
-            fig.add_trace(
-                go.Scatter(
-                    x=x,
-                    y=tl[col].astype("Float64") / div,
-                    name=f"{kind} {label}",
-                    line={"color": COLORS[kind]},
-                    customdata=iso,
-                    mode="lines+markers",
-                    marker={"size": 3},
-                    hovertemplate=f"%{{y:.1f}} {unit}",
-                )
+            _line(
+                fig,
+                tl,
+                col,
+                unit,
+                name=f"{kind} {label}",
+                line={"color": COLORS[kind]},
+                customdata=iso,
+                mode="lines+markers",
+                marker={"size": 3},
             )
     _mark(fig, at)
-    return _layout(fig, f"Own and subtree {label} — click a point to move the moment", unit, hovermode="closest")
+    return _layout(fig, f"{plain(title)}: own and subtree {label}", unit, hovermode="closest")
 
 
 def stacked_figure(
@@ -213,15 +223,14 @@ def stacked_figure(
     ts: pd.Series | None = None,
     clickable: bool = False,
     legend_reversed: bool = False,
-    max_points: int = 1500,
 ) -> go.Figure:
     """Long frame (ts, <band_col>, <value_col>) -> stacked areas over time, one band per value of `band_col` (rows of
     a band at one moment summed), the legend on the right.
 
     `order`: the bands from the bottom up (bands without data skipped); None = biggest peak at the bottom. `label`
     gives a band's legend name (as text Plotly shows literally). With `ts` (sample times) a band absent at one of
-    them counts 0 there, not an interpolated value. More than `max_points` moments: each bucket keeps its maximum
-    per band, so spikes stay visible. `clickable`: each point's customdata is its band's value as text.
+    them counts 0 there, not an interpolated value (a bucketed query frame holds each bucket's maximum per band).
+    `clickable`: each point's customdata is its band's value as text.
     """
     div = UNITS[unit]
     fig = go.Figure()
@@ -230,11 +239,6 @@ def stacked_figure(
         if ts is not None:
             wide = wide.reindex(pd.DatetimeIndex(ts.unique()).union(wide.index))
         wide = wide.astype("Float64").fillna(0)
-        if len(wide) > max_points:
-            bucket = np.arange(len(wide)) // int(np.ceil(len(wide) / max_points))
-            first_ts = pd.Series(wide.index).groupby(bucket).first()
-            wide = wide.groupby(bucket).max()
-            wide.index = pd.DatetimeIndex(first_ts.to_numpy())
         bands = wide.max().sort_values(ascending=False).index if order is None else order
         x = wide.index.tz_convert("UTC").tz_localize(None)
         for band in [b for b in bands if b in wide.columns]:
@@ -263,37 +267,39 @@ def children_figure(
     label: str,
     unit: str,
     at: pd.Timestamp | None,
+    title: str,
     max_children: int = 12,
     timeline_ts: pd.Series | None = None,
-    max_points: int = 1500,
 ) -> go.Figure:
-    """children_trends frame (ts, child_proc_id, child_pid, child_name, subtree_<m>) -> stacked areas per child.
+    """query.children frame (ts, child_pid, child_start_time, child_name, subtree_<m>) -> stacked
+    areas per child of the process `title` names.
 
-    The `max_children` biggest children (by peak) get their own band, the rest are summed as "other children";
-    `timeline_ts` (the parent's sample times) makes a child absent at a moment count 0 there.
+    The `max_children` biggest children (by peak) get their own band, the rest are summed as "other children"; a
+    legend entry is "name (pid)", with the start time when that text would repeat. `timeline_ts` (the parent's
+    sample times) makes a child absent at a moment count 0 there.
     """
+    ident = pd.MultiIndex.from_frame(trends[["child_pid", "child_start_time"]].astype(object))
+    trends = trends.assign(child_proc_id=pd.factorize(ident)[0])
     peaks = trends.groupby("child_proc_id", observed=True)[value_col].max().sort_values(ascending=False)
     keep = peaks.index[:max_children]
     t = trends.assign(band=trends["child_proc_id"].where(trends["child_proc_id"].isin(set(keep)), -1))
     names = t.drop_duplicates("band").set_index("band")
-
-    def band_label(band: object) -> str:
-        if band == -1:
-            return "other children"
-        return f"{plain(names.loc[band, 'child_name'])} ({int(names.loc[band, 'child_pid'])})"
-
+    text = plain_series(names["child_name"]) + " (" + names["child_pid"].astype(str) + ")"
+    if "child_start_time" in names.columns:
+        twice = text.duplicated(keep=False)
+        text[twice] = text[twice] + " from " + names.loc[twice, "child_start_time"].dt.strftime("%H:%M:%S")
+    legend = text.to_dict() | {-1: "other children"}
     return stacked_figure(
         t,
         "band",
         value_col,
-        f"Children's subtree {label} (stacked)",
+        f"{plain(title)}: children's subtree {label} (stacked)",
         unit,
         at,
         order=[*keep, -1],
-        label=band_label,
+        label=lambda band: legend.get(band, str(band)),
         stackgroup="children",
         ts=timeline_ts,
-        max_points=max_points,
     )
 
 
@@ -370,47 +376,18 @@ def _hierarchy_figure(
 
 
 def accounting_figure(sysdf: pd.DataFrame, unit: str, at: pd.Timestamp | None) -> go.Figure:
-    """system_summary frame (ts, mem_used_bytes, procs_rss_bytes, procs_pss_bytes) -> used RAM against the sum of
-    process RSS and of process PSS; the gap between the two sums (shared pages counted once per process by RSS) is
-    shaded."""
-    div = UNITS[unit]
+    """system_series frame (ts, mem_used_bytes, procs_rss_bytes, procs_pss_bytes) -> used RAM against the sum of
+    process RSS and of process PSS (RSS counts a shared page once per process that maps it, PSS splits it)."""
     fig = go.Figure()
-    x = _x(sysdf["ts"])
-    pss = sysdf["procs_pss_bytes"].astype("Float64") / div if "procs_pss_bytes" in sysdf.columns else None
-    rss = sysdf["procs_rss_bytes"].astype("Float64") / div
-    if pss is not None:
-        fig.add_trace(
-            go.Scatter(
-                x=x, y=pss, name="Σ PSS", line={"color": "#2ca02c", "width": 2}, hovertemplate=f"%{{y:.1f}} {unit}"
-            )
-        )
-    fig.add_trace(
-        go.Scatter(
-            x=x,
-            y=rss,
-            name="Σ RSS",
-            line={"color": COLORS["procs"], "width": 2},
-            fill="tonexty" if pss is not None else None,
-            fillcolor="rgba(255,127,14,0.18)",
-            hovertemplate=f"%{{y:.1f}} {unit}",
-        )
-    )
-    fig.add_trace(
-        go.Scatter(
-            x=x,
-            y=sysdf["mem_used_bytes"].astype("Float64") / div,
-            name="RAM used",
-            line={"color": COLORS["used"], "width": 1.4, "dash": "dash"},
-            hovertemplate=f"%{{y:.1f}} {unit}",
-        )
-    )
+    if "procs_pss_bytes" in sysdf.columns:
+        _line(fig, sysdf, "procs_pss_bytes", unit, name="Σ PSS", line={"color": "#2ca02c", "width": 2})
+    _line(fig, sysdf, "procs_rss_bytes", unit, name="Σ RSS", line={"color": COLORS["procs"], "width": 2})
+    _line(fig, sysdf, "mem_used_bytes", unit, name="RAM used", line=REFERENCE_LINE)
     _mark(fig, at)
-    return _layout(fig, "Σ RSS vs Σ PSS against RAM used (shaded: shared pages RSS counts more than once)", unit)
+    return _layout(fig, "Σ RSS and Σ PSS against RAM used (RSS counts shared pages once per process)", unit)
 
 
-def swap_split_figure(
-    sysdf: pd.DataFrame, holders: pd.DataFrame, unit: str, at: pd.Timestamp | None, max_points: int = 1500
-) -> go.Figure:
+def swap_split_figure(sysdf: pd.DataFrame, holders: pd.DataFrame, unit: str, at: pd.Timestamp | None) -> go.Figure:
     """system_summary frame (ts, swap_used_bytes) and group_totals by name with metric swap (ts, group, swap_bytes)
     -> the top holders' swap stacked, under the system's swap used line."""
     fig = stacked_figure(
@@ -423,7 +400,6 @@ def swap_split_figure(
         ts=holders["ts"],
         clickable=True,
         legend_reversed=True,
-        max_points=max_points,
     )
     div = UNITS[unit]
     if "swap_used_bytes" in sysdf.columns:
@@ -521,29 +497,12 @@ def add_spike_bands(
 
 
 def cgroup_figure(tl: pd.DataFrame, value_col: str, label: str, unit: str, at: pd.Timestamp | None) -> go.Figure:
-    """cgroup_timeline frame of one cgroup (ts, <value_col>, memory_current_bytes) -> its processes' total over
-    time, and the kernel's memory.current when recorded."""
-    div = UNITS[unit]
+    """cgroup_series frame of one cgroup (ts, <value_col>, memory_current_bytes, maybe `_min`) -> its processes'
+    total over time, and the kernel's memory.current when recorded."""
     fig = go.Figure()
-    x = _x(tl["ts"])
-    fig.add_trace(
-        go.Scatter(
-            x=x,
-            y=tl[value_col].astype("Float64") / div,
-            name=f"Σ {label} of its processes",
-            line={"color": COLORS["procs"], "width": 2},
-            hovertemplate=f"%{{y:.1f}} {unit}",
-        )
-    )
+    _line(fig, tl, value_col, unit, name=f"Σ {label} of its processes", line={"color": COLORS["procs"], "width": 2})
     if "memory_current_bytes" in tl.columns and tl["memory_current_bytes"].notna().any():
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=tl["memory_current_bytes"].astype("Float64") / div,
-                name="memory.current (kernel, page cache included)",
-                line={"color": COLORS["used"], "width": 1.4, "dash": "dash"},
-                hovertemplate=f"%{{y:.1f}} {unit}",
-            )
-        )
+        kernel = "memory.current (kernel, page cache included)"
+        _line(fig, tl, "memory_current_bytes", unit, name=kernel, line=REFERENCE_LINE)
     _mark(fig, at)
     return _layout(fig, f"{label} of the selected cgroup and everything below it", unit, height=300)

@@ -1,4 +1,4 @@
-"""The page router: the three pages at `/`, `/level` and `/pid`, and the bootstrap every page file runs first.
+"""The page router (every page's url path), the bootstrap every page file runs first, and click -> view helpers.
 
 A `pages/` folder next to app.py makes Streamlit run a deep link such as `/pid?pid=1` on a fresh server as the bare
 page file, without app.py (legacy auto-discovery stays on until `st.navigation` ran once in the server process).
@@ -12,9 +12,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 
-from memlib.schema import MEMORY_METRICS  # noqa: F401  (fails early and clearly when memlib is not importable)
+from memlib.units import to_utc  # (fails early and clearly when memlib is not importable)
 from ui import auth, state
 
 PAGE_OVERVIEW = "pages/overview.py"
@@ -77,11 +78,11 @@ def _selection(event: Any) -> Any:
     return sel
 
 
-def clicked_process(event: Any, rows: Any, snap_df: Any) -> int | None:
-    """Dataframe selection event over `rows` (PROCS rows shown, same order) -> proc_id to open, or None.
+def clicked_process(event: Any, rows: Any, snap_df: Any) -> Any:
+    """Dataframe selection event over `rows` (the process rows shown, same order) -> the row to open, or None.
 
-    A selected row or a cell opens that row's process; a cell in the `ppid` column opens its parent (looked up by
-    pid in `snap_df`, the whole snapshot), None when the parent is not in the snapshot.
+    A selected row or a cell opens that row; a cell in the `ppid` column opens its parent (looked up in `snap_df`,
+    the whole snapshot, by pid and the parent's start time when known), None when the parent is not in it.
     """
     sel = _selection(event)
     if sel is None:
@@ -95,11 +96,24 @@ def clicked_process(event: Any, rows: Any, snap_df: Any) -> int | None:
         row = int(picked_rows[0])
     if row is None or row >= len(rows):
         return None
-    if column == "ppid":
-        ppid = int(rows["ppid"].iloc[row])
-        parent = snap_df.loc[snap_df["pid"].to_numpy() == ppid, "proc_id"]
-        return int(parent.iloc[0]) if len(parent) else None
-    return int(rows["proc_id"].iloc[row])
+    picked = rows.iloc[row]
+    if column != "ppid":
+        return picked
+    if snap_df is None:
+        return None
+    parent = snap_df[snap_df["pid"].to_numpy() == int(picked["ppid"])]
+    if "parent_start_time" in picked and pd.notna(picked["parent_start_time"]) and len(parent) > 1:
+        parent = parent[parent["start_time"] == picked["parent_start_time"]]
+    return parent.iloc[0] if len(parent) else None
+
+
+def process_view(view: state.ViewState, row: Any, at: Any = None) -> state.ViewState:
+    """A process row (pid, start_time) -> `view` showing exactly that process on the drill-down (pid + start), at
+    the moment `at` when given."""
+    changes: dict[str, Any] = {"pid": int(row["pid"]), "start": to_utc(row["start_time"])}
+    if at is not None:
+        changes["at"] = to_utc(at)
+    return view.replace(**changes)
 
 
 def clicked_point(event: Any) -> Any:

@@ -1,5 +1,7 @@
-"""Safe rendering helpers: byte formatting, tables (names only as dataframe cells, control and bidi characters shown
-as escapes by memlib.display), downloads, text facts."""
+"""Safe rendering helpers: tables (names only as dataframe cells, control and bidi characters shown as escapes by
+memlib.display), durations and times as screen text, downloads.
+
+Bytes and URL times come from memlib.units (the one module for them)."""
 
 from __future__ import annotations
 
@@ -11,29 +13,12 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from memlib import filters
+from memlib import filters, summary
 from memlib.display import visible_frame
 from memlib.filters import Filters
+from memlib.units import fmt_bytes
 from ui import nav
 from ui.state import UNITS
-
-BYTE_STEPS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
-
-
-def fmt_bytes(n: float | int | None) -> str:
-    """Bytes -> human text with binary prefixes ('1.5 GiB'); null -> '–'."""
-    if n is None or (isinstance(n, float) and math.isnan(n)) or n is pd.NA:
-        return "–"
-    n = float(n)
-    sign = "-" if n < 0 else ""
-    n = abs(n)
-    i = 0
-    while n >= 1024 and i < len(BYTE_STEPS) - 1:
-        n /= 1024
-        i += 1
-    if i == 0:
-        return f"{sign}{int(n)} B"
-    return f"{sign}{n:.1f} {BYTE_STEPS[i]}" if n < 100 else f"{sign}{n:.0f} {BYTE_STEPS[i]}"
 
 
 def fmt_duration(seconds: float | None) -> str:
@@ -78,6 +63,9 @@ def fmt_ts(ts: pd.Timestamp | None) -> str:
     if ts is None or pd.isna(ts):
         return "–"
     return pd.Timestamp(ts).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+MISSING = "–"  # how a table shows an unknown value (never "None", never 0)
 
 
 def in_unit(values: pd.Series, unit: str) -> pd.Series:
@@ -158,22 +146,22 @@ def clickable_table(
     *,
     key: str,
     column_config: Mapping[str, Any],
-    on_row: Callable[[int], None] | None = None,
+    on_row: Callable[[pd.Series], None] | None = None,
     processes: pd.DataFrame | None = None,
     snapshot: pd.DataFrame | None = None,
     max_height: int | None = 420,
     width: str = "stretch",
-) -> int | None:
+) -> pd.Series | None:
     """A table whose rows and cells can be clicked, one at a time (names only as cells, never Markdown or HTML).
 
-    Returns what was clicked, or None: the row's position in `table`; with `processes` (the PROCS-like rows shown,
-    same order, with proc_id) the row's proc_id, and for a cell of the `ppid` column the parent's proc_id looked up
-    by pid in `snapshot` (None when the parent is not in it). A click also calls `on_row` with that value.
-    The height fits the rows up to `max_height` px (None: Streamlit's automatic height).
+    Returns the clicked row of `processes` (the rows shown, same order; default: `table` itself), or None; a click
+    on a cell of the `ppid` column returns the parent's row from `snapshot` (None when it is not in it). A click also
+    calls `on_row` with that row. The height fits the rows up to `max_height` px (None: Streamlit's automatic height).
     """
     event = st.dataframe(
         visible_frame(table),
         hide_index=True,
+        placeholder=MISSING,
         width=width,
         height="auto" if max_height is None else table_height(len(table), max_height),
         column_config=column_config,
@@ -181,20 +169,17 @@ def clickable_table(
         selection_mode=["single-row", "single-cell"],
         key=key,
     )
-    rows = processes if processes is not None else pd.DataFrame({"proc_id": np.arange(len(table))})
-    picked = nav.clicked_process(event, rows, snapshot)
+    picked = nav.clicked_process(event, processes if processes is not None else table, snapshot)
     if picked is not None and on_row is not None:
         on_row(picked)
     return picked
 
 
 def shown_members(
-    members: pd.DataFrame, snap_df: pd.DataFrame, keep: Filters, own_col: str, sub_col: str
+    members: pd.DataFrame, snap_df: pd.DataFrame, keep: Filters, own_col: str
 ) -> tuple[pd.DataFrame, int]:
-    """Member rows of a group or cgroup at a moment, the snapshot's PROCS + TREE rows and the sidebar filters ->
-    (the members the filters keep, with the subtree column, biggest own value first; how many the filters hide)."""
-    if sub_col not in members:
-        members = members.merge(snap_df[["proc_id", sub_col]], on="proc_id", how="left")
+    """Member rows of a group or cgroup (rows of `snap_df`, the snapshot) and the sidebar filters -> (the members the
+    filters keep, biggest own value first; how many the filters hide)."""
     members = members.sort_values([own_col, "pid"], ascending=[False, True], na_position="last", kind="stable")
     kept = filters.filter_snapshot(snap_df, keep)
     inside = members["proc_id"].isin(kept.loc[kept["kept"].to_numpy(dtype=bool), "proc_id"]).to_numpy()
@@ -202,14 +187,15 @@ def shown_members(
 
 
 def process_rows(rows: pd.DataFrame, unit: str, own_col: str, sub_col: str, extra: Sequence[str] = ()) -> pd.DataFrame:
-    """PROCS + TREE rows -> the shown process table: pid, ppid, name, own, subtree (in `unit`), user, `extra` text
-    columns, cmdline (names as plain values, for a dataframe cell, never Markdown)."""
+    """Process rows (snapshot columns) -> the shown process table: pid, ppid, name, own, subtree (in `unit`),
+    descendants, user, `extra` text columns, cmdline (names as plain values for dataframe cells, never Markdown)."""
     out = {
         "pid": rows["pid"].to_numpy(),
         "ppid": rows["ppid"].to_numpy(),
         "name": rows["name"].astype(str).to_numpy(),
         "own": in_unit(rows[own_col], unit).to_numpy(),
         "subtree": in_unit(rows[sub_col], unit).to_numpy(),
+        "descendants": rows["descendants"].to_numpy(),
         "user": rows["user"].astype(str).to_numpy(),
     }
     out |= {col: rows[col].astype(str).to_numpy() for col in extra}
@@ -217,13 +203,20 @@ def process_rows(rows: pd.DataFrame, unit: str, own_col: str, sub_col: str, extr
     return pd.DataFrame(out)
 
 
-def facts(rows: Sequence[tuple[str, str]]) -> None:
-    """Label/value pairs as a two-column table (values may come from data, so never as Markdown)."""
-    if not rows:
-        return
-    st.dataframe(
-        visible_frame(pd.DataFrame(rows, columns=["", "value"])),
-        hide_index=True,
-        width="stretch",
-        column_config={"": st.column_config.TextColumn(" ", width="small"), "value": st.column_config.TextColumn(" ")},
+def unattributed(now: pd.Series, metric: str) -> tuple[str, str]:
+    """A latest_system row and the shown metric -> (headline text, explanation) of RAM used that no process
+    accounts for (summary.attributed): when the process sum exceeds used RAM the text says so, never a bare
+    negative number."""
+    basis = "pss" if metric == "pss" else "rss"
+    row = summary.attributed(now.to_frame().T, basis).iloc[0]
+    label = basis.upper()
+    if pd.isna(row["unattributed_bytes"]):
+        return "–", f"Unknown at this moment (RAM used or the process {label} sum is missing)."
+    if row["overcounted_bytes"] > 0:
+        return "none", (
+            f"The sum of process {label} exceeds RAM used by {fmt_bytes(row['overcounted_bytes'])}: shared pages "
+            "are counted once per process that maps them, so nothing is left to attribute."
+        )
+    return fmt_bytes(row["unattributed_bytes"]), (
+        f"RAM used minus the sum of process {label} (kernel, page tables, shared memory not mapped…)."
     )

@@ -17,6 +17,7 @@ import pandas as pd
 import streamlit as st
 
 from memlib.schema import MEMORY_METRICS
+from memlib.units import iso_z, parse_time
 
 UNITS: dict[str, int] = {"MiB": 1 << 20, "GiB": 1 << 30}
 
@@ -33,9 +34,9 @@ class ViewState:
     min_rss_mb: float = 0.0  # MiB
     min_subtree_mb: float = 0.0  # MiB
     match: str = ""
-    from_: pd.Timestamp | None = None  # time window start; None = first sample
+    from_: pd.Timestamp | None = None  # time window start; None = the default window (ui.sidebar.window_of)
     to: pd.Timestamp | None = None  # time window end; None = last sample
-    metric: str = "rss"
+    metric: str | None = None  # None = the default metric (PSS when known for nearly every process, else RSS)
     unit: str = "MiB"
     by: str = "name"  # /groups: group processes by name | command | user | cgroup
     group: str | None = None  # /groups: the group whose processes are listed
@@ -73,26 +74,6 @@ FIELD_PARAMS: dict[str, str] = {f: p for p, f in PARAM_FIELDS.items()}
 TIME_FIELDS = frozenset({"start", "at", "from_", "to", "a", "b"})
 GROUP_BY = ("name", "command", "user", "cgroup")  # memlib.groups.GROUP_BY
 MAX_MATCH_LEN = 200
-
-
-def iso_z(ts: pd.Timestamp) -> str:
-    """UTC timestamp -> compact ISO text for URLs: '2026-11-27T10:05:02Z' (milliseconds only when present)."""
-    ts = pd.Timestamp(ts)
-    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-    if ts.microsecond or ts.nanosecond:
-        return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
-    return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(text: str) -> pd.Timestamp:
-    """ISO text (zone optional, naive = UTC) -> UTC Timestamp; raises ValueError with a clear message."""
-    try:
-        ts = pd.Timestamp(text.strip())
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"not an ISO time: {text!r}") from exc
-    if ts is pd.NaT or pd.isna(ts):
-        raise ValueError(f"not an ISO time: {text!r}")
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
 def _parse_number(text: str, *, integer: bool, minimum: float = 0) -> float | int:

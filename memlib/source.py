@@ -1,0 +1,471 @@
+"""A recording as memlib sees it: which store to query, what it holds, and its files for the query layer.
+
+``open_recording(path)`` accepts a store (docs/store.md), a store of the previous layout (converted once, in place, or
+into a cache when the folder is read-only; progress lines on stderr) or a folder of seed-format CSVs (imported once
+into a store in a cache, reused while the CSVs are unchanged, extended when new ones appear: ``memlib.seed``). It is
+cheap when nothing changed (a directory listing). ``parquet_files`` lists the closed files of one table, pruned by
+host and date from the directory names and verified by their checksum (once per file and process; a damaged file is
+left out and named in ``Recording.notices``). ``active`` decodes every active segment (``.current``) with tree
+columns, cached by byte offset, so a growing file costs only its new samples.
+
+Notices name files relative to the recording root, never absolute server paths nor file contents.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+import store
+from memlib import seed, tree
+from store import files, lock, migrate, schema
+from store.segment import procs_rows, system_rows, with_tree
+
+Kind = Literal["native", "seed", "empty"]
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Recording:
+    """An opened recording: the store `root` to query, the path as given (`shown`), kind, hosts (partition names),
+    exact start times or not (seed), median sampling interval (s), first and last sample (UTC), notices."""
+
+    root: Path
+    shown: str
+    kind: Kind
+    hosts: list[str]
+    start_times_exact: bool
+    interval_s: float | None
+    span: tuple[pd.Timestamp, pd.Timestamp] | None
+    notices: list[str]
+    current_dirs: tuple[Path, ...] = ()  # where active segments live (the root; the original folder for a cache)
+
+
+@dataclass(frozen=True)
+class ActiveTables:
+    """The active segments' rows: procs (store PROCS columns + host, tree columns derived), system (SYSTEM + host),
+    cgroups (CGROUPS + host), as Arrow tables at the stored types; notices about them."""
+
+    procs: pa.Table
+    system: pa.Table
+    cgroups: pa.Table
+    notices: list[str] = field(default_factory=list)
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------------------------------------ opening
+
+
+_OPEN_CACHE: dict[tuple[str, str], tuple[tuple, Recording]] = {}
+_OPEN_LOCK = threading.Lock()
+
+
+def _signature(root: Path, current_dirs: tuple[Path, ...]) -> tuple:
+    """What open_recording's cache checks: the closed files' folders (mtimes) and the active segments' sizes."""
+    currents = [c for d in current_dirs for c in files.list_current(d)[0]]
+    return files.dir_signature(root), tuple((str(c.path), c.size, c.mtime_ns) for c in currents)
+
+
+def open_recording(path: str | Path, tz: str | None = None, progress: Progress | None = None) -> Recording:
+    """A recording folder -> Recording (see the module docstring); never raises for bad or missing files (an empty
+    Recording says why), only for a bad `tz` (ValueError). `progress` gets conversion/import lines (default stderr)."""
+    zone = seed.resolve_zone(tz)
+    progress = progress or _stderr
+    folder = Path(path).expanduser().absolute()
+    shown = str(path)
+    if not folder.is_dir():
+        reason = "is not a directory" if folder.exists() else "does not exist"
+        return _empty(folder, shown, [f"recording folder {shown} {reason}"])
+    notices: list[str] = []
+    root, current_dirs, kind = folder, (folder,), "native"
+    if migrate.old_segments(folder):
+        root, more = _convert_old_layout(folder, progress)
+        notices += more
+        current_dirs = (folder,)
+    elif seed.has_seed_files(folder) and _has_store_files(folder):
+        notices.append("seed-format CSVs beside the store are not shown (a recording folder holds one kind)")
+    elif seed.has_seed_files(folder):
+        imported = seed.import_seed(folder, zone, progress, tree.stored_tree)
+        if imported.root is None:
+            return _empty(folder, shown, imported.notices)
+        root, current_dirs, kind = imported.root, (), "seed"
+        notices += imported.notices
+    key = (str(folder.resolve()), str(zone))
+    sig = _signature(root, current_dirs)
+    with _OPEN_LOCK:
+        hit = _OPEN_CACHE.get(key)
+        if hit is not None and hit[0] == sig:
+            return hit[1]
+    rec = _describe(root, shown, kind, notices, current_dirs)
+    with _OPEN_LOCK:
+        _OPEN_CACHE[key] = (sig, rec)
+        while len(_OPEN_CACHE) > 16:
+            _OPEN_CACHE.pop(next(iter(_OPEN_CACHE)))
+    return rec
+
+
+def _has_store_files(folder: Path) -> bool:
+    return any((folder / t).is_dir() for t in store.TABLES) or bool(files.list_current(folder)[0])
+
+
+def _root_notices(root: Path) -> list[str]:
+    """Files directly in a store root that are not data: damaged segments kept aside, unknown files."""
+    out = []
+    try:
+        names = sorted(os.listdir(root))
+    except OSError:
+        return out
+    for name in names:
+        if files.is_skipped_name(name) or name in store.TABLES or files.CURRENT_RE.match(name):
+            continue
+        if name.endswith(files.DAMAGED_SUFFIX):
+            out.append(f"{name}: a damaged active segment kept aside (its readable samples were published)")
+        elif name != seed.SEED_DIR:
+            out.append(f"{name}: unknown file, skipped")
+    return out
+
+
+def _empty(folder: Path, shown: str, notices: list[str]) -> Recording:
+    return Recording(folder, shown, "empty", [], True, None, None, notices, ())
+
+
+def _writable(folder: Path) -> bool:
+    return os.access(folder, os.W_OK | os.X_OK)
+
+
+def _convert_old_layout(folder: Path, progress: Progress) -> tuple[Path, list[str]]:
+    """Convert the previous layout in `folder` (in place when writable and no collector holds it, else into a cache)
+    -> (root to query, notices)."""
+    in_place = _writable(folder)
+    held = None
+    deadline = time.monotonic() + 120
+    while in_place:
+        try:
+            held = lock.acquire(folder)
+            break
+        except OSError:
+            in_place = False
+        except lock.Locked:
+            if not lock.dir_locked(folder) or time.monotonic() > deadline:
+                in_place = False  # a collector of an earlier version is still writing here: convert a copy
+                break
+            time.sleep(0.2)  # another process is converting it (or a collector starting): wait for it
+            if not migrate.old_segments(folder):
+                return folder, []
+    dest = folder if in_place else seed.cache_dir(folder, "store")
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+        progress(f"{folder}: converting a store of the previous layout " + ("in place" if in_place else f"into {dest}"))
+        done = migrate.migrate(folder, tree.stored_tree, dest=dest, progress=progress, keep_originals=not in_place)
+        notes = list(done.notices)
+        if done.converted:
+            notes.append(f"converted {done.converted} segment(s) of the previous store layout")
+        if in_place:
+            notes += [n for n in store.recover(folder, tree.stored_tree) if not n.startswith("removed stale")]
+        return dest, notes
+    finally:
+        if held is not None:
+            lock.release(held)
+
+
+def _ts_stats(path: Path) -> tuple[int, int] | None:
+    """min and max of `ts` (µs since the epoch) from a closed file's footer statistics."""
+    try:
+        meta = pq.read_metadata(path)
+        col = meta.schema.names.index("ts")
+        lo = hi = None
+        for i in range(meta.num_row_groups):
+            st = meta.row_group(i).column(col).statistics
+            if st is None or not st.has_min_max:
+                return None
+            a, b = pd.Timestamp(st.min).value // 1000, pd.Timestamp(st.max).value // 1000
+            lo = a if lo is None else min(lo, a)
+            hi = b if hi is None else max(hi, b)
+        return None if lo is None else (lo, hi)
+    except (OSError, ValueError, pa.ArrowException):
+        return None
+
+
+@dataclass(frozen=True)
+class _ClosedInfo:
+    hosts: frozenset[str]
+    firsts: tuple[int, ...]
+    lasts: tuple[int, ...]
+    steps: tuple[int, ...]
+    notices: tuple[str, ...]
+
+
+_CLOSED_CACHE: dict[str, tuple[tuple, _ClosedInfo]] = {}
+
+
+def _closed_info(root: Path, kind: Kind) -> _ClosedInfo:
+    """Hosts, first/last sample times (µs), recent sampling steps and notices of the closed files; recomputed only
+    when a partition folder changed (a segment was published or deleted)."""
+    sig = files.dir_signature(root)
+    with _OPEN_LOCK:
+        hit = _CLOSED_CACHE.get(str(root))
+    if hit is not None and hit[0] == sig:
+        return hit[1]
+    closed, notes = files.list_closed(root)
+    extra = [] if kind == "seed" else _root_notices(root)
+    notices = notes + _orphan_notices(root, closed) + extra
+    hosts = {f.host for f in closed}
+    firsts, lasts, steps = [], [], []
+    for table in ("system", "procs"):
+        mine = [f for f in closed if f.table == table]
+        if not mine:
+            continue
+        by_host: dict[str, list[files.ClosedFile]] = {}
+        for f in mine:
+            by_host.setdefault(f.host, []).append(f)
+        for host_files in by_host.values():
+            host_files.sort(key=lambda f: (f.date, f.path.name))
+            first, last = _ts_stats(host_files[0].path), _ts_stats(host_files[-1].path)
+            if first:
+                firsts.append(first[0])
+            if last:
+                lasts.append(last[1])
+            if table == "system":
+                steps += _steps(host_files[-1].path)
+        break
+    info = _ClosedInfo(frozenset(hosts), tuple(firsts), tuple(lasts), tuple(steps), tuple(notices))
+    with _OPEN_LOCK:
+        _CLOSED_CACHE[str(root)] = (sig, info)
+        while len(_CLOSED_CACHE) > 16:
+            _CLOSED_CACHE.pop(next(iter(_CLOSED_CACHE)))
+    return info
+
+
+def _describe(root: Path, shown: str, kind: Kind, notices: list[str], current_dirs: tuple[Path, ...]) -> Recording:
+    info = _closed_info(root, kind)
+    notices = notices + list(info.notices)
+    hosts = set(info.hosts)
+    firsts, lasts, steps = list(info.firsts), list(info.lasts), list(info.steps)
+    act = _active_from(root, current_dirs, kind) if current_dirs else None
+    if act is not None:
+        notices += act.notices
+        hosts |= set(act.system.column("host").to_pylist()) | set(act.procs.column("host").unique().to_pylist())
+        for tbl in (act.system, act.procs):
+            if tbl.num_rows:
+                ts = tbl.column("ts").cast(pa.int64())
+                firsts.append(pc.min(ts).as_py())
+                lasts.append(pc.max(ts).as_py())
+        if act.system.num_rows > 1:
+            for h in set(act.system.column("host").to_pylist()):
+                sub = act.system.filter(pc.equal(act.system.column("host"), h))
+                steps += np.diff(np.sort(sub.column("ts").cast(pa.int64()).to_numpy())).tolist()
+    positive = [s for s in steps if s > 0]
+    interval = float(np.median(positive)) / 1e6 if positive else None
+    span = None
+    if firsts and lasts:
+        span = (pd.Timestamp(min(firsts), unit="us", tz="UTC"), pd.Timestamp(max(lasts), unit="us", tz="UTC"))
+    if not hosts and span is None:
+        notices = [*notices, f"{shown} holds no recording yet (no closed segment, no active segment)"]
+        return Recording(root, shown, "empty", [], True, None, None, notices, current_dirs)
+    return Recording(root, shown, kind, sorted(hosts), kind != "seed", interval, span, notices, current_dirs)
+
+
+def _steps(path: Path) -> list[int]:
+    try:
+        ts = pq.read_table(path, columns=["ts"], partitioning=None).column("ts").cast(pa.int64()).to_numpy()
+    except (OSError, pa.ArrowException, ValueError):
+        return []
+    return np.diff(np.sort(ts)).tolist()
+
+
+def _orphan_notices(root: Path, closed: list[files.ClosedFile]) -> list[str]:
+    """A system file without the procs file of its segment (or the reverse) is named: its rows are still read."""
+    by_table: dict[str, set[tuple[str, date, str]]] = {}
+    for f in closed:
+        by_table.setdefault(f.table, set()).add((f.host, f.date, f.path.name))
+    procs, system = by_table.get("procs", set()), by_table.get("system", set())
+    out = []
+    for host, day, name in sorted(system - procs):
+        rel = files.relative(root, files.partition_dir(root, "system", host, day) / name)
+        out.append(f"{rel}: no process file for this segment (its system rows are shown, its processes are missing)")
+    for host, day, name in sorted(procs - system):
+        rel = files.relative(root, files.partition_dir(root, "procs", host, day) / name)
+        out.append(f"{rel}: no system file for this segment (its processes are shown, RAM totals are missing)")
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ closed files
+
+
+_VERIFIED: dict[tuple[str, int, int], tuple[bool, str | None]] = {}  # (path, size, mtime_ns) -> check()
+_VERIFY_LOCK = threading.Lock()
+
+
+def _utc_date(t: object) -> date:
+    return files.utc(t).date()
+
+
+def parquet_files(
+    rec: Recording,
+    table: schema.Table,
+    t_from: object = None,
+    t_to: object = None,
+    hosts: list[str] | None = None,
+) -> list[Path]:
+    """Closed files of `table` in `rec` whose date partition overlaps [t_from, t_to] (UTC; None = open) and whose
+    host is in `hosts` (None = all), sorted by host, date, name; files failing their checksum are left out and named
+    in rec.notices. Only directory names and (once per file) the file's bytes are read."""
+    if rec.kind == "empty":
+        return []
+    lo = None if t_from is None else _utc_date(t_from)
+    hi = None if t_to is None else _utc_date(t_to)
+    wanted = None if hosts is None else {files.safe_host(h) for h in hosts} | set(hosts)
+    closed, _ = files.list_closed(rec.root, [table], days=(lo, hi), hosts=wanted)
+    out = []
+    for f in closed:
+        ok, problem = _verified(f)
+        if ok:
+            out.append(f.path)
+        if problem is not None:
+            note = f"{files.relative(rec.root, f.path)}: {problem}"
+            if note not in rec.notices:
+                rec.notices.append(note)
+    return out
+
+
+def _verified(f: files.ClosedFile) -> tuple[bool, str | None]:
+    key = (str(f.path), f.size, f.mtime_ns)
+    with _VERIFY_LOCK:
+        if key in _VERIFIED:
+            return _VERIFIED[key]
+    result = store.check(f.path, f.table)
+    with _VERIFY_LOCK:
+        _VERIFIED[key] = result
+        if len(_VERIFIED) > 200_000:
+            _VERIFIED.clear()
+    return result
+
+
+# ------------------------------------------------------------------------------------------------ active segments
+
+
+@dataclass
+class _Part:
+    ino: int
+    offset: int
+    host: str
+    procs: list[pa.Table]
+    system: list[pa.Table]
+    cgroups: list[pa.Table]
+    notices: list[str]
+
+
+_ACTIVE: dict[str, _Part] = {}
+_ACTIVE_LOCK = threading.Lock()
+_PROCS_OUT = pa.schema([*schema.PROCS_SCHEMA, ("host", pa.string())])
+_SYSTEM_OUT = pa.schema([*schema.SYSTEM_SCHEMA, ("host", pa.string())])
+_CGROUPS_OUT = pa.schema([*schema.CGROUPS_SCHEMA, ("host", pa.string())])
+
+
+def active(rec: Recording) -> ActiveTables:
+    """Every active segment of `rec` -> ActiveTables (tree columns derived per snapshot); cached per file by byte
+    offset: a grown file costs only its new samples, an unchanged one nothing."""
+    return _active_from(rec.root, rec.current_dirs, rec.kind)
+
+
+def _published(root: Path, cur: files.CurrentFile) -> bool:
+    """True when the closed procs file of this active segment exists already (published, not yet deleted)."""
+    m = files.CURRENT_RE.match(cur.path.name)
+    when = files.stamp_time(m.group(1)) if m else None
+    if when is None:
+        return False
+    name = f"seg-{m.group(1)}Z.parquet"
+    return (files.partition_dir(root, "procs", cur.host, when.date()) / name).exists()
+
+
+def _active_from(root: Path, current_dirs: tuple[Path, ...], kind: str) -> ActiveTables:
+    procs: list[pa.Table] = []
+    system: list[pa.Table] = []
+    cgroups: list[pa.Table] = []
+    notices: list[str] = []
+    seen: set[str] = set()
+    for d in current_dirs:
+        lister = files.SafeLister(d)
+        currents, notes = files.list_current(d, lister)
+        notices += notes
+        for cur in currents:
+            if _published(root, cur):
+                continue
+            key = str(cur.path)
+            seen.add(key)
+            part = _read_part(key, cur, d)
+            procs += part.procs
+            system += part.system
+            cgroups += part.cgroups
+            notices += part.notices
+    with _ACTIVE_LOCK:
+        for key in [k for k in _ACTIVE if k not in seen and any(k.startswith(str(d)) for d in current_dirs)]:
+            del _ACTIVE[key]
+    return ActiveTables(_cat(procs, _PROCS_OUT), _cat(system, _SYSTEM_OUT), _cat(cgroups, _CGROUPS_OUT), notices)
+
+
+def _cat(parts: list[pa.Table], out_schema: pa.Schema) -> pa.Table:
+    if not parts:
+        return out_schema.empty_table()
+    return pa.concat_tables([p.select(out_schema.names).cast(out_schema) for p in parts])
+
+
+def _read_part(key: str, cur: files.CurrentFile, folder: Path) -> _Part:
+    try:
+        st = os.stat(cur.path)
+    except OSError:
+        return _Part(0, 0, cur.host, [], [], [], [])
+    with _ACTIVE_LOCK:
+        part = _ACTIVE.get(key)
+    if part is None or part.ino != st.st_ino or st.st_size < part.offset:
+        part = _Part(st.st_ino, 0, cur.host, [], [], [], [])
+    if st.st_size == part.offset and part.offset:
+        return part
+    rel = files.relative(folder, cur.path)
+    try:
+        read = store.read_current(cur.path, part.offset)
+    except FileNotFoundError:  # published and deleted meanwhile: its closed files show at the next open
+        return part
+    except OSError as exc:
+        part.notices = [f"{rel}: unreadable ({exc.strerror or exc})"]
+        return part
+    problems = [f"{rel}: {p}" for p in read.problems]
+    if read.procs is not None or read.system is not None:
+        host = files.safe_host(read.host) if read.host else cur.host
+        p = with_tree(procs_rows(read.procs, read.boot_id), tree.stored_tree)
+        s, c = system_rows(read.system, read.boot_id)
+        for tables, t in ((part.procs, p), (part.system, s), (part.cgroups, c)):
+            if t.num_rows:
+                tables.append(t.append_column("host", pa.array([host] * t.num_rows, pa.string())))
+    new = _Part(part.ino, read.next_offset or part.offset, part.host, part.procs, part.system, part.cgroups, [])
+    new.notices = (part.notices if part.offset else []) + [p for p in problems if p not in part.notices]
+    with _ACTIVE_LOCK:
+        _ACTIVE[key] = new
+    return new
+
+
+def clear_cache() -> None:
+    """Forget cached listings, verifications and active segments (tests)."""
+    with _OPEN_LOCK:
+        _OPEN_CACHE.clear()
+        _CLOSED_CACHE.clear()
+    with _VERIFY_LOCK:
+        _VERIFIED.clear()
+    with _ACTIVE_LOCK:
+        _ACTIVE.clear()

@@ -1,0 +1,124 @@
+"""Converting a store of the previous layout (``seg-<stamp>Z-<host>.procs.parquet`` + ``.system.parquet`` pairs
+directly in the root) into the partitioned layout, once, resumably.
+
+Each pair is read, its tree columns derived, and published under the destination (the root itself, or a cache
+directory when the root is read-only) with the pair's stamp as the segment name; only then is the original removed
+(in place) — or, when one of its files is unreadable, renamed ``*.damaged`` so nothing readable is ever deleted. A
+crash at any point loses nothing: a re-run publishes the same names again (overwriting) and carries on.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from store import files
+from store.segment import Derive, build_tables, publish
+
+
+@dataclass(frozen=True)
+class OldSegment:
+    """One segment of the previous layout: stamp, host (from its name), and its files that exist."""
+
+    stamp: str
+    host: str
+    procs: Path | None
+    system: Path | None
+
+
+@dataclass
+class Migration:
+    """migrate's result: segments converted, files removed or kept aside, notices (names relative to the root)."""
+
+    converted: int = 0
+    published: list[Path] = field(default_factory=list)
+    removed: list[Path] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+
+
+def old_segments(root: Path) -> list[OldSegment]:
+    """Segments of the previous layout directly in `root` (regular files only), oldest first."""
+    found: dict[tuple[str, str], dict[str, Path]] = {}
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return []
+    for e in entries:
+        m = files.OLD_RE.match(e.name)
+        if m and e.is_file(follow_symlinks=False):
+            found.setdefault((m.group(1), m.group(2)), {})[m.group(3)] = Path(e.path)
+    return [
+        OldSegment(stamp, host, parts.get("procs"), parts.get("system"))
+        for (stamp, host), parts in sorted(found.items())
+    ]
+
+
+def _read(path: Path | None) -> tuple[pa.Table | None, str | None]:
+    if path is None:
+        return None, None
+    try:
+        return pq.read_table(path, partitioning=None), None
+    except (OSError, pa.ArrowException, ValueError) as exc:
+        return None, f"unreadable ({exc})"
+
+
+def _meta(table: pa.Table | None, key: bytes) -> str | None:
+    meta = None if table is None else table.schema.metadata
+    if meta and key in meta:
+        return meta[key].decode("utf-8", "replace")
+    if table is not None and key.decode() in table.column_names and table.num_rows:
+        return str(table.column(key.decode())[0].as_py())
+    return None
+
+
+def migrate(
+    root: Path,
+    derive: Derive,
+    dest: Path | None = None,
+    progress: Callable[[str], None] | None = None,
+    keep_originals: bool = False,
+) -> Migration:
+    """Convert every old-layout segment in `root` into `dest` (default: `root`) -> Migration.
+
+    Originals are removed after their files are published (fsynced and renamed) unless `keep_originals` (a cache
+    conversion of a read-only root); a damaged original is renamed ``<name>.damaged`` (in place only)."""
+    root = Path(root)
+    dest = root if dest is None else Path(dest)
+    result = Migration()
+    segments = old_segments(root)
+    for i, seg in enumerate(segments, 1):
+        if progress is not None:
+            progress(f"converting the previous store layout: segment {i}/{len(segments)} ({seg.stamp}Z, {seg.host})")
+        procs, procs_bad = _read(seg.procs)
+        system, system_bad = _read(seg.system)
+        for path, bad in ((seg.procs, procs_bad), (seg.system, system_bad)):
+            if bad and path is not None:
+                result.notices.append(f"{files.relative(root, path)}: {bad}")
+        if seg.procs is None:
+            result.notices.append(f"{files.relative(root, seg.system)}: no process file beside it (system rows only)")
+        if procs is not None or system is not None:
+            host = _meta(procs, b"host") or _meta(system, b"host") or seg.host
+            boot_id = _meta(procs, b"boot_id") or _meta(system, b"boot_id") or ""
+            if system is not None:
+                system = system.drop_columns([c for c in ("host", "boot_id") if c in system.column_names])
+            tables = build_tables(host, boot_id, procs, system, derive)
+            result.published += publish(dest, tables, stamp=seg.stamp, overwrite=True)
+            result.converted += 1
+        if keep_originals:
+            continue
+        for path, bad in ((seg.system, system_bad), (seg.procs, procs_bad)):
+            if path is None:
+                continue
+            if bad:
+                os.replace(path, path.with_name(path.name + files.DAMAGED_SUFFIX))
+                result.notices.append(f"{files.relative(root, path)}: kept aside as {path.name}{files.DAMAGED_SUFFIX}")
+            else:
+                path.unlink(missing_ok=True)
+                result.removed.append(path)
+        files.fsync_dir(root)
+    return result

@@ -1,0 +1,102 @@
+"""Tiny recordings written through the real writer (store.SegmentWriter) for the store and source tests."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+import store
+from memlib import source
+from memlib.tree import stored_tree
+
+MIB = 1 << 20
+T0 = pd.Timestamp("2026-11-27T10:00:00Z")
+
+
+def sample_procs(rows: list[tuple[int, int, int]], start: dict[int, pd.Timestamp] | None = None) -> dict[str, list]:
+    """[(pid, ppid, rss MiB)] -> the columns SegmentWriter.append takes (start times T0 - pid s unless given)."""
+    start = start or {}
+    pids = [r[0] for r in rows]
+    return {
+        "pid": pids,
+        "ppid": [r[1] for r in rows],
+        "start_time": [start.get(p, T0 - pd.Timedelta(seconds=p)).value for p in pids],
+        "uid": [1000] * len(rows),
+        "user": ["alice"] * len(rows),
+        "state": ["S"] * len(rows),
+        "name": [f"p{p}" for p in pids],
+        "cmdline": [f"/bin/p{p} --run" for p in pids],
+        "rss_bytes": [r[2] * MIB for r in rows],
+        "vsz_bytes": [r[2] * 4 * MIB for r in rows],
+        "threads": [1] * len(rows),
+        "cgroup": ["/user.slice"] * len(rows),
+        "pss_bytes": [r[2] * MIB // 2 for r in rows],
+        "uss_bytes": [None] * len(rows),
+        "swap_bytes": [0] * len(rows),
+        "smaps_ts": [None] * len(rows),
+    }
+
+
+MEMINFO = {"MemTotal": 4096 * MIB, "MemFree": 1024 * MIB, "MemAvailable": 2048 * MIB, "HugePages_Total": 0}
+
+
+def writer(root: Path, host: str = "vm", boot_id: str = "boot-1", period_s: float = 3600) -> store.SegmentWriter:
+    """A SegmentWriter for `root` deriving trees with memlib.tree.stored_tree."""
+    return store.SegmentWriter(root, host, boot_id, period_s, derive=stored_tree)
+
+
+def write_simple(root: Path, n: int = 3, close: bool = True, step_s: float = 5.0, host: str = "vm") -> Path:
+    """n samples of a 3-process tree (1 <- 10 <- 11, rss 10/20/30+k MiB), one cgroup; closed unless `close` False."""
+    w = writer(root, host=host)
+    for k in range(n):
+        ts = T0 + pd.Timedelta(seconds=step_s * k)
+        w.append(ts, sample_procs([(1, 0, 10), (10, 1, 20), (11, 10, 30 + k)]), MEMINFO, cgroup_mem={"/x": 5 * MIB})
+    if close:
+        w.close()
+    elif w._fd is not None:
+        os.close(w._fd)  # leave the .current as a running (or crashed) collector would
+    return root
+
+
+@dataclass
+class StoreRead:
+    """Everything a store holds, closed files and active segments together (pandas, ts as UTC datetimes)."""
+
+    procs: pd.DataFrame
+    system: pd.DataFrame
+    cgroups: pd.DataFrame
+    notices: list[str]
+
+
+def read_store(root: Path) -> StoreRead:
+    """Every row of the store at `root` through memlib.source (verified closed files + active segments)."""
+    source.clear_cache()
+    rec = source.open_recording(root)
+    act = source.active(rec)
+    out = {}
+    for table in ("procs", "system", "cgroups"):
+        parts = []
+        for path in source.parquet_files(rec, table):
+            t = pq.read_table(path, partitioning=None)
+            t = t.cast(pa.schema([pa.field(f.name, getattr(f.type, "value_type", f.type)) for f in t.schema]))
+            parts.append(t.append_column("host", pa.array([path.parent.parent.name[len("host=") :]] * t.num_rows)))
+        active_part = getattr(act, table)
+        if active_part.num_rows:
+            parts.append(active_part)
+        if parts:
+            frame = pa.concat_tables([p.replace_schema_metadata(None) for p in parts], promote_options="permissive")
+            out[table] = frame.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
+        else:
+            empty = pa.schema([*store.schema.SCHEMAS[table], ("host", pa.string())]).empty_table()
+            out[table] = empty.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
+    return StoreRead(out["procs"], out["system"], out["cgroups"], list(rec.notices) + list(act.notices))
+
+
+def us(t: object) -> pd.Timestamp:
+    """A time floored to the microsecond (what the store keeps)."""
+    return pd.Timestamp(t).floor("us")

@@ -1,8 +1,13 @@
-"""Tiny recordings written through the real writer (store.SegmentWriter) for the store and source tests."""
+"""Tiny recordings written through the real writer (store.SegmentWriter) for the store and source tests, the store
+read back whole (``read_store``), and the helpers of the tests that kill a real collector (start it, see its first
+sample, count the whole samples on disk, restart it to recover)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +18,9 @@ import pyarrow.parquet as pq
 import store
 from memlib import source
 from memlib.tree import stored_tree
+from store import frames
 
+REPO = Path(__file__).resolve().parents[1]
 MIB = 1 << 20
 T0 = pd.Timestamp("2026-11-27T10:00:00Z")
 
@@ -100,3 +107,52 @@ def read_store(root: Path) -> StoreRead:
 def us(t: object) -> pd.Timestamp:
     """A time floored to the microsecond (what the store keeps)."""
     return pd.Timestamp(t).floor("us")
+
+
+# ---------------------------------------------------------------------------------------------------- a real collector
+
+
+def start_collector(dumps: Path, interval: float, period: float, stderr: object = subprocess.PIPE) -> subprocess.Popen:
+    """A real `python -m collector` on /proc writing into `dumps` (smaps off), stderr to `stderr` (text)."""
+    argv = ["--dumps", str(dumps), "--interval", str(interval), "--period", str(period), "--smaps", "off"]
+    return subprocess.Popen(
+        [sys.executable, "-m", "collector", *argv], cwd=REPO, stdout=subprocess.DEVNULL, stderr=stderr, text=True
+    )
+
+
+def fresh_current(dumps: Path, old: set[str]) -> bool:
+    """True once a .current not in `old` holds at least one whole sample (cheap: names and sizes only)."""
+    for name in os.listdir(dumps):
+        if name.endswith(".current") and name not in old:
+            with contextlib.suppress(FileNotFoundError):
+                if (dumps / name).stat().st_size > frames.HEADER.size + 2 * frames.FRAME.size:
+                    return True
+    return False
+
+
+def whole_samples_in_currents(dumps: Path) -> int:
+    """Whole samples over the .current files of `dumps`, from the raw frames (asserts there is no damage)."""
+    whole = 0
+    for path in dumps.glob("*.current"):
+        with contextlib.suppress(FileNotFoundError):
+            data = path.read_bytes()
+            if len(data) >= frames.HEADER.size:
+                scan = frames.scan_frames(data[frames.HEADER.size :])
+                assert not scan.problems and not scan.lost_samples, (path.name, scan.problems)
+                whole += len(scan.frames) // 2
+    return whole
+
+
+def recover_by_restart(dumps: Path) -> StoreRead:
+    """The next clean start of the collector (`--duration 0`: recover, no sample) -> the store read back; asserts
+    it exits 0 and leaves no .current, temp or damaged file."""
+    done = subprocess.run(
+        [sys.executable, "-m", "collector", "--dumps", str(dumps), "--duration", "0", "--smaps", "off"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert not list(dumps.glob("*.current")) and not list(dumps.rglob("*.tmp")) and not list(dumps.glob("*.damaged"))
+    return read_store(dumps)

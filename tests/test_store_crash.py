@@ -5,14 +5,11 @@ What a crash may cost is the sample being written (one interval); everything a r
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import itertools
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -23,42 +20,16 @@ from collector import run as run_mod
 from collector.sampler import Sample, Sampler
 from store import frames
 from tests.fakeproc import FakeProcess, FakeProcFS
-from tests.store_samples import read_store, us
+from tests.store_samples import (
+    fresh_current,
+    read_store,
+    recover_by_restart,
+    start_collector,
+    us,
+    whole_samples_in_currents,
+)
 from tests.store_samples import writer as new_writer
 from tests.test_store import T0, fake_procs, meminfo
-
-REPO = Path(__file__).resolve().parents[1]
-PY = sys.executable
-
-
-def _whole_samples_in_currents(dumps: Path) -> int:
-    """Whole samples over the .current files, from the raw frames."""
-    whole = 0
-    for path in dumps.glob("*.current"):
-        with contextlib.suppress(FileNotFoundError):
-            data = path.read_bytes()
-            if len(data) >= frames.HEADER.size:
-                scan = frames.scan_frames(data[frames.HEADER.size :])
-                assert not scan.problems and not scan.lost_samples, (path.name, scan.problems)
-                whole += len(scan.frames) // 2
-    return whole
-
-
-def _fresh_current(dumps: Path, old: set[str]) -> bool:
-    """True once a .current not in `old` holds at least one whole sample (cheap: names and sizes only)."""
-    for name in os.listdir(dumps):
-        if name.endswith(".current") and name not in old:
-            with contextlib.suppress(FileNotFoundError):
-                if (dumps / name).stat().st_size > frames.HEADER.size + 2 * frames.FRAME.size:
-                    return True
-    return False
-
-
-def _start(dumps: Path, interval: float, period: float) -> subprocess.Popen:
-    argv = ["--dumps", str(dumps), "--interval", str(interval), "--period", str(period), "--smaps", "off"]
-    return subprocess.Popen(
-        [PY, "-m", "collector", *argv], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
 
 
 @pytest.mark.slow
@@ -76,14 +47,14 @@ def test_kill_9_at_20_random_moments(tmp_path: Path) -> None:
     for round_ in range(20):
         during_startup = round_ % 5 == 4
         old = set(os.listdir(dumps))
-        proc = _start(dumps, interval, period)
+        proc = start_collector(dumps, interval, period)
         started = pd.Timestamp.now(tz="UTC")
         try:
             if during_startup:
                 time.sleep(rng.uniform(0.05, 1.5))
             else:
                 deadline = time.monotonic() + 60
-                while not _fresh_current(dumps, old):
+                while not fresh_current(dumps, old):
                     assert time.monotonic() < deadline, "collector never wrote a sample"
                     assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
                     time.sleep(0.02)
@@ -105,18 +76,9 @@ def test_kill_9_at_20_random_moments(tmp_path: Path) -> None:
             lag = (killed_at - mine[-1]).total_seconds()
             slack = 0.5 + 0.5 * max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1))
             assert lag < 2 * max(interval, *gaps) + slack, f"round {round_}: last sample {lag:.3f} s before the kill"
-        _whole_samples_in_currents(dumps)
+        whole_samples_in_currents(dumps)  # no damage in the active segments
         seen = after
-    final = subprocess.run(
-        [PY, "-m", "collector", "--dumps", str(dumps), "--duration", "0", "--smaps", "off"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert final.returncode == 0, final.stderr
-    assert not list(dumps.glob("*.current")) and not list(dumps.rglob("*.tmp")) and not list(dumps.glob("*.damaged"))
-    everything = read_store(dumps)
+    everything = recover_by_restart(dumps)
     assert not everything.notices and set(everything.system["ts"]) == seen and len(seen) >= 16
     # within one snapshot a pid appears once: no sample was written twice by a compaction and its rerun
     assert not everything.procs.duplicated(["ts", "pid"]).any()

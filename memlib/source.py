@@ -297,6 +297,9 @@ def _orphan_notices(root: Path, closed: list[files.ClosedFile]) -> list[str]:
     procs, system = by_table.get("procs", set()), by_table.get("system", set())
     out = []
     for host, day, name in sorted(system - procs):
+        m = files.PARQUET_RE.match(name)
+        if m and any(root.glob(f"seg-{m.group(1)}Z-*.current")):
+            continue  # being published: the procs file follows, the active segment still holds the processes
         rel = files.relative(root, files.partition_dir(root, "system", host, day) / name)
         out.append(f"{rel}: no process file for this segment (its system rows are shown, its processes are missing)")
     for host, day, name in sorted(procs - system):
@@ -384,14 +387,15 @@ def active(rec: Recording) -> ActiveTables:
     return _active_from(rec.root, rec.current_dirs, rec.kind)
 
 
-def _published(root: Path, cur: files.CurrentFile) -> bool:
-    """True when the closed procs file of this active segment exists already (published, not yet deleted)."""
+def _published(root: Path, cur: files.CurrentFile) -> set[str]:
+    """The tables whose closed file of this active segment exists already (system and cgroups are published before
+    procs, so a kill between the renames leaves some): their rows come from the closed files, not twice."""
     m = files.CURRENT_RE.match(cur.path.name)
     when = files.stamp_time(m.group(1)) if m else None
     if when is None:
-        return False
+        return set()
     name = f"seg-{m.group(1)}Z.parquet"
-    return (files.partition_dir(root, "procs", cur.host, when.date()) / name).exists()
+    return {t for t in store.TABLES if (files.partition_dir(root, t, cur.host, when.date()) / name).exists()}
 
 
 def _active_from(root: Path, current_dirs: tuple[Path, ...], kind: str) -> ActiveTables:
@@ -405,14 +409,15 @@ def _active_from(root: Path, current_dirs: tuple[Path, ...], kind: str) -> Activ
         currents, notes = files.list_current(d, lister)
         notices += notes
         for cur in currents:
-            if _published(root, cur):
+            done = _published(root, cur)
+            if "procs" in done:  # published whole; the file is deleted next
                 continue
             key = str(cur.path)
             seen.add(key)
             part = _read_part(key, cur, d)
             procs += part.procs
-            system += part.system
-            cgroups += part.cgroups
+            system += [] if "system" in done else part.system
+            cgroups += [] if "cgroups" in done else part.cgroups
             notices += part.notices
     with _ACTIVE_LOCK:
         for key in [k for k in _ACTIVE if k not in seen and any(k.startswith(str(d)) for d in current_dirs)]:

@@ -4,8 +4,8 @@
 columns (from the caller's ``derive``: the store never imports the analysis code), system rows with fixed column
 names, cgroup rows. ``publish`` writes them per UTC date into ``<table>/host=H/date=D/seg-<stamp>Z.parquet``: each
 file is written to ``*.tmp``, fsynced and renamed, cgroups and system first, procs last; the footer's key-value
-metadata carries ``pmi_schema_version``, host, boot id and ``pmi_data_crc32`` (CRC32 and length of every byte before
-the footer), and every page has its CRC (Parquet page checksums) for engines that check them. ``check`` tests one
+metadata carries ``pmi_schema_version``, host, boot id, ``pmi_data_crc32`` (CRC32 and length of every byte before
+the footer) and ``pmi_footer_crc32`` (CRC32 of the footer itself, taken with that value set to ``ffffffff``), and every page has its CRC (Parquet page checksums) for engines that check them. ``check`` tests one
 file without decoding it: digest, schema version, required columns and their types.
 """
 
@@ -48,6 +48,8 @@ Derive = Callable[[pa.Table], pa.Table]
 snapshots) -> TREE_SCHEMA columns for the same rows in the same order (memlib.tree.stored_tree)."""
 
 DIGEST_KEY = b"pmi_data_crc32"
+FOOTER_KEY = b"pmi_footer_crc32"  # CRC32 of the footer itself, computed with this value set to FOOTER_PENDING
+FOOTER_PENDING = b"ffffffff"
 _DELTA_COLUMNS = [
     "ts", "pid", "ppid", "start_time", "uid", "rss_bytes", "vsz_bytes", "threads", "pss_bytes", "uss_bytes",
     "swap_bytes", "smaps_ts", "level", "parent_start_time", "descendants", "subtree_rss_bytes", "subtree_pss_bytes",
@@ -223,14 +225,58 @@ def _write_file(table: pa.Table, path: Path, meta: dict[bytes, bytes], kind: Tab
             sink = _CrcSink(fh)
             writer = pq.ParquetWriter(sink, table.schema, **options)
             writer.write_table(table, row_group_size=1 << 20)
-            writer.add_key_value_metadata({DIGEST_KEY.decode(): f"{sink.crc:08x}:{sink.n}"})
+            writer.add_key_value_metadata(
+                {DIGEST_KEY.decode(): f"{sink.crc:08x}:{sink.n}", FOOTER_KEY.decode(): FOOTER_PENDING.decode()}
+            )
             writer.close()
             fh.flush()
-            os.fsync(fh.fileno())
+        _seal_footer(tmp)
         os.replace(tmp, path)
     except BaseException:  # disk full, ...: no temp file left behind (readers skip it anyway)
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _footer_value_at(footer: bytes, value: bytes) -> int:
+    """Where FOOTER_KEY's value (`value`, 8 bytes) sits in a Parquet footer (Thrift: key, field header, length 8,
+    value); -1 when it is not there."""
+    at = footer.find(FOOTER_KEY)
+    if at < 0:
+        return -1
+    pos = footer.find(value, at + len(FOOTER_KEY), at + len(FOOTER_KEY) + 4)
+    return pos
+
+
+def _seal_footer(path: Path) -> None:
+    """Replace FOOTER_PENDING in the file's footer by the CRC32 of the footer as written (with FOOTER_PENDING in
+    place): every byte of the file is then covered by a digest. Same length, so nothing else moves; fsynced."""
+    with open(path, "r+b") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        fh.seek(size - 8)
+        (footer_len,) = struct.unpack("<I", fh.read(4))
+        start = size - 8 - footer_len
+        fh.seek(start)
+        footer = fh.read(footer_len)
+        pos = _footer_value_at(footer, FOOTER_PENDING)
+        if pos < 0:
+            raise RuntimeError(f"{path.name}: the footer digest placeholder was not written")
+        fh.seek(start + pos)
+        fh.write(f"{zlib.crc32(footer):08x}".encode())
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _footer_intact(data: bytes, body: int, value: bytes) -> bool:
+    """True when the footer's CRC32 (with its own digest value set back to FOOTER_PENDING) equals `value`."""
+    footer = bytearray(data[body : len(data) - 8])
+    pos = _footer_value_at(bytes(footer), value)
+    if pos < 0 or len(value) != len(FOOTER_PENDING):
+        return False
+    footer[pos : pos + len(value)] = FOOTER_PENDING
+    try:
+        return zlib.crc32(footer) == int(value, 16)
+    except ValueError:
+        return False
 
 
 def _by_date(table: pa.Table) -> list[tuple[str, pa.Table]]:
@@ -361,6 +407,8 @@ def check(path: Path, table: Table | None = None, data: bytes | None = None) -> 
         return True, "no data checksum in the footer (written by another tool?): read unverified"
     if n != body or zlib.crc32(memoryview(data)[:n]) != crc:
         return False, "checksum mismatch (the file is damaged), skipped"
+    if not _footer_intact(data, body, meta.get(FOOTER_KEY, b"")):
+        return False, "footer checksum mismatch (the file is damaged), skipped"
     return True, None
 
 

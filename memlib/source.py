@@ -421,9 +421,7 @@ def _active_from(root: Path, current_dirs: tuple[Path, ...], kind: str) -> Activ
 
 
 def _cat(parts: list[pa.Table], out_schema: pa.Schema) -> pa.Table:
-    if not parts:
-        return out_schema.empty_table()
-    return pa.concat_tables([p.select(out_schema.names).cast(out_schema) for p in parts])
+    return pa.concat_tables(parts) if parts else out_schema.empty_table()
 
 
 def _read_part(key: str, cur: files.CurrentFile, folder: Path) -> _Part:
@@ -446,14 +444,19 @@ def _read_part(key: str, cur: files.CurrentFile, folder: Path) -> _Part:
         part.notices = [f"{rel}: unreadable ({exc.strerror or exc})"]
         return part
     problems = [f"{rel}: {p}" for p in read.problems]
-    if read.procs is not None or read.system is not None:
+    lists = {"procs": list(part.procs), "system": list(part.system), "cgroups": list(part.cgroups)}
+    if read.procs is not None or read.system is not None:  # new lists: a concurrent reader never sees half of it
         host = files.safe_host(read.host) if read.host else cur.host
         p = with_tree(procs_rows(read.procs, read.boot_id), tree.stored_tree)
         s, c = system_rows(read.system, read.boot_id)
-        for tables, t in ((part.procs, p), (part.system, s), (part.cgroups, c)):
+        for name, t, out_schema in (("procs", p, _PROCS_OUT), ("system", s, _SYSTEM_OUT), ("cgroups", c, _CGROUPS_OUT)):
             if t.num_rows:
-                tables.append(t.append_column("host", pa.array([host] * t.num_rows, pa.string())))
-    new = _Part(part.ino, read.next_offset or part.offset, part.host, part.procs, part.system, part.cgroups, [])
+                t = t.append_column("host", pa.array([host] * t.num_rows, pa.string()))
+                lists[name].append(t.select(out_schema.names).cast(out_schema))
+                if len(lists[name]) > 64:  # a day of samples read one at a time: keep few chunks
+                    lists[name] = [pa.concat_tables(lists[name]).combine_chunks()]
+    offset = read.next_offset or part.offset
+    new = _Part(part.ino, offset, part.host, lists["procs"], lists["system"], lists["cgroups"], [])
     new.notices = (part.notices if part.offset else []) + [p for p in problems if p not in part.notices]
     with _ACTIVE_LOCK:
         _ACTIVE[key] = new

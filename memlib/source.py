@@ -209,6 +209,7 @@ class _ClosedInfo:
     lasts: tuple[int, ...]
     steps: tuple[int, ...]
     notices: tuple[str, ...]
+    orphans: tuple[tuple[tuple[str, date, str], str], ...]  # ((host, date, name), notice)
 
 
 _CLOSED_CACHE: dict[str, tuple[tuple, _ClosedInfo]] = {}
@@ -224,7 +225,8 @@ def _closed_info(root: Path, kind: Kind) -> _ClosedInfo:
         return hit[1]
     closed, notes = files.list_closed(root)
     extra = [] if kind == "seed" else _root_notices(root)
-    notices = notes + _orphan_notices(root, closed) + extra
+    notices = notes + extra
+    orphans = tuple(_orphan_notices(root, closed))
     hosts = {f.host for f in closed}
     firsts, lasts, steps = [], [], []
     for table in ("system", "procs"):
@@ -244,7 +246,7 @@ def _closed_info(root: Path, kind: Kind) -> _ClosedInfo:
             if table == "system":
                 steps += _steps(host_files[-1].path)
         break
-    info = _ClosedInfo(frozenset(hosts), tuple(firsts), tuple(lasts), tuple(steps), tuple(notices))
+    info = _ClosedInfo(frozenset(hosts), tuple(firsts), tuple(lasts), tuple(steps), tuple(notices), orphans)
     with _OPEN_LOCK:
         _CLOSED_CACHE[str(root)] = (sig, info)
         while len(_CLOSED_CACHE) > 16:
@@ -254,7 +256,8 @@ def _closed_info(root: Path, kind: Kind) -> _ClosedInfo:
 
 def _describe(root: Path, shown: str, kind: Kind, notices: list[str], current_dirs: tuple[Path, ...]) -> Recording:
     info = _closed_info(root, kind)
-    notices = notices + list(info.notices)
+    pending = _pending(root, current_dirs) if info.orphans else set()
+    notices = notices + list(info.notices) + [text for key, text in info.orphans if key not in pending]
     hosts = set(info.hosts)
     firsts, lasts, steps = list(info.firsts), list(info.lasts), list(info.steps)
     act = _active_from(root, current_dirs, kind) if current_dirs else None
@@ -289,8 +292,9 @@ def _steps(path: Path) -> list[int]:
     return np.diff(np.sort(ts)).tolist()
 
 
-def _orphan_notices(root: Path, closed: list[files.ClosedFile]) -> list[str]:
-    """A system file without the procs file of its segment (or the reverse) is named: its rows are still read."""
+def _orphan_notices(root: Path, closed: list[files.ClosedFile]) -> list[tuple[tuple[str, date, str], str]]:
+    """A system file without the procs file of its segment (or the reverse) -> ((host, date, name), notice); its rows
+    are still read (unless the segment is being published: see _pending)."""
     by_table: dict[str, set[tuple[str, date, str]]] = {}
     for f in closed:
         by_table.setdefault(f.table, set()).add((f.host, f.date, f.path.name))
@@ -298,10 +302,16 @@ def _orphan_notices(root: Path, closed: list[files.ClosedFile]) -> list[str]:
     out = []
     for host, day, name in sorted(system - procs):
         rel = files.relative(root, files.partition_dir(root, "system", host, day) / name)
-        out.append(f"{rel}: no process file for this segment (its system rows are shown, its processes are missing)")
+        text = f"{rel}: no process file for this segment (its system rows are shown, its processes are missing)"
+        out.append(((host, day, name), text))
     for host, day, name in sorted(procs - system):
         rel = files.relative(root, files.partition_dir(root, "procs", host, day) / name)
-        out.append(f"{rel}: no system file for this segment (its processes are shown, RAM totals are missing)")
+        out.append(
+            (
+                (host, day, name),
+                f"{rel}: no system file for this segment (its processes are shown, RAM totals are missing)",
+            )
+        )
     return out
 
 
@@ -332,8 +342,11 @@ def parquet_files(
     hi = None if t_to is None else _utc_date(t_to)
     wanted = None if hosts is None else {files.safe_host(h) for h in hosts} | set(hosts)
     closed, _ = files.list_closed(rec.root, [table], days=(lo, hi), hosts=wanted)
+    pending = _pending(rec.root, rec.current_dirs) if table != "procs" and rec.current_dirs else set()
     out = []
     for f in closed:
+        if (f.host, f.date, f.path.name) in pending:
+            continue
         ok, problem = _verified(f)
         if ok:
             out.append(f.path)
@@ -382,6 +395,19 @@ def active(rec: Recording) -> ActiveTables:
     """Every active segment of `rec` -> ActiveTables (tree columns derived per snapshot); cached per file by byte
     offset: a grown file costs only its new samples, an unchanged one nothing."""
     return _active_from(rec.root, rec.current_dirs, rec.kind)
+
+
+def _pending(root: Path, current_dirs: tuple[Path, ...]) -> set[tuple[str, date, str]]:
+    """(host, date, file name) of closed files an active segment is being published into: its procs file (written
+    last) is not there yet, so its system and cgroup files are not read (the .current still holds those rows)."""
+    out = set()
+    for d in current_dirs:
+        for cur in files.list_current(d)[0]:
+            m = files.CURRENT_RE.match(cur.path.name)
+            when = files.stamp_time(m.group(1)) if m else None
+            if when is not None and not _published(root, cur):
+                out.add((cur.host, when.date(), f"seg-{m.group(1)}Z.parquet"))
+    return out
 
 
 def _published(root: Path, cur: files.CurrentFile) -> bool:

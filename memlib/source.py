@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -343,10 +344,14 @@ def parquet_files(
     wanted = None if hosts is None else {files.safe_host(h) for h in hosts} | set(hosts)
     closed, _ = files.list_closed(rec.root, [table], days=(lo, hi), hosts=wanted)
     pending = _pending(rec.root, rec.current_dirs) if table != "procs" and rec.current_dirs else set()
+    closed = [f for f in closed if (f.host, f.date, f.path.name) not in pending]
+    with _VERIFY_LOCK:
+        todo = [f for f in closed if (str(f.path), f.size, f.mtime_ns) not in _VERIFIED]
+    if len(todo) > 1:  # reading and CRC32 release the GIL: verify new files on a few threads
+        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+            list(pool.map(_verified, todo))
     out = []
     for f in closed:
-        if (f.host, f.date, f.path.name) in pending:
-            continue
         ok, problem = _verified(f)
         if ok:
             out.append(f.path)

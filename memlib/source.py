@@ -172,17 +172,60 @@ def _convert_old_layout(folder: Path, progress: Progress) -> tuple[Path, list[st
     dest = folder if in_place else seed.cache_dir(folder, "store")
     try:
         dest.mkdir(parents=True, exist_ok=True)
-        progress(f"{folder}: converting a store of the previous layout " + ("in place" if in_place else f"into {dest}"))
-        done = migrate.migrate(folder, tree.stored_tree, dest=dest, progress=progress, keep_originals=not in_place)
+        manifest = None if in_place else _read_json(dest / _CONVERTED)
+        segments = migrate.old_segments(folder)
+        stamp = {s.stamp + s.host: _stat_key(s) for s in segments}
+        todo = {k for k, v in stamp.items() if manifest is None or manifest.get(k) != v}
+        if not todo:
+            return dest, list((manifest or {}).get("", []))
+        how = "in place" if in_place else f"into {dest}"
+        progress(f"{folder}: converting a store of the previous layout {how} ({len(todo)} segment(s))")
+        done = migrate.migrate(
+            folder, tree.stored_tree, dest=dest, progress=progress, keep_originals=not in_place, only=todo
+        )
         notes = list(done.notices)
         if done.converted:
             notes.append(f"converted {done.converted} segment(s) of the previous store layout")
         if in_place:
             notes += [n for n in store.recover(folder, tree.stored_tree) if not n.startswith("removed stale")]
+        else:  # remember what the cache holds: the originals stay, and are converted again only when they change
+            _write_json(dest / _CONVERTED, {**(manifest or {}), **stamp, "": notes})
         return dest, notes
     finally:
         if held is not None:
             lock.release(held)
+
+
+_CONVERTED = ".pmi-converted.json"
+
+
+def _stat_key(seg: migrate.OldSegment) -> list[int]:
+    out = []
+    for p in (seg.procs, seg.system):
+        try:
+            st = os.stat(p) if p is not None else None
+        except OSError:
+            st = None
+        out += [st.st_size, st.st_mtime_ns] if st else [-1, -1]
+    return out
+
+
+def _read_json(path: Path) -> dict | None:
+    import json
+
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _write_json(path: Path, data: dict) -> None:
+    import json
+
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data), "utf-8")
+    os.replace(tmp, path)
 
 
 def _ts_stats(path: Path) -> tuple[int, int] | None:

@@ -11,7 +11,7 @@ Conventions (design.md §5):
   subtree total is the sum over the members whose value is known, and null only when no member's value is known
   (so a subtree total of a partly readable tree is a lower bound). A metric column absent from ``procs`` gives an
   all-null subtree column.
-- Identity is ``proc_id`` ((pid, start time) per host and boot), assigned by the loader; trees only use pid/ppid
+- Identity is ``proc_id`` ((pid, start time) per host and boot), numbered by memlib.query; trees only use pid/ppid
   within one snapshot, which is unambiguous because a pid names one live process at a time.
 
 ``stored_tree`` gives the same answers in the store's form (``parent_start_time`` instead of a row position) for the

@@ -348,18 +348,20 @@ FIND_COLUMNS = ["host", "boot_id", "pid", "start_time", "first_seen", "last_seen
 
 
 def find_processes(rec: source.Recording, pid: int, start_time: str | pd.Timestamp | None = None,
-                   host: str | None = None) -> pd.DataFrame:  # fmt: skip
+                   host: str | None = None, t_from=None, t_to=None) -> pd.DataFrame:  # fmt: skip
     """Processes that had `pid` -> FIND_COLUMNS, one row per identity, oldest first (name/cmdline: the latest seen).
 
-    With start_time (a time or ISO text): only the process whose start time is nearest to it within 1 s.
+    With start_time (a time or ISO text): only the process whose start time is nearest to it within 1 s. With a
+    window: only the processes seen in it (first_seen, last_seen, samples... within the window).
     """
     want = None
     if start_time is not None:
         want = parse_time(start_time) if isinstance(start_time, str) else to_utc(start_time)
-    t_from = None if want is None else want - pd.Timedelta(seconds=1)
-    where, params = _window(t_from, None, host, "pid = ?")
+    t_from, t_to = _p(t_from), _p(t_to)
+    prune = t_from if t_from is not None or want is None else want - CLOCK_STEP_MARGIN
+    where, params = _window(t_from, t_to, host, "pid = ?")
     params.append(int(pid))
-    with _tables(rec, t_from, None, [host] if host else None, procs=True) as t:
+    with _tables(rec, prune, t_to, [host] if host else None, procs=True) as t:
         out = _run(
             f"""SELECT host, boot_id, pid, start_time, min(ts) AS first_seen, max(ts) AS last_seen,
                 arg_max(name, ts) AS name, arg_max(cmdline, ts) AS cmdline, arg_max("user", ts) AS "user",

@@ -108,9 +108,8 @@ if row is not None and str(row["group"]) != view.group:
     state.update_state(group=str(row["group"]))
     st.rerun()
 
-with st.expander(f"Totals over time (top {TOP} groups + other)", expanded=False):
-    render.download_buttons(in_window, f"groups_{by}_{render.file_stamp(lo)}_{render.file_stamp(hi)}", "dl_groups_t")
-    st.dataframe(in_window, hide_index=True, width="stretch", height=300, placeholder=render.MISSING)
+st.caption(f"The chart's series (top {TOP} groups + other, each time bucket's maximum and minimum):")
+render.download_buttons(in_window, f"groups_{by}_{render.file_stamp(lo)}_{render.file_stamp(hi)}", "dl_groups_t")
 
 # ---- the processes of the selected group at the moment
 if view.group is not None:

@@ -179,3 +179,22 @@ def test_the_default_window_is_the_last_day_or_the_day_around_the_moment() -> No
     assert window_of(ViewState(from_=t("2000-01-01T00:00Z")), first, last, last) == (first, last)  # clamped
     short_last = first + pd.Timedelta(minutes=30)
     assert window_of(ViewState(), first, short_last, short_last) == (first, short_last)
+
+
+def test_children_legend_tells_apart_children_with_the_same_name_and_pid() -> None:
+    from ui import charts
+
+    t = pd.Timestamp
+    trends = pd.DataFrame(
+        {
+            "ts": [t("2026-11-27T10:00Z"), t("2026-11-27T10:01Z")],
+            "child_pid": [300, 300],  # the pid was reused by a second python3 child
+            "child_start_time": [t("2026-11-27T09:59Z"), t("2026-11-27T10:00:30Z")],
+            "child_name": ["python3", "python3"],
+            "subtree_rss_bytes": [10 << 20, 20 << 20],
+        }
+    )
+    fig = charts.children_figure(trends, "subtree_rss_bytes", "RSS", "MiB", None, "app (PID 1)")
+    names = [tr.name for tr in fig.data]
+    assert len(names) == 2 and len(set(names)) == 2 and all(n.startswith("python3 (300)") for n in names)
+    assert fig.layout.title.text.startswith("app (PID 1)")  # the exported PNG says whose children these are

@@ -198,3 +198,19 @@ def test_children_legend_tells_apart_children_with_the_same_name_and_pid() -> No
     names = [tr.name for tr in fig.data]
     assert len(names) == 2 and len(set(names)) == 2 and all(n.startswith("python3 (300)") for n in names)
     assert fig.layout.title.text.startswith("app (PID 1)")  # the exported PNG says whose children these are
+
+
+def test_a_bucketed_series_is_drawn_with_its_min_max_band() -> None:
+    from ui import charts
+
+    ts = pd.to_datetime(["2026-11-27T10:00Z", "2026-11-27T11:00Z"], utc=True)
+    mib = 1 << 20
+    bucketed = pd.DataFrame(
+        {"ts": ts, "mem_used_bytes": [900 * mib, 1500 * mib], "mem_used_bytes_min": [800 * mib, 850 * mib]}
+    )
+    fig = charts.ram_figure(bucketed, "MiB", None)
+    used = [tr for tr in fig.data if tr.legendgroup == "used (total − available)"]
+    assert [list(tr.y) for tr in used] == [[800.0, 850.0], [900.0, 1500.0]]  # the band's floor, then the maxima
+    assert used[1].fill == "tonexty" and used[0].showlegend is False
+    plain = charts.ram_figure(bucketed.assign(mem_used_bytes_min=bucketed["mem_used_bytes"]), "MiB", None)
+    assert len([tr for tr in plain.data if tr.legendgroup == "used (total − available)"]) == 1  # no band when equal

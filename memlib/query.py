@@ -68,7 +68,7 @@ _local = threading.local()
 _names = itertools.count()
 _DB: duckdb.DuckDBPyConnection | None = None
 _DB_LOCK = threading.Lock()
-MEMORY_LIMIT = "512MB"  # DuckDB's working memory, shared by every thread's cursor (spills to disk beyond it)
+MEMORY_LIMIT = "256MB"  # DuckDB's working memory, shared by every thread's cursor (spills to disk beyond it)
 
 
 def _con() -> duckdb.DuckDBPyConnection:
@@ -81,6 +81,8 @@ def _con() -> duckdb.DuckDBPyConnection:
                 _DB = duckdb.connect()
                 _DB.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
                 _DB.execute("SET enable_object_cache = true")
+                _DB.execute("SET allocator_flush_threshold = '16MB'")  # give freed memory back to the system
+                _DB.execute("SET preserve_insertion_order = false")  # every answer that has an order says ORDER BY
         con = _DB.cursor()
         con.execute("SET TimeZone = 'UTC'")
         _local.con = con

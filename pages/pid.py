@@ -195,7 +195,7 @@ with left:
     )
     clicked_at = nav.parse_moment(nav.clicked_point(ev))
     if clicked_at is not None:
-        nav.go(nav.PAGE_PID, view.replace(at=sidebar.resolve(ctx.loaded, clicked_at).ts))
+        nav.go(nav.PAGE_PID, view.replace(at=ctx.resolve(clicked_at).ts))
 with right:
     trends = ctx.ask(q.children, key, ctx.metric, lo, hi, bins=sidebar.CHART_BINS // 2)
     if len(trends):

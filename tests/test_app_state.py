@@ -214,3 +214,22 @@ def test_a_bucketed_series_is_drawn_with_its_min_max_band() -> None:
     assert used[1].fill == "tonexty" and used[0].showlegend is False
     plain = charts.ram_figure(bucketed.assign(mem_used_bytes_min=bucketed["mem_used_bytes"]), "MiB", None)
     assert len([tr for tr in plain.data if tr.legendgroup == "used (total − available)"]) == 1  # no band when equal
+
+
+def test_the_ram_chart_is_scaled_to_used_memory_not_to_the_total() -> None:
+    from ui import charts
+
+    ts = pd.to_datetime(["2026-11-27T10:00Z", "2026-11-27T10:01Z"], utc=True)
+    gib = 1 << 30
+    sysdf = pd.DataFrame(
+        {
+            "ts": ts,
+            "mem_total_bytes": [24 * gib] * 2,
+            "mem_available_bytes": [23 * gib, 22.7 * gib],
+            "mem_used_bytes": [1 * gib, 1.3 * gib],  # a 300 MiB leak must not be a flat line at the bottom
+            "procs_rss_bytes": [0.8 * gib, 1.1 * gib],
+        }
+    )
+    fig = charts.ram_figure(sysdf, "GiB", None)
+    assert {str(tr.name) for tr in fig.data} & {"available", "total"} == set()
+    assert fig.layout.yaxis.rangemode == "normal" and not fig.layout.shapes  # no total line pinning the axis at 24

@@ -53,16 +53,26 @@ def summary_of(path: Path) -> dict:
     return json.loads((path / ".complete.json").read_text())
 
 
+# `python -m memlib ARGV` that reports its own peak RSS (KiB) and CPU seconds on stderr when it exits
+_MEASURED = (
+    "import resource, runpy, sys\n"
+    "sys.argv = ['memlib', *sys.argv[1:]]\n"
+    "try:\n    runpy.run_module('memlib', run_name='__main__')\n"
+    "finally:\n    r = resource.getrusage(resource.RUSAGE_SELF)\n"
+    "    print('rusage', r.ru_maxrss, r.ru_utime, r.ru_stime, file=sys.stderr)\n"
+)
+
+
 def cli_run(dumps: Path, *argv: str) -> tuple[float, float, int, float]:
     """`python -m memlib ARGV --dumps DUMPS` in a fresh interpreter -> (wall seconds, peak RSS MiB, output bytes,
     CPU seconds user + system)."""
-    cmd = ["/usr/bin/time", "-f", "%M %U %S", sys.executable, "-m", "memlib", *argv, "--dumps", str(dumps)]
+    cmd = [sys.executable, "-c", _MEASURED, *argv, "--dumps", str(dumps)]
     t = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, check=False)
     wall = time.perf_counter() - t
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)}: exit {proc.returncode}: {proc.stderr.decode()[-500:]}")
-    peak_kib, user, system = proc.stderr.decode().strip().splitlines()[-1].split()
+    peak_kib, user, system = proc.stderr.decode().strip().splitlines()[-1].split()[1:]
     return wall, int(peak_kib) / 1024, len(proc.stdout), float(user) + float(system)
 
 

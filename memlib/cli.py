@@ -213,6 +213,8 @@ def _open(args: argparse.Namespace) -> source.Recording:
         rec = source.open_recording(args.dumps, tz=args.tz, progress=lambda line: print(line, file=sys.stderr))
     except ValueError as exc:
         raise CliError(str(exc)) from None
+    except (OSError, KeyError, pa.ArrowException) as exc:  # a store that cannot be opened or converted: one line
+        raise CliError(f"cannot open {args.dumps}: {type(exc).__name__}: {exc}") from None
     if rec.kind == "empty" or rec.span is None:
         reason = rec.notices[0] if rec.notices else "no data"
         raise CliError(f"no snapshots in {args.dumps}: {reason}")

@@ -68,7 +68,7 @@ _local = threading.local()
 _names = itertools.count()
 _DB: duckdb.DuckDBPyConnection | None = None
 _DB_LOCK = threading.Lock()
-MEMORY_LIMIT = "512MB"  # DuckDB's working memory, shared by every thread's cursor (spills to disk beyond it)
+MEMORY_LIMIT = "256MB"  # DuckDB's working memory, shared by every thread's cursor (spills to disk beyond it)
 
 
 def _con() -> duckdb.DuckDBPyConnection:
@@ -81,6 +81,8 @@ def _con() -> duckdb.DuckDBPyConnection:
                 _DB = duckdb.connect()
                 _DB.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
                 _DB.execute("SET enable_object_cache = true")
+                _DB.execute("SET allocator_flush_threshold = '16MB'")  # give freed memory back to the system
+                _DB.execute("SET preserve_insertion_order = false")  # every answer that has an order says ORDER BY
         con = _DB.cursor()
         con.execute("SET TimeZone = 'UTC'")
         _local.con = con
@@ -348,18 +350,20 @@ FIND_COLUMNS = ["host", "boot_id", "pid", "start_time", "first_seen", "last_seen
 
 
 def find_processes(rec: source.Recording, pid: int, start_time: str | pd.Timestamp | None = None,
-                   host: str | None = None) -> pd.DataFrame:  # fmt: skip
+                   host: str | None = None, t_from=None, t_to=None) -> pd.DataFrame:  # fmt: skip
     """Processes that had `pid` -> FIND_COLUMNS, one row per identity, oldest first (name/cmdline: the latest seen).
 
-    With start_time (a time or ISO text): only the process whose start time is nearest to it within 1 s.
+    With start_time (a time or ISO text): only the process whose start time is nearest to it within 1 s. With a
+    window: only the processes seen in it (first_seen, last_seen, samples... within the window).
     """
     want = None
     if start_time is not None:
         want = parse_time(start_time) if isinstance(start_time, str) else to_utc(start_time)
-    t_from = None if want is None else want - pd.Timedelta(seconds=1)
-    where, params = _window(t_from, None, host, "pid = ?")
+    t_from, t_to = _p(t_from), _p(t_to)
+    prune = t_from if t_from is not None or want is None else want - CLOCK_STEP_MARGIN
+    where, params = _window(t_from, t_to, host, "pid = ?")
     params.append(int(pid))
-    with _tables(rec, t_from, None, [host] if host else None, procs=True) as t:
+    with _tables(rec, prune, t_to, [host] if host else None, procs=True) as t:
         out = _run(
             f"""SELECT host, boot_id, pid, start_time, min(ts) AS first_seen, max(ts) AS last_seen,
                 arg_max(name, ts) AS name, arg_max(cmdline, ts) AS cmdline, arg_max("user", ts) AS "user",
@@ -801,27 +805,28 @@ def leak_scores(rec: source.Recording, t_from=None, t_to=None, metric: str = "rs
     where, params = _window(t_from, t_to, host, f"{col} IS NOT NULL")
     nb = int(max_points)
     with _tables(rec, t_from, t_to, [host] if host else None, procs=True) as t:
-        base = f'SELECT host, boot_id, pid, start_time, ts, {col} AS v, name, cmdline, "user" FROM {t["procs"]} {where}'
+        # one pass per step over the window's rows: identities hashed to one key, strings only in the per-process step
         floors = _run(
-            f"""WITH w AS ({base}),
-            c AS (SELECT host, boot_id, pid, start_time, epoch_us(min(ts)) AS f, epoch_us(max(ts)) AS l,
-                    count(*) AS n FROM w GROUP BY ALL
-                  HAVING count(*) >= {max(2, int(min_samples))} AND epoch_us(max(ts)) - epoch_us(min(ts))
-                    >= {float(min_duration_s) * 1e6} AND max(ts) > min(ts)),
-            r AS (SELECT w.*, c.f, c.l, c.n,
-                    least(CAST(floor((epoch_us(w.ts) - c.f) / (c.l - c.f) * {nb}) AS BIGINT), {nb - 1}) AS b
-                  FROM w JOIN c USING (host, boot_id, pid, start_time))
-            SELECT host, boot_id, pid, start_time, b, min(v)::DOUBLE AS floor,
-                avg((epoch_us(ts) - f) / 3600e6) AS tmean_h, any_value(f) AS first_us, any_value(l) AS last_us,
-                any_value(n)::INTEGER AS samples, arg_max(name, ts) AS name,
-                arg_max(cmdline, ts) AS cmdline, arg_max("user", ts) AS "user"
-            FROM r GROUP BY host, boot_id, pid, start_time, b ORDER BY host, boot_id, pid, start_time, b""",
+            f"""WITH w AS (SELECT hash(host, boot_id, pid, start_time) AS k, host, boot_id, pid, start_time, ts,
+                    {col} AS v, name, cmdline, "user" FROM {t["procs"]} {where}),
+            every AS (SELECT k, any_value(host) AS host, any_value(boot_id) AS boot_id, any_value(pid) AS pid,
+                    any_value(start_time) AS start_time, epoch_us(min(ts)) AS f, epoch_us(max(ts)) AS l,
+                    count(*) AS n, arg_max(name, ts) AS name, arg_max(cmdline, ts) AS cmdline,
+                    arg_max("user", ts) AS "user" FROM w GROUP BY k),
+            c AS (SELECT * FROM every WHERE n >= {max(2, int(min_samples))} AND l - f >= {float(min_duration_s) * 1e6}
+                    AND l > f),
+            fl AS (SELECT w.k, least(CAST(floor((epoch_us(w.ts) - c.f) / (c.l - c.f) * {nb}) AS BIGINT), {nb - 1}) AS b,
+                    min(w.v)::DOUBLE AS floor, avg((epoch_us(w.ts) - c.f) / 3600e6) AS tmean_h
+                  FROM w JOIN c USING (k) GROUP BY w.k, b)
+            SELECT c.host, c.boot_id, c.pid, c.start_time, fl.b, fl.floor, fl.tmean_h, c.f AS first_us, c.l AS last_us,
+                c.n::INTEGER AS samples, c.name, c.cmdline, c."user",
+                (SELECT min(f) FROM every) AS lo, (SELECT max(l) FROM every) AS hi
+            FROM fl JOIN c USING (k) ORDER BY c.host, c.boot_id, c.pid, c.start_time, fl.b""",
             params,
         )
-        span = _run(f"SELECT epoch_us(min(ts)) AS lo, epoch_us(max(ts)) AS hi FROM ({base})", params).iloc[0]
-    if floors.empty or pd.isna(span["lo"]):
+    if floors.empty:
         return leaks_mod.score_floors(None, 1.0, nb, min_growth_bytes)
-    window_s = max((int(span["hi"]) - int(span["lo"])) / 1e6, 1e-9)
+    window_s = max((int(floors["hi"].iloc[0]) - int(floors["lo"].iloc[0])) / 1e6, 1e-9)
     floors = _with_ids(floors).rename(columns={"first_us": "first_ns", "last_us": "last_ns"})
     floors["first_ns"] *= 1000
     floors["last_ns"] *= 1000

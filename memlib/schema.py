@@ -78,7 +78,7 @@ PROC_COLUMNS: dict[str, str] = {
     "smaps_ts": UTC_NS,
 }
 
-# Columns a native file stores (the loader derives snap and proc_id).
+# Columns a sample stores (memlib.query numbers snap and proc_id within each answer).
 STORED_PROC_COLUMNS: list[str] = [c for c in PROC_COLUMNS if c not in ("snap", "proc_id")]
 
 # memory metrics a process may carry; RSS always, the others when smaps_rollup was readable

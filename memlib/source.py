@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -171,17 +172,60 @@ def _convert_old_layout(folder: Path, progress: Progress) -> tuple[Path, list[st
     dest = folder if in_place else seed.cache_dir(folder, "store")
     try:
         dest.mkdir(parents=True, exist_ok=True)
-        progress(f"{folder}: converting a store of the previous layout " + ("in place" if in_place else f"into {dest}"))
-        done = migrate.migrate(folder, tree.stored_tree, dest=dest, progress=progress, keep_originals=not in_place)
+        manifest = None if in_place else _read_json(dest / _CONVERTED)
+        segments = migrate.old_segments(folder)
+        stamp = {s.stamp + s.host: _stat_key(s) for s in segments}
+        todo = {k for k, v in stamp.items() if manifest is None or manifest.get(k) != v}
+        if not todo:
+            return dest, list((manifest or {}).get("", []))
+        how = "in place" if in_place else f"into {dest}"
+        progress(f"{folder}: converting a store of the previous layout {how} ({len(todo)} segment(s))")
+        done = migrate.migrate(
+            folder, tree.stored_tree, dest=dest, progress=progress, keep_originals=not in_place, only=todo
+        )
         notes = list(done.notices)
         if done.converted:
             notes.append(f"converted {done.converted} segment(s) of the previous store layout")
         if in_place:
             notes += [n for n in store.recover(folder, tree.stored_tree) if not n.startswith("removed stale")]
+        else:  # remember what the cache holds: the originals stay, and are converted again only when they change
+            _write_json(dest / _CONVERTED, {**(manifest or {}), **stamp, "": notes})
         return dest, notes
     finally:
         if held is not None:
             lock.release(held)
+
+
+_CONVERTED = ".pmi-converted.json"
+
+
+def _stat_key(seg: migrate.OldSegment) -> list[int]:
+    out = []
+    for p in (seg.procs, seg.system):
+        try:
+            st = os.stat(p) if p is not None else None
+        except OSError:
+            st = None
+        out += [st.st_size, st.st_mtime_ns] if st else [-1, -1]
+    return out
+
+
+def _read_json(path: Path) -> dict | None:
+    import json
+
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _write_json(path: Path, data: dict) -> None:
+    import json
+
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data), "utf-8")
+    os.replace(tmp, path)
 
 
 def _ts_stats(path: Path) -> tuple[int, int] | None:
@@ -209,6 +253,7 @@ class _ClosedInfo:
     lasts: tuple[int, ...]
     steps: tuple[int, ...]
     notices: tuple[str, ...]
+    orphans: tuple[tuple[tuple[str, date, str], str], ...]  # ((host, date, name), notice)
 
 
 _CLOSED_CACHE: dict[str, tuple[tuple, _ClosedInfo]] = {}
@@ -224,7 +269,8 @@ def _closed_info(root: Path, kind: Kind) -> _ClosedInfo:
         return hit[1]
     closed, notes = files.list_closed(root)
     extra = [] if kind == "seed" else _root_notices(root)
-    notices = notes + _orphan_notices(root, closed) + extra
+    notices = notes + extra
+    orphans = tuple(_orphan_notices(root, closed))
     hosts = {f.host for f in closed}
     firsts, lasts, steps = [], [], []
     for table in ("system", "procs"):
@@ -244,7 +290,7 @@ def _closed_info(root: Path, kind: Kind) -> _ClosedInfo:
             if table == "system":
                 steps += _steps(host_files[-1].path)
         break
-    info = _ClosedInfo(frozenset(hosts), tuple(firsts), tuple(lasts), tuple(steps), tuple(notices))
+    info = _ClosedInfo(frozenset(hosts), tuple(firsts), tuple(lasts), tuple(steps), tuple(notices), orphans)
     with _OPEN_LOCK:
         _CLOSED_CACHE[str(root)] = (sig, info)
         while len(_CLOSED_CACHE) > 16:
@@ -254,7 +300,8 @@ def _closed_info(root: Path, kind: Kind) -> _ClosedInfo:
 
 def _describe(root: Path, shown: str, kind: Kind, notices: list[str], current_dirs: tuple[Path, ...]) -> Recording:
     info = _closed_info(root, kind)
-    notices = notices + list(info.notices)
+    pending = _pending(root, current_dirs) if info.orphans else set()
+    notices = notices + list(info.notices) + [text for key, text in info.orphans if key not in pending]
     hosts = set(info.hosts)
     firsts, lasts, steps = list(info.firsts), list(info.lasts), list(info.steps)
     act = _active_from(root, current_dirs, kind) if current_dirs else None
@@ -289,22 +336,26 @@ def _steps(path: Path) -> list[int]:
     return np.diff(np.sort(ts)).tolist()
 
 
-def _orphan_notices(root: Path, closed: list[files.ClosedFile]) -> list[str]:
-    """A system file without the procs file of its segment (or the reverse) is named: its rows are still read."""
+def _orphan_notices(root: Path, closed: list[files.ClosedFile]) -> list[tuple[tuple[str, date, str], str]]:
+    """A system file without the procs file of its segment (or the reverse) -> ((host, date, name), notice); its rows
+    are still read (unless the segment is being published: see _pending)."""
     by_table: dict[str, set[tuple[str, date, str]]] = {}
     for f in closed:
         by_table.setdefault(f.table, set()).add((f.host, f.date, f.path.name))
     procs, system = by_table.get("procs", set()), by_table.get("system", set())
     out = []
     for host, day, name in sorted(system - procs):
-        m = files.PARQUET_RE.match(name)
-        if m and any(root.glob(f"seg-{m.group(1)}Z-*.current")):
-            continue  # being published: the procs file follows, the active segment still holds the processes
         rel = files.relative(root, files.partition_dir(root, "system", host, day) / name)
-        out.append(f"{rel}: no process file for this segment (its system rows are shown, its processes are missing)")
+        text = f"{rel}: no process file for this segment (its system rows are shown, its processes are missing)"
+        out.append(((host, day, name), text))
     for host, day, name in sorted(procs - system):
         rel = files.relative(root, files.partition_dir(root, "procs", host, day) / name)
-        out.append(f"{rel}: no system file for this segment (its processes are shown, RAM totals are missing)")
+        out.append(
+            (
+                (host, day, name),
+                f"{rel}: no system file for this segment (its processes are shown, RAM totals are missing)",
+            )
+        )
     return out
 
 
@@ -335,6 +386,13 @@ def parquet_files(
     hi = None if t_to is None else _utc_date(t_to)
     wanted = None if hosts is None else {files.safe_host(h) for h in hosts} | set(hosts)
     closed, _ = files.list_closed(rec.root, [table], days=(lo, hi), hosts=wanted)
+    pending = _pending(rec.root, rec.current_dirs) if table != "procs" and rec.current_dirs else set()
+    closed = [f for f in closed if (f.host, f.date, f.path.name) not in pending]
+    with _VERIFY_LOCK:
+        todo = [f for f in closed if (str(f.path), f.size, f.mtime_ns) not in _VERIFIED]
+    if len(todo) > 1:  # reading and CRC32 release the GIL: verify new files on a few threads
+        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+            list(pool.map(_verified, todo))
     out = []
     for f in closed:
         ok, problem = _verified(f)
@@ -387,15 +445,27 @@ def active(rec: Recording) -> ActiveTables:
     return _active_from(rec.root, rec.current_dirs, rec.kind)
 
 
-def _published(root: Path, cur: files.CurrentFile) -> set[str]:
-    """The tables whose closed file of this active segment exists already (system and cgroups are published before
-    procs, so a kill between the renames leaves some): their rows come from the closed files, not twice."""
+def _pending(root: Path, current_dirs: tuple[Path, ...]) -> set[tuple[str, date, str]]:
+    """(host, date, file name) of closed files an active segment is being published into: its procs file (written
+    last) is not there yet, so its system and cgroup files are not read (the .current still holds those rows)."""
+    out = set()
+    for d in current_dirs:
+        for cur in files.list_current(d)[0]:
+            m = files.CURRENT_RE.match(cur.path.name)
+            when = files.stamp_time(m.group(1)) if m else None
+            if when is not None and not _published(root, cur):
+                out.add((cur.host, when.date(), f"seg-{m.group(1)}Z.parquet"))
+    return out
+
+
+def _published(root: Path, cur: files.CurrentFile) -> bool:
+    """True when the closed procs file of this active segment exists already (published, not yet deleted)."""
     m = files.CURRENT_RE.match(cur.path.name)
     when = files.stamp_time(m.group(1)) if m else None
     if when is None:
-        return set()
+        return False
     name = f"seg-{m.group(1)}Z.parquet"
-    return {t for t in store.TABLES if (files.partition_dir(root, t, cur.host, when.date()) / name).exists()}
+    return (files.partition_dir(root, "procs", cur.host, when.date()) / name).exists()
 
 
 def _active_from(root: Path, current_dirs: tuple[Path, ...], kind: str) -> ActiveTables:
@@ -409,15 +479,14 @@ def _active_from(root: Path, current_dirs: tuple[Path, ...], kind: str) -> Activ
         currents, notes = files.list_current(d, lister)
         notices += notes
         for cur in currents:
-            done = _published(root, cur)
-            if "procs" in done:  # published whole; the file is deleted next
+            if _published(root, cur):
                 continue
             key = str(cur.path)
             seen.add(key)
             part = _read_part(key, cur, d)
             procs += part.procs
-            system += [] if "system" in done else part.system
-            cgroups += [] if "cgroups" in done else part.cgroups
+            system += part.system
+            cgroups += part.cgroups
             notices += part.notices
     with _ACTIVE_LOCK:
         for key in [k for k in _ACTIVE if k not in seen and any(k.startswith(str(d)) for d in current_dirs)]:
@@ -426,9 +495,7 @@ def _active_from(root: Path, current_dirs: tuple[Path, ...], kind: str) -> Activ
 
 
 def _cat(parts: list[pa.Table], out_schema: pa.Schema) -> pa.Table:
-    if not parts:
-        return out_schema.empty_table()
-    return pa.concat_tables([p.select(out_schema.names).cast(out_schema) for p in parts])
+    return pa.concat_tables(parts) if parts else out_schema.empty_table()
 
 
 def _read_part(key: str, cur: files.CurrentFile, folder: Path) -> _Part:
@@ -451,14 +518,19 @@ def _read_part(key: str, cur: files.CurrentFile, folder: Path) -> _Part:
         part.notices = [f"{rel}: unreadable ({exc.strerror or exc})"]
         return part
     problems = [f"{rel}: {p}" for p in read.problems]
-    if read.procs is not None or read.system is not None:
+    lists = {"procs": list(part.procs), "system": list(part.system), "cgroups": list(part.cgroups)}
+    if read.procs is not None or read.system is not None:  # new lists: a concurrent reader never sees half of it
         host = files.safe_host(read.host) if read.host else cur.host
         p = with_tree(procs_rows(read.procs, read.boot_id), tree.stored_tree)
         s, c = system_rows(read.system, read.boot_id)
-        for tables, t in ((part.procs, p), (part.system, s), (part.cgroups, c)):
+        for name, t, out_schema in (("procs", p, _PROCS_OUT), ("system", s, _SYSTEM_OUT), ("cgroups", c, _CGROUPS_OUT)):
             if t.num_rows:
-                tables.append(t.append_column("host", pa.array([host] * t.num_rows, pa.string())))
-    new = _Part(part.ino, read.next_offset or part.offset, part.host, part.procs, part.system, part.cgroups, [])
+                t = t.append_column("host", pa.array([host] * t.num_rows, pa.string()))
+                lists[name].append(t.select(out_schema.names).cast(out_schema))
+                if len(lists[name]) > 64:  # a day of samples read one at a time: keep few chunks
+                    lists[name] = [pa.concat_tables(lists[name]).combine_chunks()]
+    offset = read.next_offset or part.offset
+    new = _Part(part.ino, offset, part.host, lists["procs"], lists["system"], lists["cgroups"], [])
     new.notices = (part.notices if part.offset else []) + [p for p in problems if p not in part.notices]
     with _ACTIVE_LOCK:
         _ACTIVE[key] = new

@@ -1,8 +1,8 @@
 """History statistics per process (issue 4): when it was seen, how long it has lived, and its own and subtree RSS.
 
 Lifetime comes from the start time (design.md §3, mistake 5): ``lifetime_s = last_seen - start_time``, so a process
-seen in one snapshot still has its real age. Seed dumps carry no start time; the loader sets ``start_time`` to the
-first time seen, so there the lifetime is the observed span (``SourceInfo.start_times_exact`` is False and the UI
+seen in one snapshot still has its real age. Seed dumps carry no start time; their import sets ``start_time`` to the
+first time seen, so there the lifetime is the observed span (``Recording.start_times_exact`` is False and the UI
 says so). Growth per hour is the ordinary least-squares slope of the samples against time (bytes per hour); it is
 null (NaN) for a process with fewer than two samples at distinct times. p95 interpolates linearly between samples
 (numpy/pandas "linear"). Vectorised: rows are grouped by proc_id once (or taken from a cached ``tree.TreeIndex``),

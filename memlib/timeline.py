@@ -1,7 +1,7 @@
 """One process over time: its own and subtree memory, its direct children's subtrees, and its subtree peak.
 
 Identity is ``proc_id`` (pid + start time): a reused pid is another process and never appears in this one's timeline;
-an exec (new name/command line, same pid and start time) stays in it. Frames may carry TREE columns (as the loader
+an exec (new name/command line, same pid and start time) stays in it. Frames may carry TREE columns (as memlib.query
 returns them); when they do not, trees are derived for the snapshots the process lives in. Pass a cached
 ``tree.TreeIndex`` built from the same frame as ``index=`` to avoid scanning every row (see memlib.tree).
 """

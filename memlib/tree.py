@@ -1,6 +1,6 @@
 """Process trees per snapshot: parent links, levels, descendant counts, subtree totals; vectorised over all snapshots.
 
-Conventions (issue 1, design.md §5):
+Conventions (design.md §5):
 - A row's parent is the row of the same snapshot whose ``pid`` equals its ``ppid``. Parents are found for every row of
   every snapshot at once with ``searchsorted`` on ``(snap << 32) | pid`` keys.
 - Level 0 (a root): ``ppid == 0`` (init, pid 1, and kthreadd, pid 2, on Linux), or the parent is absent from that
@@ -11,8 +11,11 @@ Conventions (issue 1, design.md §5):
   subtree total is the sum over the members whose value is known, and null only when no member's value is known
   (so a subtree total of a partly readable tree is a lower bound). A metric column absent from ``procs`` gives an
   all-null subtree column.
-- Identity is ``proc_id`` ((pid, start time) per host and boot), assigned by the loader; trees only use pid/ppid
+- Identity is ``proc_id`` ((pid, start time) per host and boot), numbered by memlib.query; trees only use pid/ppid
   within one snapshot, which is unambiguous because a pid names one live process at a time.
+
+``stored_tree`` gives the same answers in the store's form (``parent_start_time`` instead of a row position) for the
+writer: the store keeps them in every closed segment (docs/store.md).
 
 ``TreeIndex`` is an optional helper built once per loaded frame (0.6-1.5 s for a day) that makes per-process and
 per-snapshot queries O(rows returned) instead of a boolean mask over every row; the dashboard caches it and passes it

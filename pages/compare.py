@@ -15,8 +15,8 @@ from ui import nav, render, sidebar, state  # noqa: E402
 ctx = sidebar.start_page("Compare two moments")
 view, unit = ctx.view, ctx.unit
 first, last = ctx.rec.span
-ma = sidebar.resolve(ctx.loaded, view.a if view.a is not None else ctx.window[0])
-mb = sidebar.resolve(ctx.loaded, view.b) if view.b is not None else ctx.moment
+ma = ctx.resolve(view.a if view.a is not None else ctx.window[0])
+mb = ctx.resolve(view.b) if view.b is not None else ctx.moment
 ts_a, ts_b = ma.ts, mb.ts
 
 # ---- the two moments (URL `a` and `b`; defaults: window start and the snapshot moment)
@@ -34,7 +34,7 @@ if first != last:
             format="MM-DD HH:mm:ss",
             key=key,
             on_change=lambda f=field, k=key: state.update_state(
-                **{f: sidebar.resolve(ctx.loaded, sidebar.to_utc(st.session_state[k])).ts}
+                **{f: ctx.resolve(sidebar.to_utc(st.session_state[k])).ts}
             ),
         )
 st.caption(

@@ -10,7 +10,7 @@ import streamlit as st  # noqa: E402
 
 from memlib import groups  # noqa: E402
 from memlib import query as q  # noqa: E402
-from memlib.display import visible, visible_frame  # noqa: E402
+from memlib.display import visible  # noqa: E402
 from ui import charts, data, nav, render, sidebar, state  # noqa: E402
 
 BY_LABELS = {"name": "Name", "command": "Command (argv[0])", "user": "User", "cgroup": "cgroup"}
@@ -109,9 +109,8 @@ if row is not None and str(row["group"]) != view.group:
     state.update_state(group=str(row["group"]))
     st.rerun()
 
-with st.expander(f"Totals over time (top {TOP} groups + other)", expanded=False):
-    render.download_buttons(in_window, f"groups_{by}_{render.file_stamp(lo)}_{render.file_stamp(hi)}", "dl_groups_t")
-    st.dataframe(visible_frame(in_window), hide_index=True, width="stretch", height=300, placeholder=render.MISSING)
+st.caption(f"The chart's series (top {TOP} groups + other, each time bucket's maximum and minimum):")
+render.download_buttons(in_window, f"groups_{by}_{render.file_stamp(lo)}_{render.file_stamp(hi)}", "dl_groups_t")
 
 # ---- the processes of the selected group at the moment
 if view.group is not None:

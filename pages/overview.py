@@ -61,7 +61,7 @@ ev = st.plotly_chart(
 )
 clicked_at = nav.parse_moment(nav.clicked_point(ev))
 if clicked_at is not None:
-    nav.go(nav.PAGE_LEVEL, view.replace(at=sidebar.resolve(ctx.loaded, clicked_at).ts))
+    nav.go(nav.PAGE_LEVEL, view.replace(at=ctx.resolve(clicked_at).ts))
 
 # ---- Σ RSS vs Σ PSS against used RAM (RSS counts every shared page once per process that maps it)
 if "procs_pss_bytes" in sysdf.columns and sysdf["procs_pss_bytes"].notna().any():

@@ -57,7 +57,10 @@ if view.pid is None:
     _biggest("Choose a process: type its PID above or click one below.")
 
 # ---- which process: pid (+ start when the pid was reused)
-candidates = ctx.ask(q.find_processes, view.pid)
+# ---- the window first (cost follows what is shown), the whole recording only when the process is not in it
+candidates, where = ctx.ask(q.find_processes, view.pid, t_from=lo, t_to=hi), "in this window"
+if len(candidates) == 0 or (view.start is not None and not (candidates["start_time"] == view.start).any()):
+    candidates, where = ctx.ask(q.find_processes, view.pid), "in this recording"
 if view.start is not None:
     exact = candidates[candidates["start_time"] == view.start]
     if len(exact) == 0 and len(candidates):
@@ -68,7 +71,7 @@ if len(candidates) == 0:
     _biggest("")
 if len(candidates) > 1:
     st.warning(
-        f"PID {view.pid} was used by {len(candidates)} different processes in this recording (PID reuse). Choose one:",
+        f"PID {view.pid} was used by {len(candidates)} different processes {where} (PID reuse). Choose one:",
         icon=":material/call_split:",
     )
     choice = pd.DataFrame(
@@ -193,7 +196,7 @@ with left:
     )
     clicked_at = nav.parse_moment(nav.clicked_point(ev))
     if clicked_at is not None:
-        nav.go(nav.PAGE_PID, view.replace(at=sidebar.resolve(ctx.loaded, clicked_at).ts))
+        nav.go(nav.PAGE_PID, view.replace(at=ctx.resolve(clicked_at).ts))
 with right:
     trends = ctx.ask(q.children, key, ctx.metric, lo, hi, bins=sidebar.CHART_BINS // 2)
     if len(trends):

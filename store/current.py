@@ -28,22 +28,28 @@ class CurrentRead:
 
 def read_current(path: Path, offset: int = 0, data: bytes | None = None) -> CurrentRead:
     """A `.current` from byte `offset` (0 = from the header) -> CurrentRead; raises OSError only when unreadable.
-
-    A zero-byte file or one shorter than its header is a problem (nothing readable), not an error."""
+    `data`: the whole file's bytes when already in memory. A zero-byte file or one shorter than its header is a
+    problem (nothing readable), not an error."""
     if data is None:
         with open(path, "rb") as fh:
-            data = fh.read()
-    if len(data) < fr.HEADER.size:
-        what = "empty file (zero bytes)" if not data else "shorter than its header"
+            head = fh.read(fr.HEADER.size)
+            start = max(offset, fr.HEADER.size)
+            fh.seek(start)
+            body = fh.read()  # a grown file: only what follows the samples already read
+    else:
+        head = data[: fr.HEADER.size]
+        start = max(offset, fr.HEADER.size)
+        body = data[start:]
+    if len(head) < fr.HEADER.size:
+        what = "empty file (zero bytes)" if not head else "shorter than its header"
         return CurrentRead(None, None, "", "", 0, 0, [what], readable=False)
-    magic, version, _ = fr.HEADER.unpack_from(data, 0)
+    magic, version, _ = fr.HEADER.unpack_from(head, 0)
     if magic != fr.MAGIC:
         return CurrentRead(None, None, "", "", 0, 0, ["not a PMI segment (bad header)"], readable=False)
     if version > CURRENT_VERSION:
         problem = f"format version {version} is newer than this reader ({CURRENT_VERSION}), skipped"
         return CurrentRead(None, None, "", "", 0, 0, [problem], readable=False)
-    start = max(offset, fr.HEADER.size)
-    scan = fr.scan_frames(memoryview(data)[start:].tobytes() if start else data, start)
+    scan = fr.scan_frames(body, start)
     problems = list(scan.problems)
     if scan.lost_samples:
         problems.append(f"{scan.lost_samples} sample(s) lost to damage, the rest read")

@@ -82,15 +82,17 @@ def migrate(
     dest: Path | None = None,
     progress: Callable[[str], None] | None = None,
     keep_originals: bool = False,
+    only: set[str] | None = None,
 ) -> Migration:
-    """Convert every old-layout segment in `root` into `dest` (default: `root`) -> Migration.
+    """Convert every old-layout segment in `root` (or those whose stamp + host is in `only`) into `dest` (default:
+    `root`) -> Migration.
 
     Originals are removed after their files are published (fsynced and renamed) unless `keep_originals` (a cache
     conversion of a read-only root); a damaged original is renamed ``<name>.damaged`` (in place only)."""
     root = Path(root)
     dest = root if dest is None else Path(dest)
     result = Migration()
-    segments = old_segments(root)
+    segments = [s for s in old_segments(root) if only is None or s.stamp + s.host in only]
     for i, seg in enumerate(segments, 1):
         if progress is not None:
             progress(f"converting the previous store layout: segment {i}/{len(segments)} ({seg.stamp}Z, {seg.host})")

@@ -45,11 +45,14 @@ def start_streamlit(dumps: Path, log_dir: Path, extra_env: dict[str, str] | None
 
 
 @pytest.fixture(scope="session")
-def seed_dumps() -> Path:
-    """The seed-format example dumps shipped with the tests (UTC stamps)."""
+def seed_dumps(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the seed-format example dumps shipped with the tests (UTC stamps): opening it imports the CSVs into
+    a store beside them, so the copy keeps that cache out of the repository."""
     if not (SEED_DUMPS / "time").is_dir():
         pytest.fail(f"missing test data: {SEED_DUMPS}/time")
-    return SEED_DUMPS
+    copy = tmp_path_factory.mktemp("seed") / "seed"
+    shutil.copytree(SEED_DUMPS / "time", copy / "time")
+    return copy
 
 
 @pytest.fixture(scope="session")
@@ -61,12 +64,13 @@ def streamlit_server(seed_dumps: Path, tmp_path_factory: pytest.TempPathFactory)
 
 
 @pytest.fixture
-def fresh_server(tmp_path: Path) -> Iterator[Callable[..., StreamlitServer]]:
-    """Factory: start a brand-new server (e.g. for a deep link opened first); stopped after the test."""
+def fresh_server(tmp_path: Path, seed_dumps: Path) -> Iterator[Callable[..., StreamlitServer]]:
+    """Factory: start a brand-new server (e.g. for a deep link opened first; default: the seed dumps' copy);
+    stopped after the test."""
     started: list[StreamlitServer] = []
 
-    def start(dumps: Path = SEED_DUMPS, **env: str) -> StreamlitServer:
-        server = start_streamlit(dumps, tmp_path, env)
+    def start(dumps: Path | None = None, **env: str) -> StreamlitServer:
+        server = start_streamlit(dumps or seed_dumps, tmp_path, env)
         started.append(server)
         return server
 

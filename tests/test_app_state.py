@@ -179,3 +179,57 @@ def test_the_default_window_is_the_last_day_or_the_day_around_the_moment() -> No
     assert window_of(ViewState(from_=t("2000-01-01T00:00Z")), first, last, last) == (first, last)  # clamped
     short_last = first + pd.Timedelta(minutes=30)
     assert window_of(ViewState(), first, short_last, short_last) == (first, short_last)
+
+
+def test_children_legend_tells_apart_children_with_the_same_name_and_pid() -> None:
+    from ui import charts
+
+    t = pd.Timestamp
+    trends = pd.DataFrame(
+        {
+            "ts": [t("2026-11-27T10:00Z"), t("2026-11-27T10:01Z")],
+            "child_pid": [300, 300],  # the pid was reused by a second python3 child
+            "child_start_time": [t("2026-11-27T09:59Z"), t("2026-11-27T10:00:30Z")],
+            "child_name": ["python3", "python3"],
+            "subtree_rss_bytes": [10 << 20, 20 << 20],
+        }
+    )
+    fig = charts.children_figure(trends, "subtree_rss_bytes", "RSS", "MiB", None, "app (PID 1)")
+    names = [tr.name for tr in fig.data]
+    assert len(names) == 2 and len(set(names)) == 2 and all(n.startswith("python3 (300)") for n in names)
+    assert fig.layout.title.text.startswith("app (PID 1)")  # the exported PNG says whose children these are
+
+
+def test_a_bucketed_series_is_drawn_with_its_min_max_band() -> None:
+    from ui import charts
+
+    ts = pd.to_datetime(["2026-11-27T10:00Z", "2026-11-27T11:00Z"], utc=True)
+    mib = 1 << 20
+    bucketed = pd.DataFrame(
+        {"ts": ts, "mem_used_bytes": [900 * mib, 1500 * mib], "mem_used_bytes_min": [800 * mib, 850 * mib]}
+    )
+    fig = charts.ram_figure(bucketed, "MiB", None)
+    used = [tr for tr in fig.data if tr.legendgroup == "used (total − available)"]
+    assert [list(tr.y) for tr in used] == [[800.0, 850.0], [900.0, 1500.0]]  # the band's floor, then the maxima
+    assert used[1].fill == "tonexty" and used[0].showlegend is False
+    plain = charts.ram_figure(bucketed.assign(mem_used_bytes_min=bucketed["mem_used_bytes"]), "MiB", None)
+    assert len([tr for tr in plain.data if tr.legendgroup == "used (total − available)"]) == 1  # no band when equal
+
+
+def test_the_ram_chart_is_scaled_to_used_memory_not_to_the_total() -> None:
+    from ui import charts
+
+    ts = pd.to_datetime(["2026-11-27T10:00Z", "2026-11-27T10:01Z"], utc=True)
+    gib = 1 << 30
+    sysdf = pd.DataFrame(
+        {
+            "ts": ts,
+            "mem_total_bytes": [24 * gib] * 2,
+            "mem_available_bytes": [23 * gib, 22.7 * gib],
+            "mem_used_bytes": [1 * gib, 1.3 * gib],  # a 300 MiB leak must not be a flat line at the bottom
+            "procs_rss_bytes": [0.8 * gib, 1.1 * gib],
+        }
+    )
+    fig = charts.ram_figure(sysdf, "GiB", None)
+    assert {str(tr.name) for tr in fig.data} & {"available", "total"} == set()
+    assert fig.layout.yaxis.rangemode == "normal" and not fig.layout.shapes  # no total line pinning the axis at 24

@@ -185,7 +185,7 @@ def test_copied_url_reproduces_the_view_in_a_new_context(browser, page, streamli
         assert query(pg2) == query(page)
         match_box = pg2.locator('[data-testid="stSidebar"] [data-testid="stTextInput"] input').first
         assert match_box.input_value() == "bash"
-        assert pg2.get_by_text(f"Snapshot {at.strftime('%Y-%m-%d %H:%M:%S')} UTC", exact=False).count() >= 1
+        pg2.get_by_text(f"Snapshot {at.strftime('%Y-%m-%d %H:%M:%S')} UTC", exact=False).first.wait_for()
     finally:
         other.close()
 

@@ -458,3 +458,13 @@ def test_times_between_samples_and_outside_the_recording(capsysbinary, tmp_path:
                           ("2026-11-27T10:05:00Z", "after the last sample")):  # fmt: skip
         code, _, err = run(capsysbinary, "snapshot", "--at", when, "--dumps", dumps)
         assert code == 2 and message in err and err.count("\n") == 1
+
+
+def test_a_store_that_cannot_be_opened_is_one_line(capsysbinary, monkeypatch, tmp_path: Path) -> None:
+    def broken(*args, **kwargs):
+        raise KeyError("missing required column 'ts'")  # e.g. a damaged file of an old layout being converted
+
+    monkeypatch.setattr(source, "open_recording", broken)
+    code = main(["system", "--dumps", str(tmp_path)])
+    _, err = capsysbinary.readouterr()
+    assert code == 2 and err.decode().startswith(f"error: cannot open {tmp_path}: KeyError") and err.count(b"\n") == 1

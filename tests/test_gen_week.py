@@ -125,4 +125,4 @@ def test_bench_week_quick_returns_rows():
         assert r["ok"] is None, r  # quick runs are never judged
         assert math.isfinite(r["value"]) and r["value"] >= 0, r
     names = " ".join(r["name"] for r in rows)
-    assert "(a)" in names and "(b)" in names and "(c)" in names
+    assert "first paint" in names and "warm rerun" in names and "RSS after every page" in names

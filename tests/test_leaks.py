@@ -227,3 +227,16 @@ def test_leak_series_for_sparklines(procs: pd.DataFrame, scores: pd.DataFrame) -
     assert leaks.leak_series(procs, [10**6]).empty
     late = leaks.leak_series(procs, ids[:1], t_from=ts_of(N - 10), points=100)
     assert len(late) == 10 and late["ts"].min() >= ts_of(N - 10)
+
+
+def test_query_floors_give_the_frame_scores_exactly(sample_rec) -> None:
+    """Per-bin floors computed in the query, scored by leaks.score_floors == leak_scores on the same rows in memory."""
+    for kw in ({}, {"min_duration_s": 120.0}, {"metric": "pss", "min_samples": 3}):
+        got = query.leak_scores(sample_rec, **kw)
+        want = leaks.leak_scores(query.window_rows(sample_rec), **kw)
+        assert len(got) == len(want)
+        m = got.merge(want, on=["pid", "start_time"], suffixes=("_q", "_f"))
+        assert len(m) == len(want)
+        for c in ("rate_bytes_per_hour", "late_rate_bytes_per_hour", "rising_share", "fit_r2", "score"):
+            assert np.allclose(m[f"{c}_q"], m[f"{c}_f"], rtol=1e-9, atol=1e-9), c
+        assert (m["growth_bytes_q"] == m["growth_bytes_f"]).all() and (m["samples_q"] == m["samples_f"]).all()

@@ -13,8 +13,8 @@ def _id(procs: pd.DataFrame, pid: int, snap: int) -> int:
     return int(procs.loc[(procs["pid"] == pid) & (procs["snap"] == snap), "proc_id"].iloc[0])
 
 
-def test_1_subtree_peak_is_max_of_per_moment_sums_not_sum_of_maxima():
-    # parent 100 MiB; child A peaks at 1000 while B is at 0..., B peaks at 800 while A is low: true peak 1100, not 1900
+def _two_children_peaking_apart() -> list[dict]:
+    """Parent 100 MiB; child A peaks at 1000 while B is at 0, B at 800 while A is low: true peak 1100, not 1900."""
     recs = []
     for snap, (a, b) in enumerate([(1000, 0), (100, 800), (200, 200)]):
         recs += [{"snap": snap, "pid": 1, "ppid": 0, "rss": 0}, {"snap": snap, "pid": 10, "ppid": 1, "rss": 100 * MIB}]
@@ -22,6 +22,11 @@ def test_1_subtree_peak_is_max_of_per_moment_sums_not_sum_of_maxima():
             {"snap": snap, "pid": 11, "ppid": 10, "rss": a * MIB},
             {"snap": snap, "pid": 12, "ppid": 10, "rss": b * MIB},
         ]
+    return recs
+
+
+def test_1_subtree_peak_is_max_of_per_moment_sums_not_sum_of_maxima():
+    recs = _two_children_peaking_apart()
     procs = make_procs(recs)
     peak = timeline.subtree_peak(procs, _id(procs, 10, 0))
     assert peak.bytes == 1100 * MIB and peak.snap == 0 and peak.ts == ts_of(0)
@@ -143,13 +148,7 @@ def _proc(rec, pid: int, start) -> query.Proc:
 
 
 def test_1_on_the_query_path(tmp_path):
-    recs = []
-    for snap, (a, b) in enumerate([(1000, 0), (100, 800), (200, 200)]):
-        recs += [{"snap": snap, "pid": 1, "ppid": 0, "rss": 0}, {"snap": snap, "pid": 10, "ppid": 1, "rss": 100 * MIB}]
-        recs += [
-            {"snap": snap, "pid": 11, "ppid": 10, "rss": a * MIB},
-            {"snap": snap, "pid": 12, "ppid": 10, "rss": b * MIB},
-        ]
+    recs = _two_children_peaking_apart()
     _, rec = _rec(recs, tmp_path)
     assert query.subtree_peak(rec, _proc(rec, 10, T0 - pd.Timedelta(hours=1))) == (1100 * MIB, ts_of(0))
     st = query.stats(rec).set_index("pid")

@@ -67,6 +67,7 @@ def test_kill_9_at_20_random_moments(tmp_path: Path) -> None:
         got = read_store(dumps)
         assert not got.notices, (round_, got.notices)
         assert set(got.system["ts"]) == set(got.procs["ts"]), round_  # never half a sample
+        assert not got.system.duplicated(["ts"]).any(), round_  # nor a sample twice (closed and active)
         after = set(got.system["ts"])
         assert seen <= after, f"round {round_}: samples visible before this run or kill are gone"
         mine = sorted(t for t in after if t > started)

@@ -212,15 +212,27 @@ def test_migration_interrupted_at_every_step_loses_nothing(tmp_path: Path, monke
     assert steps >= 4  # system, procs, cgroups renames and the two removals were each interrupted
 
 
-def test_read_only_old_store_is_converted_into_a_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_read_only_old_store_is_converted_into_a_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """A viewer without write access: converted into the user's cache once, originals untouched; the next opens
+    reuse it (no second conversion); a new pair of the previous layout is converted alone."""
     root = tmp_path / "old"
     shutil.copytree(OLD, root)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr(source, "_writable", lambda folder: False)  # as a viewer without write access
+    monkeypatch.setattr(source, "_writable", lambda folder: False)
     rec = source.open_recording(root)
+    assert "converting" in capsys.readouterr().err
     assert rec.root.is_relative_to(tmp_path / "cache") and rec.kind == "native" and rec.hosts == ["vm"]
     assert sorted(p.name for p in root.iterdir()) == sorted(p.name for p in OLD.iterdir())  # untouched
     assert len(source.parquet_files(rec, "procs")) == 1
+    source.clear_cache()
+    again = source.open_recording(root)
+    assert "converting" not in capsys.readouterr().err and again.root == rec.root
+    for src in OLD.iterdir():  # another segment of the previous layout appears (an old collector still running)
+        shutil.copy(src, root / src.name.replace("20261127T212009", "20261127T222009"))
+    third = source.open_recording(root)
+    assert "(1 segment(s))" in capsys.readouterr().err and len(source.parquet_files(third, "procs")) == 2
 
 
 # ---------------------------------------------------------------------------------------------------- seed import

@@ -310,3 +310,20 @@ def test_safe_host_names() -> None:
     assert (
         files.safe_host("a/b c") == "a_b_c" and files.safe_host("") == "unknown" and files.safe_host("..") == "unknown"
     )
+
+
+def test_a_segment_being_published_is_read_once_from_its_current(tmp_path: Path) -> None:
+    """Killed (or seen) between publishing the system file and the procs file: readers take the samples from the
+    .current alone (no doubled system rows, no orphan notice), and recovery finishes the job."""
+    w = write_samples(tmp_path, 3, n=4, close=False)
+    os.close(w._fd)
+    kept = w.current.read_bytes()
+    name = w.current.name
+    store.compact_current(w.current, w.derive)
+    (tmp_path / name).write_bytes(kept)
+    _procs_files(tmp_path)[0].unlink()  # the procs file, published last, is not there yet
+    got = read_store(tmp_path)
+    assert not got.notices and len(got.system) == 3 and len(got.procs) == 12
+    store.recover(tmp_path, w.derive)
+    got = read_store(tmp_path)
+    assert not got.notices and len(got.system) == 3 and len(got.procs) == 12 and not list(tmp_path.glob("*.current"))

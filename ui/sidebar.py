@@ -8,6 +8,7 @@ when a snapshot has it, else the nearest one, said on screen when the URL's time
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -44,10 +45,18 @@ class PageContext:
     filters: filters.Filters
     metric: str  # rss | pss | uss | swap (an available one)
     unit: str  # MiB | GiB
+    host: str | None = None  # the host shown when the recording holds several (URL `host`), else None
 
     def ask(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """memlib.query `fn(rec, *args, **kwargs)`, cached (see ui.data.ask)."""
+        """memlib.query `fn(rec, *args, **kwargs)`, cached (see ui.data.ask); a function taking `host` is asked
+        about the shown host (several hosts in one recording)."""
+        if self.host is not None and "host" not in kwargs and "host" in inspect.signature(fn).parameters:
+            kwargs["host"] = self.host
         return data.ask(self.loaded, fn, *args, **kwargs)
+
+    def resolve(self, at: pd.Timestamp | None) -> q.Moment:
+        """A time (None = latest) -> the shown host's snapshot it names (see `resolve`)."""
+        return resolve(self.loaded, at, self.host)
 
     @property
     def rec(self) -> Any:
@@ -66,7 +75,7 @@ class PageContext:
     @property
     def window_moments(self) -> tuple[q.Moment, q.Moment]:
         """The snapshots at the window's two ends."""
-        return resolve(self.loaded, self.window[0]), resolve(self.loaded, self.window[1])
+        return self.resolve(self.window[0]), self.resolve(self.window[1])
 
     @property
     def metric_col(self) -> str:
@@ -143,14 +152,14 @@ def _live(loaded: data.Loaded) -> None:
     watch()
 
 
-def resolve(loaded: data.Loaded, at: pd.Timestamp | None) -> q.Moment:
+def resolve(loaded: data.Loaded, at: pd.Timestamp | None, host: str | None = None) -> q.Moment:
     """A time (None = latest) -> the snapshot it names (memlib.query.resolve); a time outside the recording gets
     the first or last snapshot and a warning saying so (a shared link never shows another moment silently)."""
     try:
-        return data.ask(loaded, q.resolve, at)
+        return data.ask(loaded, q.resolve, at, host)
     except ValueError as exc:
         first = loaded.rec.span[0]
-        moment = data.ask(loaded, q.resolve, first if at is not None and at < first else None)
+        moment = data.ask(loaded, q.resolve, first if at is not None and at < first else None, host)
         st.warning(
             f"The moment in the link was not used: {exc}. Showing {fmt_ts(moment.ts)}.", icon=":material/schedule:"
         )
@@ -181,11 +190,22 @@ def window_of(view: state.ViewState, first: pd.Timestamp, last: pd.Timestamp, at
     return (lo, hi) if lo <= hi else (first, last)
 
 
-def _time_controls(loaded: data.Loaded, view: state.ViewState) -> tuple[q.Moment, tuple]:
+def _host(loaded: data.Loaded, view: state.ViewState) -> str | None:
+    """The host chooser (only for a recording of several hosts) -> the host shown (URL `host`), None for one host."""
+    hosts = loaded.rec.hosts
+    if len(hosts) < 2:
+        return None
+    host = view.host if view.host in hosts else hosts[0]
+    _seed("w_host", host)
+    st.selectbox("Host", hosts, key="w_host", on_change=_changed, args=("w_host", "host", str))
+    return host
+
+
+def _time_controls(loaded: data.Loaded, view: state.ViewState, host: str | None) -> tuple[q.Moment, tuple]:
     """The window and moment widgets -> (the resolved snapshot, (from, to))."""
     rec = loaded.rec
     first, last = rec.span
-    moment = resolve(loaded, view.at)
+    moment = resolve(loaded, view.at, host)
     at = moment.ts
     lo, hi = window_of(view, first, last, at)
     st.subheader("Time", divider="gray")
@@ -207,7 +227,7 @@ def _time_controls(loaded: data.Loaded, view: state.ViewState) -> tuple[q.Moment
             )
 
         def set_at() -> None:
-            state.update_state(at=resolve(loaded, to_utc(st.session_state["w_at"])).ts)
+            state.update_state(at=resolve(loaded, to_utc(st.session_state["w_at"]), host).ts)
 
         def set_latest() -> None:
             state.update_state(at=None if st.session_state["w_latest"] else last)
@@ -320,7 +340,8 @@ def render_sidebar(loaded: data.Loaded | None) -> PageContext | None:
     with st.sidebar:
         _source_facts(loaded)
         _live(loaded)
-        moment, window = _time_controls(loaded, view)
+        host = _host(loaded, view)
+        moment, window = _time_controls(loaded, view, host)
         now = data.ask(loaded, q.latest_system, moment)
         n = now.get("processes")
         st.caption(f"Snapshot {fmt_ts(moment.ts)}" + (f" · {int(n):,} processes" if pd.notna(n) else ""))
@@ -343,7 +364,7 @@ def render_sidebar(loaded: data.Loaded | None) -> PageContext | None:
         match=view.match,
         metric=metric,
     )
-    return PageContext(loaded, view, moment, view.at is None, window, flt, metric, view.unit)
+    return PageContext(loaded, view, moment, view.at is None, window, flt, metric, view.unit, host)
 
 
 def _empty_state(source: data.DataSource) -> None:

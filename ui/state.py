@@ -3,7 +3,8 @@
 The URL is the state. Pages read a `ViewState` at the top of every run, widgets are seeded from it, widget callbacks
 write the changed value back into `st.query_params`, and navigation passes `to_query(...)` to `st.switch_page`.
 `from`/`to` are the time window; `/compare` picks its two moments with `a` and `b` (ISO times), `/groups` its key
-with `by` (name|command|user|cgroup) and the listed group with `group`, `/cgroups` the selected path with `cgroup`.
+with `by` (name|command|user|cgroup) and the listed group with `group`, `/cgroups` the selected path with `cgroup`;
+`host` the host shown when a recording holds several.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class ViewState:
     cgroup: str | None = None  # /cgroups: the selected cgroup path; None = the root "/"
     a: pd.Timestamp | None = None  # /compare: first moment; None = start of the time window
     b: pd.Timestamp | None = None  # /compare: second moment; None = the snapshot moment (`at`, latest by default)
+    host: str | None = None  # the host shown when a recording holds several; None = the first
 
     def replace(self, **changes: object) -> ViewState:
         """A copy of this state with `changes` applied (field names as in the dataclass)."""
@@ -69,6 +71,7 @@ PARAM_FIELDS: dict[str, str] = {
     "cgroup": "cgroup",
     "a": "a",
     "b": "b",
+    "host": "host",
 }
 FIELD_PARAMS: dict[str, str] = {f: p for p, f in PARAM_FIELDS.items()}
 TIME_FIELDS = frozenset({"start", "at", "from_", "to", "a", "b"})
@@ -110,6 +113,8 @@ def _parse_field(field: str, text: str) -> object:
         if text not in GROUP_BY:
             raise ValueError(f"must be one of {', '.join(GROUP_BY)}")
         return text
+    if field == "host":
+        return text[:MAX_MATCH_LEN]
     if field in ("group", "cgroup"):
         if field == "cgroup" and not text.startswith("/"):
             raise ValueError("must be a cgroup path starting with '/'")

@@ -5,8 +5,9 @@ columns (from the caller's ``derive``: the store never imports the analysis code
 names, cgroup rows. ``publish`` writes them per UTC date into ``<table>/host=H/date=D/seg-<stamp>Z.parquet``: each
 file is written to ``*.tmp``, fsynced and renamed, cgroups and system first, procs last; the footer's key-value
 metadata carries ``pmi_schema_version``, host, boot id, ``pmi_data_crc32`` (CRC32 and length of every byte before
-the footer) and ``pmi_footer_crc32`` (CRC32 of the footer itself, taken with that value set to ``ffffffff``), and every page has its CRC (Parquet page checksums) for engines that check them. ``check`` tests one
-file without decoding it: digest, schema version, required columns and their types.
+the footer) and ``pmi_footer_crc32`` (CRC32 of the footer itself, taken with that value set to ``ffffffff``), and
+every page has its CRC (Parquet page checksums) for engines that check them. ``check`` tests one file without
+decoding it: both digests, schema version, required columns and their types.
 """
 
 from __future__ import annotations

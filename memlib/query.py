@@ -122,9 +122,11 @@ def _scan(con: duckdb.DuckDBPyConnection, rec: source.Recording, table: Table, t
     if files:
         names = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
         sel = ", ".join(f'"{c}"' for c, _ in cols)
+        # files written before a column existed lack it: a typed empty row set, unioned by name, makes it null there
+        typed = ", ".join(f'CAST(NULL AS {_duck_type(t)}) AS "{c}"' for c, t in cols)
         parts.append(
-            f"SELECT {sel} FROM read_parquet([{names}], hive_partitioning=true, union_by_name=true, "
-            "hive_types={'host': 'VARCHAR', 'date': 'DATE'})"
+            f"SELECT {sel} FROM ((SELECT {typed} WHERE false) UNION ALL BY NAME (SELECT * FROM read_parquet([{names}], "
+            "hive_partitioning=true, union_by_name=true, hive_types={'host': 'VARCHAR', 'date': 'DATE'})))"
         )
     act = getattr(source.active(rec), table, None)
     if act is not None and act.num_rows:

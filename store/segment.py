@@ -244,7 +244,7 @@ def _footer_value_at(footer: bytes, value: bytes) -> int:
     at = footer.find(FOOTER_KEY)
     if at < 0:
         return -1
-    pos = footer.find(value, at + len(FOOTER_KEY), at + len(FOOTER_KEY) + 4)
+    pos = footer.find(value, at + len(FOOTER_KEY), at + len(FOOTER_KEY) + 4 + len(value))
     return pos
 
 

@@ -3,8 +3,10 @@ directly in the root) into the partitioned layout, once, resumably.
 
 Each pair is read, its tree columns derived, and published under the destination (the root itself, or a cache
 directory when the root is read-only) with the pair's stamp as the segment name; only then is the original removed
-(in place) — or, when one of its files is unreadable, renamed ``*.damaged`` so nothing readable is ever deleted. A
-crash at any point loses nothing: a re-run publishes the same names again (overwriting) and carries on.
+(in place) — or, when one of its files is unreadable or unusable (no ``ts``/``pid`` column, a column of the wrong
+type), renamed ``*.damaged`` with a notice naming it, while the rest of the segment and the other segments are
+converted; nothing readable is ever deleted. A crash at any point loses nothing: a re-run publishes the same names
+again (overwriting) and carries on.
 """
 
 from __future__ import annotations
@@ -18,7 +20,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from store import files
-from store.segment import Derive, build_tables, publish
+from store.schema import SAMPLE_TYPES, TS
+from store.segment import Derive, SegmentTables, procs_rows, publish, system_rows, with_tree
+
+_UNUSABLE = (KeyError, ValueError, TypeError, pa.ArrowException)
+_NO_PROCS = pa.schema([("ts", TS), *SAMPLE_TYPES.items()]).empty_table()
 
 
 @dataclass(frozen=True)
@@ -58,13 +64,24 @@ def old_segments(root: Path) -> list[OldSegment]:
     ]
 
 
-def _read(path: Path | None) -> tuple[pa.Table | None, str | None]:
+def _read(root: Path, path: Path | None) -> tuple[pa.Table | None, str | None]:
+    """`path` read whole -> (table, None), or (None, why) with the path in the reason relative to `root`."""
     if path is None:
         return None, None
     try:
         return pq.read_table(path, partitioning=None), None
     except (OSError, pa.ArrowException, ValueError) as exc:
-        return None, f"unreadable ({exc})"
+        return None, f"unreadable ({str(exc).replace(str(path), files.relative(root, path))})"
+
+
+def _convert(table: pa.Table | None, how: Callable[[pa.Table], object]) -> tuple[object | None, str | None]:
+    """`how(table)` -> (its result, None), or (None, why) when the table's columns cannot be converted."""
+    if table is None:
+        return None, None
+    try:
+        return how(table), None
+    except _UNUSABLE as exc:
+        return None, f"unusable ({exc.args[0] if isinstance(exc, KeyError) and exc.args else exc})"
 
 
 def _meta(table: pa.Table | None, key: bytes) -> str | None:
@@ -96,8 +113,8 @@ def migrate(
     for i, seg in enumerate(segments, 1):
         if progress is not None:
             progress(f"converting the previous store layout: segment {i}/{len(segments)} ({seg.stamp}Z, {seg.host})")
-        procs, procs_bad = _read(seg.procs)
-        system, system_bad = _read(seg.system)
+        procs, procs_bad = _read(root, seg.procs)
+        system, system_bad = _read(root, seg.system)
         for path, bad in ((seg.procs, procs_bad), (seg.system, system_bad)):
             if bad and path is not None:
                 result.notices.append(f"{files.relative(root, path)}: {bad}")
@@ -108,9 +125,18 @@ def migrate(
             boot_id = _meta(procs, b"boot_id") or _meta(system, b"boot_id") or ""
             if system is not None:
                 system = system.drop_columns([c for c in ("host", "boot_id") if c in system.column_names])
-            tables = build_tables(host, boot_id, procs, system, derive)
-            result.published += publish(dest, tables, stamp=seg.stamp, overwrite=True)
-            result.converted += 1
+            rows, procs_unusable = _convert(procs, lambda t, b=boot_id: with_tree(procs_rows(t, b), derive))
+            sys_rows, system_unusable = _convert(system, lambda t, b=boot_id: system_rows(t, b))
+            for path, bad in ((seg.procs, procs_unusable), (seg.system, system_unusable)):
+                if bad:
+                    result.notices.append(f"{files.relative(root, path)}: {bad}")
+            procs_bad, system_bad = procs_bad or procs_unusable, system_bad or system_unusable
+            if rows is not None or sys_rows is not None:
+                sys_table, cgroups = sys_rows if sys_rows is not None else system_rows(None, boot_id)
+                procs_table = rows if rows is not None else with_tree(procs_rows(_NO_PROCS, boot_id), derive)
+                tables = SegmentTables(host, boot_id, procs_table, sys_table, cgroups)  # type: ignore[arg-type]
+                result.published += publish(dest, tables, stamp=seg.stamp, overwrite=True)
+                result.converted += 1
         if keep_originals:
             continue
         for path, bad in ((seg.system, system_bad), (seg.procs, procs_bad)):

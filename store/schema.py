@@ -50,7 +50,8 @@ from typing import Literal
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 2  # written into every Parquet file (pmi_schema_version); readers name anything newer and skip it
+SCHEMA_VERSION = 3  # written into every Parquet file (pmi_schema_version); readers name anything newer and skip it
+FOOTER_DIGEST_SINCE = 3  # files of this version on carry pmi_footer_crc32 (version 2: the data digest only)
 CURRENT_VERSION = 1  # version in the header of an active segment (.current); its frame format did not change
 
 TS = pa.timestamp("us", tz="UTC")

@@ -26,7 +26,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, cast
 
 import duckdb
 import numpy as np
@@ -151,7 +151,7 @@ def _scan(con: duckdb.DuckDBPyConnection, rec: source.Recording, table: Table, t
 def _tables(rec: source.Recording, t_from=None, t_to=None, hosts=None, **only: bool) -> Iterator[dict[str, str]]:
     """Context: {table: SQL source} for the tables asked (procs=True, system=True, cgroups=True)."""
     con = _con()
-    scans = {t: _scan(con, rec, t, t_from, t_to, hosts) for t, want in only.items() if want}
+    scans = {t: _scan(con, rec, cast(Table, t), t_from, t_to, hosts) for t, want in only.items() if want}
     try:
         yield {t: s.sql for t, s in scans.items()}
     finally:

@@ -94,7 +94,9 @@ def open_recording(path: str | Path, tz: str | None = None, progress: Progress |
         reason = "is not a directory" if folder.exists() else "does not exist"
         return _empty(folder, shown, [f"recording folder {shown} {reason}"])
     notices: list[str] = []
-    root, current_dirs, kind = folder, (folder,), "native"
+    root = folder
+    current_dirs: tuple[Path, ...] = (folder,)
+    kind: Kind = "native"
     if migrate.old_segments(folder):
         root, more = _convert_old_layout(folder, progress)
         notices += more
@@ -105,7 +107,8 @@ def open_recording(path: str | Path, tz: str | None = None, progress: Progress |
         imported = seed.import_seed(folder, zone, progress, tree.stored_tree)
         if imported.root is None:
             return _empty(folder, shown, imported.notices)
-        root, current_dirs, kind = imported.root, (), "seed"
+        root, current_dirs = imported.root, ()
+        kind = "seed"
         notices += imported.notices
     key = (str(folder.resolve()), str(zone))
     sig = _signature(root, current_dirs)
@@ -127,7 +130,7 @@ def _has_store_files(folder: Path) -> bool:
 
 def _root_notices(root: Path) -> list[str]:
     """Files directly in a store root that are not data: damaged segments kept aside, unknown files."""
-    out = []
+    out: list[str] = []
     try:
         names = sorted(os.listdir(root))
     except OSError:
@@ -233,7 +236,8 @@ def _ts_stats(path: Path) -> tuple[int, int] | None:
     try:
         meta = pq.read_metadata(path)
         col = meta.schema.names.index("ts")
-        lo = hi = None
+        lo: int | None = None
+        hi: int | None = None
         for i in range(meta.num_row_groups):
             st = meta.row_group(i).column(col).statistics
             if st is None or not st.has_min_max:
@@ -241,7 +245,7 @@ def _ts_stats(path: Path) -> tuple[int, int] | None:
             a, b = pd.Timestamp(st.min).value // 1000, pd.Timestamp(st.max).value // 1000
             lo = a if lo is None else min(lo, a)
             hi = b if hi is None else max(hi, b)
-        return None if lo is None else (lo, hi)
+        return None if lo is None or hi is None else (lo, hi)
     except (OSError, ValueError, pa.ArrowException):
         return None
 
@@ -453,7 +457,7 @@ def _pending(root: Path, current_dirs: tuple[Path, ...]) -> set[tuple[str, date,
         for cur in files.list_current(d)[0]:
             m = files.CURRENT_RE.match(cur.path.name)
             when = files.stamp_time(m.group(1)) if m else None
-            if when is not None and not _published(root, cur):
+            if m is not None and when is not None and not _published(root, cur):
                 out.add((cur.host, when.date(), f"seg-{m.group(1)}Z.parquet"))
     return out
 
@@ -462,7 +466,7 @@ def _published(root: Path, cur: files.CurrentFile) -> bool:
     """True when the closed procs file of this active segment exists already (published, not yet deleted)."""
     m = files.CURRENT_RE.match(cur.path.name)
     when = files.stamp_time(m.group(1)) if m else None
-    if when is None:
+    if m is None or when is None:
         return False
     name = f"seg-{m.group(1)}Z.parquet"
     return (files.partition_dir(root, "procs", cur.host, when.date()) / name).exists()

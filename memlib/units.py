@@ -28,7 +28,7 @@ TIME_HELP = "ISO 8601 (e.g. 2026-11-27T17:02:13Z; no zone = UTC)"
 
 def to_utc(value: object) -> pd.Timestamp:
     """A datetime, Timestamp, numpy datetime64 or ISO text -> tz-aware UTC Timestamp (naive values are UTC)."""
-    ts = pd.Timestamp(value)
+    ts = pd.Timestamp(value)  # type: ignore[arg-type]  # any of the kinds above; pandas raises on others
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
@@ -43,9 +43,9 @@ def parse_time(text: str) -> pd.Timestamp:
     return to_utc(ts)
 
 
-def iso_z(ts: object) -> str:
+def iso_z(value: object) -> str:
     """A time -> the shortest exact ISO 8601 UTC text: '2026-11-27T10:05:02Z', '...02.250Z' or '...02.250123Z'."""
-    ts = to_utc(ts)
+    ts = to_utc(value)
     base = ts.strftime("%Y-%m-%dT%H:%M:%S")
     us = ts.microsecond
     if ts.nanosecond:

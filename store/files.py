@@ -38,7 +38,7 @@ def safe_host(host: str) -> str:
 
 def utc(ts: object) -> pd.Timestamp:
     """A time (pd.Timestamp, datetime, ns int, text; naive = UTC) -> tz-aware UTC pd.Timestamp."""
-    t = pd.Timestamp(ts)
+    t = pd.Timestamp(ts)  # type: ignore[arg-type]  # any of the kinds above; pandas raises on others
     return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
 
 

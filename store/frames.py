@@ -17,7 +17,7 @@ import zlib
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -48,7 +48,7 @@ def _ts_ns(ts: pd.Timestamp) -> int:
     return (t if t.tzinfo is None else t.tz_convert("UTC")).value
 
 
-def _ts_array(values: object) -> pa.Array:
+def _ts_array(values: Sequence[object] | pd.Series) -> pa.Array:
     """Timestamps as int ns since epoch (None = null), datetimes or pd.Timestamps -> Arrow timestamp[ns, UTC]."""
     try:
         return pa.array(values, type=_TS)
@@ -332,10 +332,7 @@ def encode_frame(kind: bytes, table: pa.Table, host: str, boot_id: str) -> bytes
     return FRAME.pack(FRAME_MAGIC, kind, len(payload), zlib.crc32(payload)) + payload
 
 
-Decoded = ColumnarBody | pa.Table
-
-
-Decoded = ColumnarBody | pa.Table
+Decoded: TypeAlias = ColumnarBody | pa.Table
 
 
 def decode_payload(payload: bytes) -> Decoded:
@@ -420,17 +417,17 @@ def scan_frames(data: bytes, offset: int = 0) -> FrameScan:
     # pair procs frames with the system frame that follows them: a sample is kept only when both are good
     i = 0
     while i < len(seq):
-        kind, good, end, decoded = seq[i]
+        kind, ok, end, decoded = seq[i]
         if kind == KIND_PROCS and i + 1 < len(seq) and seq[i + 1][0] == KIND_SYSTEM:
-            s_kind, s_good, s_end, s_decoded = seq[i + 1]
-            if good and s_good:
+            s_kind, s_ok, s_end, s_decoded = seq[i + 1]
+            if ok and s_ok:
                 out.frames += [(kind, decoded), (s_kind, s_decoded)]  # type: ignore[list-item]
                 out.end = s_end
             else:
                 out.lost_samples += 1
             i += 2
             continue
-        if kind == KIND_PROCS and i + 1 == len(seq) and good:
+        if kind == KIND_PROCS and i + 1 == len(seq) and ok:
             break  # the last sample's system frame is not written yet (live file) or was torn off: read later
         out.lost_samples += 1
         i += 1

@@ -1,25 +1,21 @@
-"""The store's figures: bytes per process-sample on disk (tree columns included), compaction cost against the
-previous store, the collector's writer per sample.
+"""The store's figures: bytes per process-sample on disk (tree columns included), compaction cost, the collector's
+writer per sample.
 
 Rows:
 - a generated day (``bench.gen_day.write_recording``: 24 h at 5 s, 300 processes, hourly segments through
   ``store.segment.build_tables`` + ``publish``, the compaction path): bytes per process-sample (procs + system +
   cgroups files), the procs files alone;
 - compaction of one generated hour from a ``.current`` holding its frames: ``store.compact_current`` (tree columns
-  derived, partitioned files, checksums) against the previous ``memlib.store.compact_current`` (while it exists), CPU
-  seconds and their ratio (target <= 2);
+  derived, partitioned files, checksums), CPU seconds;
 - one generated hour written sample by sample through ``store.SegmentWriter`` (what the collector does): append time
   per sample, close (compaction) time, bytes per process-sample;
 - the shipped recording ``sample/dumps``: bytes per process-sample.
-
-``write_via_compaction`` writes the previous layout (memlib.store) for the benchmarks that still load it.
 """
 
 from __future__ import annotations
 
 import gc
 import shutil
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -43,7 +39,6 @@ HOST = "benchhost"
 BOOT_ID = "0f0e-bench-boot"
 TS_TYPE = pa.timestamp("ns", tz="UTC")
 BYTES_TARGET = 8.0
-COMPACTION_RATIO_TARGET = 2.0
 
 FULL = {"hours": 24.0, "interval_s": 5.0, "n_procs": 300, "writer_hours": 1.0, "repeats": 5}
 QUICK = {"hours": 0.1, "interval_s": 5.0, "n_procs": 40, "writer_hours": 0.02, "repeats": 2}
@@ -69,30 +64,6 @@ def current_bytes(procs: pd.DataFrame, system: pd.DataFrame) -> bytes:
     data += frames.encode_frame(frames.KIND_PROCS, arrow_hour(procs), HOST, BOOT_ID)
     data += frames.encode_frame(frames.KIND_SYSTEM, system_arrow(system), HOST, BOOT_ID)
     return data
-
-
-def write_via_compaction(procs: pd.DataFrame, system: pd.DataFrame, out: Path) -> list[float]:
-    """Write the recording as hourly segments of the previous layout (memlib.store.compact_current) -> seconds per
-    hour; for the benchmarks that still load that layout."""
-    from memlib import store as previous
-
-    t0 = system["ts"].iloc[0]
-    hour = ((procs["ts"] - t0).dt.total_seconds() // 3600).to_numpy()  # procs are sorted by snap
-    sys_hour = ((system["ts"] - t0).dt.total_seconds() // 3600).to_numpy()
-    hours = np.unique(hour)
-    bounds = [*np.searchsorted(hour, hours, side="left").tolist(), len(procs)]
-    times = []
-    for i, h in enumerate(hours):
-        part = procs.iloc[bounds[i] : bounds[i + 1]]
-        first = part["ts"].iloc[0].tz_convert("UTC")
-        stamp = first.strftime("%Y%m%dT%H%M%S.") + f"{first.microsecond // 1000:03d}"
-        current = out / f"{previous.segment_stem(stamp, HOST)}.current"
-        t = time.perf_counter()
-        current.write_bytes(current_bytes(part, system[sys_hour == h]))
-        if previous.compact_current(current) is None:
-            raise RuntimeError(f"compaction of {current.name} published nothing")
-        times.append(time.perf_counter() - t)
-    return times
 
 
 def _values(s: pd.Series) -> np.ndarray:
@@ -121,20 +92,15 @@ def dir_bytes(path: Path) -> int:
     return store.store_bytes(path)
 
 
-def compaction_cpu(data: bytes, work: Path, previous: bool) -> float:
-    """CPU seconds of one compaction of the `.current` bytes `data` (new store, or the previous memlib.store)."""
+def compaction_cpu(data: bytes, work: Path) -> float:
+    """CPU seconds of one compaction (store.compact_current) of the `.current` bytes `data`."""
     d = Path(tempfile.mkdtemp(dir=work))
     try:
         cur = d / "seg-20260302T000000.000Z-benchhost.current"
         cur.write_bytes(data)
         gc.collect()
         t = time.process_time()
-        if previous:
-            from memlib import store as old
-
-            old.compact_current(cur)
-        else:
-            store.compact_current(cur, stored_tree)
+        store.compact_current(cur, stored_tree)
         return time.process_time() - t
     finally:
         shutil.rmtree(d, ignore_errors=True)
@@ -167,28 +133,9 @@ def run(quick: bool = False) -> list[dict]:
         hours = max(cfg["writer_hours"], 1.0 if not quick else cfg["writer_hours"])
         procs, system = generate(hours=hours, interval_s=cfg["interval_s"], n_procs=cfg["n_procs"], seed=0)
         data = current_bytes(procs, system)
-        new = [compaction_cpu(data, work, previous=False) for _ in range(cfg["repeats"])]
-        try:
-            import memlib.store  # noqa: F401  (the previous store, while it exists)
-
-            old = [compaction_cpu(data, work, previous=True) for _ in range(cfg["repeats"])]
-        except ImportError:
-            old = []
+        new = [compaction_cpu(data, work) for _ in range(cfg["repeats"])]
         note = f"{len(procs):,} rows of {hours:g} h; CPU time (process_time), median"
         rows.append(row("compaction of one hour: store.compact_current", new, "s", note=note))
-        if old:
-            rows.append(row("compaction of one hour: previous memlib.store.compact_current", old, "s", note=note))
-            ratio = statistics.median(new) / statistics.median(old)
-            rows.append(
-                row(
-                    "compaction CPU, new ÷ previous",
-                    [ratio],
-                    "×",
-                    f"≤ {COMPACTION_RATIO_TARGET:g}",
-                    None if quick else ratio <= COMPACTION_RATIO_TARGET,
-                    "tree columns derived, partitioned files, data checksums; same .current bytes",
-                )
-            )
 
         # the collector's path: one append per sample through SegmentWriter, then close() compacts
         n_writer = max(2, round(cfg["writer_hours"] * 3600 / cfg["interval_s"]))

@@ -178,13 +178,13 @@ def generate(
     PROCS is sorted by snap, pid with ``snap`` and ``proc_id`` assigned as the loader would (proc_id dense over
     (pid, start_time) in order of first appearance); SYSTEM has one row per snapshot with common meminfo keys.
 
-    One part of a longer recording (bench/gen_week.py): `t0` is the part's first snapshot (default T0), `epoch` the
+    One day of a longer recording (write_recording): `t0` is the part's first snapshot (default T0), `epoch` the
     recording's start and `churn_seed` seeds this part's short- and medium-lived processes and noise. With `epoch`
     the base tree (init, kthreadd, services, the user session: ``_Plan.n_base``) has the same pids and start times in
     every part generated with the same seed and n_procs, so it is one set of processes over all parts; the leaker's
     age, the spiker's phase and the re-exec point count from `epoch`; other processes alive at a later part's start
     began just before it. ``snap`` and ``proc_id`` stay local to the part. Without these keywords the output is
-    exactly the historical one (pinned by tests/test_gen_week.py).
+    exactly the historical one (pinned by tests/test_gen_day.py).
     """
     start = T0 if t0 is None else pd.Timestamp(t0)
     start = start.tz_localize("UTC") if start.tzinfo is None else start.tz_convert("UTC")

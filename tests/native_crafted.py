@@ -1,4 +1,4 @@
-"""A small native recording with PSS/USS/swap and cgroups whose answers are known (for the issue-5 page tests).
+"""A small native recording with PSS/USS/swap and cgroups whose answers are known (for the page tests).
 
 Three samples 10 s apart from T0 (2026-11-27 10:00:00 UTC), host "vm". Per sample k (MiB):
     pid 1  init      root      /                                        rss 10, pss 5, uss 4, swap 0
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from memlib.store import SegmentWriter
+from tests.store_samples import writer
 
 MIB = 1 << 20
 T0 = pd.Timestamp("2026-11-27T10:00:00Z")
@@ -43,9 +43,9 @@ def _rows(k: int) -> list[tuple]:
 
 
 def write_native_crafted(folder: Path) -> Path:
-    """Write the recording described in the module docstring into `folder` (closed parquet segment); returns it."""
+    """Write the recording described in the module docstring into `folder` (one closed segment); returns it."""
     folder.mkdir(parents=True, exist_ok=True)
-    w = SegmentWriter(folder, "vm", "boot-1")
+    w = writer(folder, "vm", "boot-1")
     for k in range(3):
         ts = T0 + pd.Timedelta(seconds=10 * k)
         rows = _rows(k)

@@ -11,6 +11,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -49,6 +50,52 @@ def sample_procs(rows: list[tuple[int, int, int]], start: dict[int, pd.Timestamp
     }
 
 
+FAKE_T0 = pd.Timestamp("2026-01-05 10:00:00", tz="UTC")
+
+
+def fake_procs(n: int, k: int, rng: np.random.Generator | None = None) -> dict[str, list]:
+    """Sample k of n processes: realistic-looking columns (times as int ns), some smaps nulls."""
+    pid = list(range(100, 100 + n))
+    rss = [(1000 + 37 * p + (k * p) % 97) * 4096 for p in pid]
+    if rng is not None:
+        rss = [int(r + rng.integers(0, 3) * 4096) for r in rss]
+    start = [int(FAKE_T0.value - 3600 * 10**9 + p * 10**7) for p in pid]
+    has_smaps = [p % 3 != 0 for p in pid]
+    return {
+        "pid": pid,
+        "ppid": [1 if p < 110 else 100 + (p % 10) for p in pid],
+        "start_time": start,
+        "uid": [0 if p % 2 else 1000 for p in pid],
+        "user": ["root" if p % 2 else "alice" for p in pid],
+        "state": ["S" if (p + k) % 7 else "R" for p in pid],
+        "name": [f"proc-{p % 40}" for p in pid],
+        "cmdline": [
+            f"/usr/lib/app/bin/proc-{p % 40} --config /etc/app/{p}.toml --workers 4 --log-level info" for p in pid
+        ],
+        "rss_bytes": rss,
+        "vsz_bytes": [r * 5 for r in rss],
+        "threads": [1 + p % 9 for p in pid],
+        "cgroup": [f"/system.slice/app-{p % 12}.service" for p in pid],
+        "pss_bytes": [r // 2 if h else None for r, h in zip(rss, has_smaps, strict=True)],
+        "uss_bytes": [r // 3 if h else None for r, h in zip(rss, has_smaps, strict=True)],
+        "swap_bytes": [0 if h else None for h in has_smaps],
+        "smaps_ts": [
+            int(FAKE_T0.value + (k - p % 12) * 5 * 10**9) if h else None for p, h in zip(pid, has_smaps, strict=True)
+        ],
+    }
+
+
+def meminfo(k: int) -> dict[str, int]:
+    """/proc/meminfo of sample k (one value above 2**53, which must survive exactly)."""
+    return {
+        "MemTotal": 16 << 30,
+        "MemFree": (8 << 30) - k * 4096,
+        "Active(anon)": 1 << 30,
+        "HugePages_Total": 0,
+        "VmallocTotal": 34359738367 * 1024,  # > 2**53: must survive exactly
+    }
+
+
 MEMINFO = {"MemTotal": 4096 * MIB, "MemFree": 1024 * MIB, "MemAvailable": 2048 * MIB, "HugePages_Total": 0}
 
 
@@ -80,10 +127,11 @@ class StoreRead:
     notices: list[str]
 
 
-def read_store(root: Path) -> StoreRead:
-    """Every row of the store at `root` through memlib.source (verified closed files + active segments)."""
+def read_store(root: Path, tz: str | None = None) -> StoreRead:
+    """Every row of the store at `root` (or of the seed folder, imported with `tz`) through memlib.source (verified
+    closed files + active segments)."""
     source.clear_cache()
-    rec = source.open_recording(root)
+    rec = source.open_recording(root, tz=tz)
     act = source.active(rec)
     out = {}
     for table in ("procs", "system", "cgroups"):

@@ -1,16 +1,58 @@
-"""bench/gen_day.py's writer: a multi-day generated recording written into the store joins up into one (continuous
-samples, the base tree is the same processes every day)."""
+"""bench/gen_day.py: its default output is pinned (the multi-day keywords change nothing), each day has its own
+churn, and a multi-day recording written into the store joins up into one (continuous samples, the base tree is the
+same processes every day)."""
 
 from __future__ import annotations
+
+import hashlib
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from bench.gen_day import T0, write_recording
+from bench.gen_day import T0, generate, write_recording
 from tests.store_samples import read_store
 
 BASE_NAMES = ["systemd", "kthreadd", "firefox", "code", "leaky-worker", "tmux: server", "gnome-terminal-"]
+
+
+# digests of generate(**kwargs) computed with bench/gen_day.py before the multi-day keywords were added
+REFERENCE = [
+    ({"hours": 0.1}, 20291, 72, "d6500aa8e43c5e3caefe57ce342d5ac39e640eaa0c95b39507ac966c08dfd16b"),
+    (
+        {"hours": 0.5, "interval_s": 10, "n_procs": 50, "seed": 3},
+        9406,
+        180,
+        "a3c851009fc71c63452692f7f60e87e0cca8a8d5e61aa3bf008360a004bbc3fc",
+    ),
+]
+
+
+def digest(procs: pd.DataFrame, system: pd.DataFrame) -> str:
+    """sha256 over both frames' column names, dtypes and row hashes."""
+    h = hashlib.sha256()
+    for df in (procs, system):
+        h.update(",".join(f"{c}:{df[c].dtype}" for c in df.columns).encode())
+        h.update(pd.util.hash_pandas_object(df, index=True).to_numpy().tobytes())
+    return h.hexdigest()
+
+
+@pytest.mark.parametrize(("kwargs", "n_rows", "n_snaps", "expected"), REFERENCE)
+def test_default_generate_output_is_unchanged(kwargs, n_rows, n_snaps, expected):
+    procs, system = generate(**kwargs)
+    assert (len(procs), len(system)) == (n_rows, n_snaps)
+    assert digest(procs, system) == expected
+
+
+def test_each_day_has_its_own_churn():
+    common = {"hours": 1 / 6, "interval_s": 60, "n_procs": 30, "seed": 0, "epoch": T0}
+    a, _ = generate(t0=T0, churn_seed=1, **common)
+    b, _ = generate(t0=T0 + pd.Timedelta(minutes=10), churn_seed=2, **common)
+    ida = set(zip(a["pid"], a["start_time"], strict=True))
+    idb = set(zip(b["pid"], b["start_time"], strict=True))
+    assert (1, a.loc[a["pid"] == 1, "start_time"].iloc[0]) in ida & idb
+    assert idb - ida  # new processes on the second day
+    assert b["ts"].min() == T0 + pd.Timedelta(minutes=10)
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,9 @@ import pytest
 from collector import sampler as sampler_mod
 from collector.procfs import start_time_ns
 from collector.sampler import REFRESH_EVERY, SMAPS_SYSTEM_FIELDS, Sampler
-from memlib.store import SAMPLE_PROC_COLUMNS, SegmentWriter, list_segments, read_segment
+from store.schema import SAMPLE_COLUMNS as SAMPLE_PROC_COLUMNS
 from tests.fakeproc import BOOT_ID, BTIME, FailingReaders, FakeProcess, FakeProcFS
+from tests.store_samples import read_store, us, writer
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -349,19 +350,18 @@ def test_bad_smaps_mode_is_a_clear_error(fs: FakeProcFS) -> None:
 
 def test_sample_round_trips_through_store(fs: FakeProcFS, tmp_path: Path) -> None:
     s = make(fs, smaps="on")
-    w = SegmentWriter(tmp_path / "dumps", s.host, s.boot_id)
+    w = writer(tmp_path / "dumps", s.host, s.boot_id)
     samples = [s.sample() for _ in range(3)]
     for smp in samples:
         w.append(smp.ts, smp.procs, smp.meminfo)
     w.close()
-    (seg,) = list_segments(tmp_path / "dumps")
-    got = read_segment(seg.path)
+    got = read_store(tmp_path / "dumps")
     assert len(got.procs) == 21 and len(got.system) == 3 and not got.notices
-    first = got.procs[got.procs["ts"] == samples[0].ts].set_index("pid")
+    first = got.procs[got.procs["ts"] == us(samples[0].ts)].set_index("pid")
     assert first.loc[101, "name"] == "(a) b)"
     assert first.loc[100, "start_time"] == pd.Timestamp((BTIME + 50) * 10**9, unit="ns", tz="UTC")
     assert str(first.loc[100, "host"]) == "testhost" and str(first.loc[100, "boot_id"]) == BOOT_ID
-    assert got.system["MemTotal"].iloc[0] == 16_000_000 * 1024
+    assert got.system["mem_total_bytes"].iloc[0] == 16_000_000 * 1024
     # the smaps coverage of every sample is stored with its system row
     assert list(got.system["smaps_every_ms"]) == [60_000] * 3 and list(got.system["smaps_eligible"]) == [4] * 3
 

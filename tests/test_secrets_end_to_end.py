@@ -21,7 +21,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from memlib.cli import main as cli_main
-from memlib.load import clear_cache
+from memlib.seed import IMPORT_DIR
+from memlib.source import clear_cache
 from store import frames as store
 from store.files import CURRENT_RE, PARQUET_RE
 from tests.store_samples import read_store
@@ -264,8 +265,9 @@ def test_seed_secrets_never_in_exported_files(secret_seed: Path, tmp_path: Path,
             for secret in SEED_SECRETS:
                 assert secret.encode() not in blob, (fmt, secret)
         assert any(b"********" in b for b in blobs), fmt
-    # files written next to the dumps: nothing else was created in the dumps directory
-    assert {p.name for p in secret_seed.iterdir()} == {"time", "rules.toml"}
+    # beside the dumps only the import cache of the seed CSVs was created (by design), and it holds no secret either
+    assert {p.name for p in secret_seed.iterdir()} == {"time", "rules.toml", IMPORT_DIR}
+    assert _assert_no_secret_under(secret_seed / IMPORT_DIR, SEED_SECRETS) >= 2
 
 
 @pytest.mark.parametrize("secret", ["s3cr3t", "tok_live_SECRET123", "UrlPw9876", "MysqlPw4444", "PemBody3333"])

@@ -16,9 +16,9 @@ import pytest
 
 from memlib import source
 from store import frames, schema
-from tests.store_samples import read_store
+from tests.store_samples import FAKE_T0 as T0
+from tests.store_samples import fake_procs, meminfo, read_store
 from tests.store_samples import writer as new_writer
-from tests.test_store import T0, fake_procs, meminfo
 
 
 def _good_store(d: Path) -> None:
@@ -96,8 +96,9 @@ def _fault(d: Path, kind: str) -> tuple[str | None, set[pd.Timestamp], set[pd.Ti
         return f"procs/{PART}: no system file", HOUR1, set()
     if kind == "newer schema version":
         f = _closed(d)["procs"]
-        _rewrite(f, lambda t: t.replace_schema_metadata({**t.schema.metadata, b"pmi_schema_version": b"3"}))
-        return f"procs/{PART}: schema version 3 is newer", set(), HOUR1
+        newer = str(schema.SCHEMA_VERSION + 1)
+        _rewrite(f, lambda t: t.replace_schema_metadata({**t.schema.metadata, b"pmi_schema_version": newer.encode()}))
+        return f"procs/{PART}: schema version {newer} is newer", set(), HOUR1
     if kind == "unknown schema version":
         f = _closed(d)["procs"]
         _rewrite(f, lambda t: t.replace_schema_metadata({**t.schema.metadata, b"pmi_schema_version": b"v2-beta"}))

@@ -13,14 +13,16 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import store
 from memlib import source
 from store import files, frames, schema
 from store.current import read_current
-from tests.store_samples import read_store, us
+from tests.store_samples import FAKE_T0 as T0
+from tests.store_samples import fake_procs, meminfo, read_store, us
 from tests.store_samples import writer as new_writer
-from tests.test_store import T0, fake_procs, meminfo
 
 
 def write_samples(d: Path, samples: int, n: int = 20, close: bool = True, **kw: object) -> store.SegmentWriter:
@@ -175,7 +177,8 @@ def test_future_versions_and_zero_byte_current_are_named(tmp_path: Path) -> None
     notices = "\n".join(got.notices)
     assert "seg-20260105T120000.000Z-host-a.current: format version 2 is newer" in notices
     assert "seg-20260105T130000.000Z-host-a.current: empty file (zero bytes)" in notices
-    assert "procs/host=host-a/date=2026-01-05/seg-20260105T110000.000Z.parquet: schema version 3 is newer" in notices
+    newer_schema = f"schema version {schema.SCHEMA_VERSION + 1} is newer"
+    assert f"procs/host=host-a/date=2026-01-05/seg-20260105T110000.000Z.parquet: {newer_schema}" in notices
     assert got.system["ts"].nunique() == 2 and len(got.procs) == 6
     assert str(tmp_path) not in notices  # never an absolute path
 
@@ -327,3 +330,88 @@ def test_a_segment_being_published_is_read_once_from_its_current(tmp_path: Path)
     store.recover(tmp_path, w.derive)
     got = read_store(tmp_path)
     assert not got.notices and len(got.system) == 3 and len(got.procs) == 12 and not list(tmp_path.glob("*.current"))
+
+
+def test_timestamps_accepted_as_datetimes(tmp_path: Path) -> None:
+    procs = fake_procs(3, 0)
+    procs["start_time"] = [pd.Timestamp(v, unit="ns", tz="UTC") for v in procs["start_time"]]
+    procs["smaps_ts"] = [None, pd.Timestamp("2026-01-05 09:59:00", tz="UTC"), None]
+    w = new_writer(tmp_path, host="h", boot_id="b")
+    w.append(T0, procs, meminfo(0))
+    w.close()
+    got = read_store(tmp_path).procs.set_index("pid")
+    assert got.loc[101, "smaps_ts"] == pd.Timestamp("2026-01-05 09:59:00", tz="UTC")
+    assert pd.isna(got.loc[100, "smaps_ts"])
+
+
+def test_retention_keeps_the_newest_segments_within_the_cap(tmp_path: Path) -> None:
+    for k in range(3):
+        w = new_writer(tmp_path)
+        w.append(T0 + pd.Timedelta(hours=k), fake_procs(30, k), meminfo(k))
+        w.close()
+    segs = _procs_files(tmp_path)
+    sizes = [sum(p.stat().st_size for p in tmp_path.rglob(s.name)) for s in segs]
+    deleted = store.apply_retention(tmp_path, None, sizes[1] + sizes[2])
+    assert {p.name for p in deleted} == {segs[0].name} and len(deleted) >= 2
+    assert _procs_files(tmp_path) == segs[1:]
+
+
+def test_columnar_codec_edge_values() -> None:
+    cols = [
+        ("n", b"i", [1, None, -5, 2**62]),
+        ("t", b"t", [None, 10**18, pd.Timestamp("2026-01-01", tz="UTC"), None]),
+        ("s", b"s", ["a b", None, "", "x\0y"]),
+        ("u", b"s", ["ü", 7, "(a) b)", "\u2603"]),
+    ]
+    table = frames.decode_columns(frames.encode_columns(123, "h", "b", cols, 4))
+    assert table.column("n").to_pylist() == [1, None, -5, 2**62]
+    t = table.column("t").cast(pa.int64()).to_pylist()
+    assert t == [None, 10**18, pd.Timestamp("2026-01-01", tz="UTC").value, None]
+    assert table.column("s").to_pylist() == ["a b", None, "", "x\ufffdy"]
+    assert table.column("u").to_pylist() == ["ü", "7", "(a) b)", "\u2603"]
+    empty = frames.decode_columns(frames.encode_columns(1, "h", "b", [("s", b"s", []), ("n", b"i", [])], 0))
+    assert empty.num_rows == 0
+    with pytest.raises(ValueError, match="out of int64 range"):
+        frames.encode_columns(1, "h", "b", [("n", b"i", [2**64])], 1)
+    series = pd.Series([1, None, 3], dtype="Int64")
+    body = frames.encode_columns(1, "h", "b", [("n", b"i", series)], 3)
+    assert frames.decode_columns(body).column("n").to_pylist() == [1, None, 3]
+
+
+_texts = st.one_of(st.none(), st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=30))
+_ints = st.one_of(st.none(), st.integers(-(2**63) + 1, 2**63 - 1))
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.lists(st.tuples(_ints, _texts), max_size=12), ts=st.integers(0, 2**62))
+def test_columnar_codec_round_trip(rows: list[tuple[int | None, str | None]], ts: int) -> None:
+    ints = [r[0] for r in rows]
+    texts = [r[1] for r in rows]
+    cols = [("n", b"i", ints), ("s", b"s", texts), ("t", b"t", ints)]
+    table = frames.decode_columns(frames.encode_columns(ts, "hôst", "b", cols, len(rows)))
+    assert table.num_rows == len(rows)
+    assert table.column("n").to_pylist() == ints
+    assert table.column("t").cast(pa.int64()).to_pylist() == ints
+    assert table.column("s").to_pylist() == [None if t is None else t.replace("\0", "\ufffd") for t in texts]
+    assert table.schema.metadata[b"host"] == "hôst".encode()
+    if rows:
+        assert set(table.column("ts").cast(pa.int64()).to_pylist()) == {ts}
+
+
+def test_arrow_ipc_frames_still_read(tmp_path: Path) -> None:
+    """An active segment whose frames are Arrow IPC streams (encode_frame: tools and tests) reads and publishes."""
+    data = frames.header_bytes()
+    for k in range(2):
+        ts = T0 + pd.Timedelta(seconds=5 * k)
+        procs = pa.table({"ts": pa.array([ts.value] * 3, pa.int64()).cast(frames.TS_NS), **fake_procs(3, k)})
+        system = pa.table({"ts": pa.array([ts.value], pa.int64()).cast(frames.TS_NS), "MemTotal": [1 << 30]})
+        data += frames.encode_frame(frames.KIND_PROCS, procs, "old", "b0")
+        data += frames.encode_frame(frames.KIND_SYSTEM, system, "old", "b0")
+    (tmp_path / "seg-20260105T100000.000Z-old.current").write_bytes(data)
+    got = read_store(tmp_path)
+    assert not got.notices and len(got.procs) == 6 and list(got.system["mem_total_bytes"]) == [1 << 30] * 2
+    assert (got.procs["host"] == "old").all()
+    store.recover(tmp_path, new_writer(tmp_path).derive)
+    assert not list(tmp_path.glob("*.current"))
+    closed = read_store(tmp_path)
+    assert not closed.notices and len(closed.procs) == 6 and len(closed.system) == 2

@@ -13,7 +13,7 @@ from conftest import ROOT, write_crafted_dumps
 
 from memlib import query as q
 from memlib.source import open_recording
-from memlib.store import SegmentWriter
+from tests.store_samples import writer
 from ui import data, source
 
 HOSTILE = "![x](http://example.invalid/p) $x$ <b>bold</b>"
@@ -33,7 +33,7 @@ def write_hostile_native(folder: Path, samples: int = 4, name: str = HOSTILE, cg
     """A native recording (SegmentWriter, closed) with init, a process named `name` (pid 4242, the same text as
     user and in the command line, cgroup `cgroup`) and its child; returns `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
-    w = SegmentWriter(folder, "vm", "boot-hostile")
+    w = writer(folder, "vm", "boot-hostile")
     start = [int((T0 - pd.Timedelta(hours=1)).value), int(T0.value - 10**9), int(T0.value - 10**8)]
     for k in range(samples):
         rss = [10 << 20, (100 + 10 * k) << 20, 20 << 20]

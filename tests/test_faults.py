@@ -36,6 +36,7 @@ from store import files, frames
 from store.files import TMP_SUFFIX
 from store.schema import TABLES, meminfo_column
 from tests.fakeproc import FakeProcess, FakeProcFS
+from tests.store_samples import FAKE_T0 as T0_FAULTS
 from tests.store_samples import (
     REPO,
     T0,
@@ -47,7 +48,6 @@ from tests.store_samples import (
     whole_samples_in_currents,
     write_simple,
 )
-from tests.test_store import T0 as T0_FAULTS
 from tests.test_store_faults import _current_bytes
 from tests.test_store_hostile import _flip, _two_segments
 

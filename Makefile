@@ -69,7 +69,7 @@ collect: $(VENV)/.deps
 lint: $(VENV)/.dev-deps
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy --config-file pyproject.toml
 
 format: $(VENV)/.dev-deps
 	$(VENV)/bin/ruff format .

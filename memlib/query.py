@@ -21,6 +21,7 @@ registered per call under unique names and dropped after it.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import threading
 from collections.abc import Iterator, Sequence
@@ -38,6 +39,7 @@ from memlib import groups as groups_mod
 from memlib import leaks as leaks_mod
 from memlib import schema, source, summary, tree
 from memlib import spikes as spikes_mod
+from memlib.scrub import scrub_cmdline
 from memlib.timeline import metric_column
 from memlib.units import iso_z, parse_time, to_utc
 from store import schema as store_schema
@@ -176,7 +178,10 @@ def _run(sql: str, params: Sequence | None = None) -> pd.DataFrame:
             else:
                 out[name] = pd.Series(col.to_numpy(), dtype=t.to_pandas_dtype())
         elif pa.types.is_string(t) or pa.types.is_large_string(t):
-            out[name] = pd.Series(col.to_pylist(), dtype=object)
+            values = col.to_pylist()
+            if name.endswith("cmdline"):  # scrubbed before writing and again before it is shown
+                values = [None if v is None else _rescrub(v) for v in values]
+            out[name] = pd.Series(values, dtype=object)
         else:
             out[name] = pd.Series(col.to_pandas(), copy=False)
     return pd.DataFrame(out, index=pd.RangeIndex(tbl.num_rows))
@@ -206,6 +211,12 @@ def _keys(procs: Sequence[Proc] | None) -> Iterator[str]:
         )
     finally:
         con.unregister(name)
+
+
+@functools.lru_cache(maxsize=65536)
+def _rescrub(cmdline: str) -> str:
+    """A stored command line scrubbed again (rules may have grown since it was written); cached per distinct text."""
+    return scrub_cmdline(cmdline)
 
 
 def _p(ts: pd.Timestamp | None) -> pd.Timestamp | None:

@@ -14,7 +14,9 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -24,6 +26,7 @@ from store.schema import SAMPLE_TYPES, TS
 from store.segment import Derive, SegmentTables, procs_rows, publish, system_rows, with_tree
 
 _UNUSABLE = (KeyError, ValueError, TypeError, pa.ArrowException)
+_T = TypeVar("_T")
 _NO_PROCS = pa.schema([("ts", TS), *SAMPLE_TYPES.items()]).empty_table()
 
 
@@ -74,7 +77,7 @@ def _read(root: Path, path: Path | None) -> tuple[pa.Table | None, str | None]:
         return None, f"unreadable ({str(exc).replace(str(path), files.relative(root, path))})"
 
 
-def _convert(table: pa.Table | None, how: Callable[[pa.Table], object]) -> tuple[object | None, str | None]:
+def _convert(table: pa.Table | None, how: Callable[[pa.Table], _T]) -> tuple[_T | None, str | None]:
     """`how(table)` -> (its result, None), or (None, why) when the table's columns cannot be converted."""
     if table is None:
         return None, None
@@ -82,6 +85,11 @@ def _convert(table: pa.Table | None, how: Callable[[pa.Table], object]) -> tuple
         return how(table), None
     except _UNUSABLE as exc:
         return None, f"unusable ({exc.args[0] if isinstance(exc, KeyError) and exc.args else exc})"
+
+
+def _procs_table(table: pa.Table, boot_id: str, derive: Derive) -> pa.Table:
+    """Old-layout process rows -> stored rows with their tree columns."""
+    return with_tree(procs_rows(table, boot_id), derive)
 
 
 def _meta(table: pa.Table | None, key: bytes) -> str | None:
@@ -118,23 +126,23 @@ def migrate(
         for path, bad in ((seg.procs, procs_bad), (seg.system, system_bad)):
             if bad and path is not None:
                 result.notices.append(f"{files.relative(root, path)}: {bad}")
-        if seg.procs is None:
+        if seg.procs is None and seg.system is not None:
             result.notices.append(f"{files.relative(root, seg.system)}: no process file beside it (system rows only)")
         if procs is not None or system is not None:
             host = _meta(procs, b"host") or _meta(system, b"host") or seg.host
             boot_id = _meta(procs, b"boot_id") or _meta(system, b"boot_id") or ""
             if system is not None:
                 system = system.drop_columns([c for c in ("host", "boot_id") if c in system.column_names])
-            rows, procs_unusable = _convert(procs, lambda t, b=boot_id: with_tree(procs_rows(t, b), derive))
-            sys_rows, system_unusable = _convert(system, lambda t, b=boot_id: system_rows(t, b))
+            rows, procs_unusable = _convert(procs, partial(_procs_table, boot_id=boot_id, derive=derive))
+            sys_rows, system_unusable = _convert(system, partial(system_rows, boot_id=boot_id))
             for path, bad in ((seg.procs, procs_unusable), (seg.system, system_unusable)):
-                if bad:
+                if bad and path is not None:
                     result.notices.append(f"{files.relative(root, path)}: {bad}")
             procs_bad, system_bad = procs_bad or procs_unusable, system_bad or system_unusable
             if rows is not None or sys_rows is not None:
                 sys_table, cgroups = sys_rows if sys_rows is not None else system_rows(None, boot_id)
                 procs_table = rows if rows is not None else with_tree(procs_rows(_NO_PROCS, boot_id), derive)
-                tables = SegmentTables(host, boot_id, procs_table, sys_table, cgroups)  # type: ignore[arg-type]
+                tables = SegmentTables(host, boot_id, procs_table, sys_table, cgroups)
                 result.published += publish(dest, tables, stamp=seg.stamp, overwrite=True)
                 result.converted += 1
         if keep_originals:

@@ -294,3 +294,22 @@ def test_the_readme_duckdb_example_runs_on_a_store(tmp_path: Path) -> None:
     con.execute("SET TimeZone='UTC'")
     rows = con.execute(sql.replace("DIR", str(tmp_path / "store"))).fetchall()
     assert [(r[0], r[2], r[4], r[5]) for r in rows] == [("web1", 1, 10, 60), ("web1", 7, 20, 50), ("web1", 9, 30, 30)]
+
+
+def test_command_lines_are_scrubbed_again_when_read(tmp_path):
+    """A command line stored unscrubbed (another tool, an older scrubber) is masked in every query answer."""
+    from tests.store_samples import T0 as ST0
+    from tests.store_samples import sample_procs
+
+    w = writer(tmp_path)
+    procs = sample_procs([(1, 0, 10), (2, 1, 20)])
+    procs["cmdline"] = ["/sbin/init", "mysql -u root --password hunter2 -h db"]
+    for k in range(3):
+        w.append(ST0 + pd.Timedelta(seconds=5 * k), procs, {"MemTotal": 1 << 30, "MemAvailable": 1 << 29})
+    w.close()
+    rec = source.open_recording(tmp_path)
+    shown = query.moment(rec, query.resolve(rec, None))
+    assert "hunter2" not in " ".join(shown["cmdline"].astype(str))
+    assert any("--password" in c for c in shown["cmdline"].astype(str))
+    timeline = query.timeline(rec, query.process(rec, 2))
+    assert "hunter2" not in " ".join(str(c) for c in timeline.get("cmdline", []))

@@ -211,7 +211,7 @@ def test_collector_survives_a_full_disk_and_resumes(
     assert run_mod.run(args, sampler_factory=lambda smaps: sampler) == 0
     monkeypatch.setattr(os, "write", real)
     err = capsys.readouterr().err
-    assert "sample failed (1 in a row): OSError" in err and "No space left" in err
+    assert "disk full (No space left on device): 1 sample(s) skipped" in err and "writing again: 1 sample(s)" in err
     got = read_store(tmp_path / "dumps")
     assert not got.notices
     lost = {us(t) for t in sampler.times} - set(got.system["ts"])

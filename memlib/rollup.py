@@ -35,7 +35,7 @@ import os
 import re
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -44,10 +44,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+import store
+from memlib import source
+
 RollupTable = Literal["host_minute", "top_minute", "process_day"]
 ROLLUP_TABLES: tuple[RollupTable, ...] = ("process_day", "top_minute", "host_minute")  # written in this order
 DIGEST_KEY = b"pmi_rollup_inputs"
-ROLLUP_DIR = "rollups"
+ROLLUP_DIR = source.ROLLUP_DIR
 FLOOR_BIN_US = 600_000_000  # 10 minutes: the bin whose minimum is a floor
 US_PER_HOUR = 3_600_000_000
 
@@ -378,10 +381,27 @@ def _piece(table: pa.Table, part: Partition) -> pa.Table:
 
 @dataclass(frozen=True)
 class RollupReport:
-    """What a rollup run did: partitions computed and skipped (unchanged), as ``host=…/date=…`` names."""
+    """What a rollup run did: partitions computed and skipped (unchanged), as ``host=…/date=…`` names, and the input
+    files left out because they failed their checksum (named relative to the store, with the reason)."""
 
     computed: list[str]
     skipped: list[str]
+    damaged: list[str] = field(default_factory=list)
+
+
+def _verified(root: Path, part: Partition, damaged: list[str]) -> Partition:
+    """`part` without its files that fail their data digest (store.check), each named in `damaged`."""
+    kept: dict[str, tuple[Path, ...]] = {}
+    for table in ("procs", "system"):
+        ok_files = []
+        for path in getattr(part, table):
+            ok, problem = store.check(path)  # the data digest and footer; columns are the SQL's business
+            if ok:
+                ok_files.append(path)
+            else:
+                damaged.append(f"{path.relative_to(root).as_posix()}: {problem or 'unreadable'} (not rolled up)")
+        kept[table] = tuple(ok_files)
+    return Partition(part.host, part.date, kept["procs"], kept["system"])
 
 
 def rollup(
@@ -405,10 +425,13 @@ def rollup(
     if not todo:
         return RollupReport([], skipped_names)
     eng = engine_for(engine)
+    damaged: list[str] = []
     try:
         for i in range(0, len(todo), batch):
             chunk = todo[i : i + batch]
-            parts = [p for p, _ in chunk]
+            parts = [p for p in (_verified(root, p, damaged) for p, _ in chunk) if p.procs and p.system]
+            if not parts:
+                continue
             frames = eng.run(root, parts, top)
             shaped = {t: shape(t, frames[t]) for t in ROLLUP_TABLES}
             for part, digest in chunk:
@@ -418,7 +441,7 @@ def rollup(
                 progress(f"rolled up {min(i + batch, len(todo))}/{len(todo)} partitions")
     finally:
         eng.close()
-    return RollupReport([p.rel for p, _ in todo], skipped_names)
+    return RollupReport([p.rel for p, _ in todo], skipped_names, damaged)
 
 
 def read_rollup(root: str | Path, table: RollupTable) -> pd.DataFrame:

@@ -149,6 +149,18 @@ class Shipper:
                         found.append((date_dir.name, entry.name, order, rel))
         return [rel for *_, rel in sorted(found)]
 
+    def unshipped(self, paths: list[Path]) -> bool:
+        """True when one of these local files is this host's closed file and not shipped yet (retention keeps it)."""
+        for path in paths:
+            try:
+                rel = Path(path).relative_to(self.local_root).as_posix()
+            except ValueError:
+                continue
+            parts = rel.split("/")
+            if len(parts) == 4 and parts[1] == f"host={self.host}" and rel not in self._shipped:
+                return True
+        return False
+
     def _put(self, final: str, data: bytes | Path) -> None:
         """Write `data` (bytes or a local file) to `final` so that no reader sees a partial file."""
         parent = final.rsplit("/", 1)[0]

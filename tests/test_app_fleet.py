@@ -3,52 +3,17 @@ Parquet files; without rollups it says so and answers from the files; a stale ho
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 import pytest
 
-from bench.gen_day import write_recording
-from memlib import rollup, source
+from memlib import rollup
+from tests.test_fleet import HOSTS, _sql, fleet_master  # noqa: F401  (fixture: the session's generated 3-host store)
+from tests.test_fleet import _files as _scan
+from tests.test_fleet import store as fleet_store  # noqa: F401  (fixture: a private copy of it)
 
-HOSTS = ["benchhost-01", "benchhost-02", "benchhost-03"]
 MIB = 1 << 20
-
-
-@pytest.fixture(scope="session")
-def fleet_store_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("fleetapp") / "store"
-    write_recording(out, hours=3, hosts=3, interval_s=10, n_procs=40)
-    return out
-
-
-@pytest.fixture
-def fleet_store(fleet_store_master: Path, tmp_path: Path) -> Path:
-    dest = tmp_path / "store"
-    shutil.copytree(fleet_store_master, dest)
-    source.clear_cache()
-    return dest
-
-
-def _sql(sql: str) -> pd.DataFrame:
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    try:
-        return con.execute(sql).df()
-    finally:
-        con.close()
-
-
-def _scan(root: Path, table: str) -> str:
-    names = ", ".join(f"'{p}'" for p in sorted((root / table).rglob("*.parquet")))
-    return f"read_parquet([{names}], hive_partitioning = true, hive_types = {{'host': VARCHAR}})"
-
-
-def _frames(at) -> dict[str, pd.DataFrame]:
-    """The page's tables by their first column names (hosts, top processes, top subtrees, leaks...)."""
-    return {",".join(d.value.columns[:6]): d.value for d in at.main.dataframe}
 
 
 def _table(at, *columns: str, nth: int = 0) -> pd.DataFrame:
@@ -56,7 +21,7 @@ def _table(at, *columns: str, nth: int = 0) -> pd.DataFrame:
     return hits[nth]
 
 
-def test_fleet_page_from_rollups_matches_direct_queries(run_page, fleet_store: Path) -> None:
+def test_fleet_page_from_rollups_matches_direct_queries(run_page, fleet_store: Path) -> None:  # noqa: F811
     rollup.rollup(fleet_store)
     at = run_page(fleet_store, "pages/fleet.py")
     assert not at.exception
@@ -99,7 +64,7 @@ def test_fleet_page_from_rollups_matches_direct_queries(run_page, fleet_store: P
     assert (groups["peak"] * MIB).round().astype("int64").tolist() == peak["b"].tolist()
 
 
-def test_without_rollups_the_page_says_so_and_reads_the_files(run_page, fleet_store: Path) -> None:
+def test_without_rollups_the_page_says_so_and_reads_the_files(run_page, fleet_store: Path) -> None:  # noqa: F811
     at = run_page(fleet_store, "pages/fleet.py")
     assert not at.exception
     assert any("have no rollups" in i.value for i in at.info)
@@ -114,7 +79,7 @@ def test_without_rollups_the_page_says_so_and_reads_the_files(run_page, fleet_st
     assert (top["memory"] * MIB).round().astype("int64").tolist() == direct["rss_bytes"].tolist()
 
 
-def test_a_stale_host_and_a_damaged_file_are_said(run_page, fleet_store: Path) -> None:
+def test_a_stale_host_and_a_damaged_file_are_said(run_page, fleet_store: Path) -> None:  # noqa: F811
     for table in ("procs", "system", "cgroups"):  # benchhost-03's last two segments never arrived
         for stem in ("seg-20260302T010000.000Z", "seg-20260302T020000.000Z"):
             (fleet_store / table / "host=benchhost-03" / "date=2026-03-02" / f"{stem}.parquet").unlink()

@@ -310,18 +310,22 @@ def _grid(t_from: pd.Timestamp, t_to: pd.Timestamp, bins: int) -> tuple[int, int
 
 
 def used_memory(rec: source.Recording, t_from: object = None, t_to: object = None, bins: int = 120,
-                prefer: DataFrom = "rollups") -> tuple[pd.DataFrame, DataFrom]:  # fmt: skip
+                prefer: DataFrom = "rollups",
+                state: RollupState | None = None) -> tuple[pd.DataFrame, DataFrom]:  # fmt: skip
     """Every host's used memory over [t_from, t_to] on one grid of at most `bins` equal buckets shared by all hosts
     -> (USED_COLUMNS rows: ts = the bucket's start, mem_used_bytes = the bucket's peak of MemTotal - MemAvailable,
     mem_total_bytes, samples; one row per host and bucket that has samples, by host then ts; where it came from).
     A bucket after a host stopped has no row (not zero). From host_minute when the rollups of every partition in the
-    window are fresh and `prefer` is "rollups" (buckets then at least a minute wide), else from the closed files."""
+    window are fresh and `prefer` is "rollups", else from the closed files (`state`: rollup_state(rec) when known)."""
     if rec.span is None:
         return pd.DataFrame(columns=USED_COLUMNS), "files"
     lo = rec.span[0] if t_from is None else to_utc(t_from)
     hi = rec.span[1] if t_to is None else to_utc(t_to)
     days = {d.date().isoformat() for d in pd.date_range(lo.floor("D"), hi.floor("D"), freq="D")}
-    state = rollup_state(rec) if prefer == "rollups" else RollupState()
+    if prefer != "rollups":
+        state = RollupState()
+    elif state is None:
+        state = rollup_state(rec)
     wanted = {p for p in state.fresh + state.stale + state.missing if p.rsplit("date=", 1)[1] in days}
     if prefer == "rollups" and wanted and state.covers(wanted):
         t0, width = _grid(lo, hi, bins)
@@ -369,14 +373,14 @@ class Leaks:
         return self.state.note()
 
 
-def leaks(rec: source.Recording, limit: int | None = 20) -> Leaks:
+def leaks(rec: source.Recording, limit: int | None = 20, state: RollupState | None = None) -> Leaks:
     """The fleet's leak ranking from the process_day rollup -> Leaks.
 
     Per process (host, boot_id, pid, start_time) over its days: floor growth and r2 are the sample-weighted means of
     its daily values (floor = 10-minute minimum of RSS; memlib.rollup); score = floor growth (bytes/h) x r2, kept
     when positive, seen in >= LEAK_MIN_SAMPLES samples over >= LEAK_MIN_SPAN_S and its floor grew >= 1 MiB over that
-    span. Most suspicious first."""
-    state = rollup_state(rec)
+    span. Most suspicious first. `state`: rollup_state(rec) when known."""
+    state = rollup_state(rec) if state is None else state
     paths = _rollup_files(rec, "process_day")
     if not paths:
         return Leaks(pd.DataFrame(columns=LEAK_COLUMNS), state)

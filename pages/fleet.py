@@ -88,7 +88,7 @@ if picked is not None:
     _open_host(str(picked["host"]))
 render.download_buttons(rows, "fleet_hosts", key="dl_fleet_hosts")
 
-used, used_from = ctx.ask(fleet.used_memory, lo, hi, HEATMAP_BINS)
+used, used_from = ctx.ask(fleet.used_memory, lo, hi, HEATMAP_BINS, state=rollups)
 fig = data.figure(
     "fleet_used",
     ctx.loaded.token,
@@ -156,7 +156,7 @@ st.caption(
 
 # ---- leak ranking from the rollups
 st.subheader("Leak ranking across the fleet", divider="gray", anchor=False)
-leaks = ctx.ask(fleet.leaks, 20)
+leaks = ctx.ask(fleet.leaks, 20, state=rollups)
 if not (leaks.state.fresh or leaks.state.stale):
     st.info(
         "No leak ranking yet: the rollups have not been computed. Run `python -m memlib fleet rollup --dumps STORE` "

@@ -288,13 +288,18 @@ class _Spark(_Engine):
         self.spark.stop()
 
 
-def engine_for(name: str) -> _Engine:
-    """``duckdb`` | ``local[N]`` / ``local[*]`` | ``spark://HOST:PORT`` -> an engine (ValueError on anything else)."""
+def engine_kind(name: str) -> Literal["duckdb", "spark"]:
+    """``duckdb`` | ``local[N]`` / ``local[*]`` | ``spark://HOST:PORT`` -> its dialect (ValueError on anything else)."""
     if name == "duckdb":
-        return _DuckDB()
+        return "duckdb"
     if re.fullmatch(r"local\[(\d+|\*)\]", name) or re.fullmatch(r"spark://[^\s/:]+:\d+", name):
-        return _Spark(name)
+        return "spark"
     raise ValueError(f"unknown engine {name!r}: use duckdb, local[N] or spark://HOST:PORT")
+
+
+def engine_for(name: str) -> _Engine:
+    """An engine name (engine_kind) -> the engine (ValueError on an unknown name)."""
+    return _DuckDB() if engine_kind(name) == "duckdb" else _Spark(name)
 
 
 # ------------------------------------------------------------------------------------------------ result shaping
@@ -413,6 +418,7 @@ def rollup(
 ) -> RollupReport:
     """Compute the rollups of every changed (host, date) partition of the store at `root` with `engine`."""
     root = Path(root)
+    engine_kind(engine)  # a bad name is an error even when nothing changed
     if top < 1:
         raise ValueError("top must be at least 1")
     todo, skipped = [], []

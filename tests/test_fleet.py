@@ -212,3 +212,16 @@ def test_a_damaged_file_of_one_host_is_named_and_the_others_answers_stay(store: 
 def _copy(src: Path, dest: Path) -> Path:
     shutil.copytree(src, dest)
     return dest
+
+
+def test_bad_fleet_arguments_are_one_line_errors(store: Path, capsys) -> None:
+    rollup.rollup(store)  # nothing left to do: a bad engine name is still refused
+    for argv, said in (
+        (["rollup", "--engine", "bogus"], "unknown engine 'bogus'"),
+        (["top", "--at", "yesterday"], "--at: 'yesterday' is not a time"),
+        (["groups", "--from", "2026-03-02T02:00:00Z", "--to", "2026-03-02T01:00:00Z"], "--from is after --to"),
+    ):
+        rc, out, err = _cli(capsys, "fleet", *argv, "--dumps", str(store))
+        assert rc == 2 and said in err and "Traceback" not in err and out == "", argv
+    rc, out, err = _cli(capsys, "fleet", "top", "--at", "2020-01-01T00:00:00Z", "--dumps", str(store))
+    assert rc == 0 and out == "(no rows)\n" and err.count("no sample within") == 3  # empty, and why

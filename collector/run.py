@@ -364,7 +364,7 @@ def run(args: argparse.Namespace, sampler_factory: Callable[[str], object] | Non
             from collector.ship import HostClaimed
 
             try:
-                shipping = _Shipping(dumps, args.store, safe_host(sampler.host), args.machine_id)
+                shipping = _Shipping(dumps, args.store, safe_host(sampler.host), getattr(args, "machine_id", None))
             except HostClaimed as exc:
                 log(str(exc))
                 return EXIT_HOST_CLAIMED

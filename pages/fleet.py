@@ -41,7 +41,8 @@ rollups = ctx.ask(fleet.rollup_state)
 if rollups.complete:
     st.caption("Charts and rankings read from the rollups (memlib.rollup), which cover every closed segment.")
 else:
-    st.info("Rollups: " + (rollups.note() or ""), icon=":material/info:")
+    st.info("The rollups do not cover every closed segment: some answers come from the files.", icon=":material/info:")
+    st.text(source_choice.viewer_text(rollups.note() or ""))  # names partitions (host names): text, never Markdown
 for note in hosts.notes:
     st.caption("Staleness: " + note)
 
@@ -104,7 +105,8 @@ st.caption(
 # ---- top processes and subtrees across hosts at the moment
 st.subheader(f"Top across hosts at {fmt_ts(at)}", divider="gray", anchor=False)
 day = at.date().isoformat()
-from_rollups = rollups.covers({f"host={h}/date={day}" for h in rec.hosts})
+that_day = {p for p in rollups.fresh + rollups.stale + rollups.missing if p.endswith(f"/date={day}")}
+from_rollups = bool(that_day) and rollups.covers(that_day)  # a host without data that day does not count
 top_fn = fleet.top_rollup if from_rollups else fleet.top
 left, right = st.columns(2)
 for col, by, title in ((left, "rss", "Processes (own RSS)"), (right, "subtree", "Subtrees (subtree RSS)")):
@@ -199,7 +201,7 @@ else:
             start=iso_z(clicked["start_time"]),
         )  # fmt: skip
     if leaks.note:
-        st.caption("Rollups: " + leaks.note)
+        st.text(source_choice.viewer_text("Rollups: " + leaks.note))
 
 # ---- a process name on every host
 st.subheader("A process name across hosts", divider="gray", anchor=False)

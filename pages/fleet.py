@@ -11,6 +11,7 @@ import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from memlib import fleet  # noqa: E402
+from memlib.display import visible_frame  # noqa: E402
 from memlib.units import fmt_bytes, iso_z  # noqa: E402
 from ui import data, fleet_charts, nav, render, sidebar, state  # noqa: E402
 from ui import source as source_choice  # noqa: E402
@@ -227,14 +228,16 @@ if view.group:
         peaks = grp.groupby(["host", "group"], sort=True).agg(peak=("rss_bytes", "max"), most=("processes", "max"))
         peaks = peaks.reset_index()
         st.dataframe(
-            pd.DataFrame(
-                {
-                    "host": peaks["host"].astype(str).to_numpy(),
-                    "name": peaks["group"].astype(str).to_numpy(),
-                    "peak": render.in_unit(peaks["peak"], unit).to_numpy(),
-                    "processes": peaks["most"].to_numpy(),
-                }
-            ),
+            visible_frame(
+                pd.DataFrame(
+                    {
+                        "host": peaks["host"].astype(str).to_numpy(),
+                        "name": peaks["group"].astype(str).to_numpy(),
+                        "peak": render.in_unit(peaks["peak"], unit).to_numpy(),
+                        "processes": peaks["most"].to_numpy(),
+                    }
+                )
+            ),  # names with control or bidi characters shown escaped
             hide_index=True,
             width="stretch",
             column_config={

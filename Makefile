@@ -7,7 +7,7 @@ PORT ?= 8501
 DUMPS ?= dumps
 INTERVAL ?= 5
 
-.PHONY: run share share-check test lint format bench collect venv deps dev-deps browser prometheus nginx clean-venv
+.PHONY: run share share-check test lint format bench collect venv deps dev-deps spark-deps browser prometheus nginx clean-venv
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,19 @@ $(VENV)/.dev-deps: requirements-dev.txt requirements.txt $(VENV)/.deps
 	$(PY) -m pip install -q -r requirements-dev.txt
 	touch $@
 
+$(VENV)/.spark-deps: requirements-spark.txt $(VENV)/.deps
+	$(PY) -m pip install -q -r requirements-spark.txt
+	touch $@
+
 venv deps: $(VENV)/.deps
 dev-deps: $(VENV)/.dev-deps
+
+# Spark for the fleet rollups: pyspark from PyPI and Debian's headless JRE (when no java is on PATH)
+spark-deps: $(VENV)/.spark-deps
+	@if ! command -v java >/dev/null; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q default-jre-headless; \
+	fi
 
 # Debian chromium for the browser tests (playwright drives it; no browser download)
 browser:
@@ -75,7 +86,7 @@ format: $(VENV)/.dev-deps
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: $(VENV)/.dev-deps browser prometheus nginx lint
+test: $(VENV)/.dev-deps browser prometheus nginx spark-deps lint
 	$(PY) -m pytest
 
 bench: $(VENV)/.dev-deps

@@ -3,6 +3,7 @@
     python -m collector [--dumps DIR] [--interval SECONDS] [--duration SECONDS] [--smaps auto|on|off]
                         [--smaps-every SECONDS] [--smaps-cpu PERCENT]
                         [--retain-days N] [--retain-mb N] [--period SECONDS]
+                        [--store DIR|URI] [--host NAME] [--machine-id ID]
 
 Sample k is due at t0 + k*interval on the monotonic clock (no drift); a sample that overruns its slot logs a warning
 and the missed slots are skipped (no burst). SIGTERM/SIGINT finish the current sample, compact and exit 0.
@@ -15,6 +16,13 @@ only after the alert stopped and started firing again. An evaluation error is lo
 
 Prometheus: ``--metrics-addr [HOST:]PORT`` serves /metrics from the latest sample (collector.metrics; loopback
 unless a host is written; ``--metrics-top``, ``--metrics-groups``, ``--metrics-group-by``); a port in use exits 1.
+
+Fleet: ``--store DIR|URI`` ships every closed segment into a shared store (a mounted path, ``file://`` or
+``s3://bucket/prefix?endpoint_override=…``) with collector.ship: kicked whenever a segment closes, retried with
+back-off while the target fails, the local store staying the buffer (retention never deletes a file not shipped
+yet). At start the host name is claimed in the target; a name another machine ships as exits 2 with the message.
+``--host NAME`` records (and ships) under NAME instead of this machine's host name; ``--machine-id ID`` tells
+machines apart when /etc/machine-id is shared (containers).
 
 Numbers are checked at parse time (exit 2 with the accepted range): nan, inf and values outside sensible bounds
 (``--interval`` 0.05 s .. 1 day, ``--period`` 0.1 s .. 7 days, ``--duration`` >= 0, ``--retain-*`` > 0) are refused.
@@ -45,6 +53,7 @@ from collector.sampler import SMAPS_CPU, SMAPS_EVERY_S
 from memlib.schema import SKIPPED_SAMPLES_FIELD
 from memlib.tree import stored_tree
 from store import SegmentWriter, apply_retention, lock, recover
+from store.files import safe_host
 
 MAX_FAILURES = 10  # consecutive failed samples before the collector gives up (exit 1)
 MIN_INTERVAL_S = 0.05  # below this the collector would spin; 20 samples/s is already far past any real use
@@ -178,8 +187,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--alert-rules", default=None, metavar="FILE", help="TOML alert rules evaluated on recent samples")
     p.add_argument("--on-alert", default=None, metavar="CMD", help="shell command run with the alert JSON on stdin")
     p.add_argument("--alert-every", type=int, default=None, metavar="N", help="evaluate the rules every N samples")
+    p.add_argument("--store", default=None, metavar="DIR|URI", help="ship closed segments into this fleet store")
+    p.add_argument("--host", default=None, metavar="NAME", help="host name to record and ship as (default: this one)")
+    p.add_argument("--machine-id", default=None, metavar="ID", help="this machine's id (default: /etc/machine-id)")
     prom.add_arguments(p)
     args = p.parse_args(argv)
+    if args.host is not None and not args.host.strip():
+        p.error("--host must not be empty")
+    if args.machine_id is not None and args.store is None:
+        p.error("--machine-id needs --store")
     args.rules = _alert_rules(p, args)
     args.metrics = prom.options_from_args(p, args)
     return args
@@ -255,8 +271,61 @@ class Stopper:
         os.close(self._w)
 
 
+EXIT_HOST_CLAIMED = 2  # --store: another machine already ships under this host name
+
+
+class _Shipping:
+    """--store: a ShipLoop over a Shipper whose host claim is made before its first round (at start when the target
+    answers, else in the loop once it does); `unshipped(paths)` protects files from retention until shipped."""
+
+    def __init__(self, dumps: Path, target: str, host: str, machine_id: str | None) -> None:
+        """Open the target (ValueError/OSError on a bad URI) and claim the host (HostClaimed when taken)."""
+        from collector.ship import ShipLoop, Shipper, read_machine_id
+
+        self.shipper = Shipper(dumps, target, host, machine_id or read_machine_id())
+        self.claimed = False
+        self.refused: str | None = None
+        try:
+            self._claim()
+        except OSError as exc:
+            log(f"shipping: {target} not reachable now ({exc}); recording goes on, shipping starts once it is")
+        self.target = target
+        self.loop = ShipLoop(self, on_report=self._report)
+
+    def _claim(self) -> None:
+        if not self.claimed:
+            self.shipper.claim()
+            self.claimed = True
+            log(f"shipping closed segments to {self.shipper.target} as host {self.shipper.host}")
+
+    def ship(self) -> object:
+        """ShipLoop's round: claim first if not yet done, then ship what is pending."""
+        from collector.ship import HostClaimed, ShipReport
+
+        if self.refused:
+            return ShipReport()
+        try:
+            self._claim()
+        except HostClaimed as exc:
+            self.refused = str(exc)
+            log(f"shipping stopped: {exc}")
+            return ShipReport()
+        except OSError as exc:
+            return ShipReport(error=f"claiming the host name: {exc}")
+        return self.shipper.ship()
+
+    def _report(self, report: object) -> None:
+        if report.sent:
+            log(f"shipped {len(report.sent)} file(s) to {self.shipper.target}")
+
+    def unshipped(self, paths: list[Path]) -> bool:
+        """True when one of these closed files of this host is not in the target yet (retention keeps them)."""
+        return self.shipper.unshipped(paths)
+
+
 def run(args: argparse.Namespace, sampler_factory: Callable[[str], object] | None = None) -> int:
-    """Record until --duration or a signal; returns the exit status (0 ok, 1 refused/failed). `sampler_factory`
+    """Record until --duration or a signal; returns the exit status (0 ok, 1 refused/failed, 2 host name taken in
+    the --store target). `sampler_factory`
     (smaps mode -> sampler) defaults to make_sampler with the --smaps-every / --smaps-cpu options."""
     every, cpu = getattr(args, "smaps_every", SMAPS_EVERY_S), getattr(args, "smaps_cpu", SMAPS_CPU * 100) / 100
     if sampler_factory is None:
@@ -279,6 +348,7 @@ def run(args: argparse.Namespace, sampler_factory: Callable[[str], object] | Non
     writer: SegmentWriter | None = None
     sampler = None
     metrics: prom.MetricsExporter | None = None
+    shipping: _Shipping | None = None
     try:
         try:
             for note in recover(dumps, stored_tree):
@@ -288,6 +358,20 @@ def run(args: argparse.Namespace, sampler_factory: Callable[[str], object] | Non
                 raise
             log(f"could not compact the previous run's segment now ({exc.strerror or exc}); it stays readable")
         sampler = sampler_factory(args.smaps)
+        if getattr(args, "host", None):
+            sampler.host = args.host
+        if getattr(args, "store", None):
+            from collector.ship import HostClaimed
+
+            try:
+                shipping = _Shipping(dumps, args.store, safe_host(sampler.host), getattr(args, "machine_id", None))
+            except HostClaimed as exc:
+                log(str(exc))
+                return EXIT_HOST_CLAIMED
+            except (ValueError, OSError) as exc:  # a malformed URI or an unknown scheme
+                log(f"cannot use --store {args.store}: {exc}")
+                return EXIT_HOST_CLAIMED
+            shipping.loop.start()
         writer = SegmentWriter(dumps, sampler.host, sampler.boot_id, period_s=args.period, derive=stored_tree)
         gc.collect()
         gc.freeze()  # imports are done: keep the long-lived heap out of every later collection
@@ -332,7 +416,9 @@ def run(args: argparse.Namespace, sampler_factory: Callable[[str], object] | Non
                 for note in writer.notes:
                     log(note)
                 writer.notes = []
-                _retention(dumps, args.retain_days, retain_bytes)
+                if shipping is not None and k > 0:
+                    shipping.loop.kick()
+                _retention(dumps, args.retain_days, retain_bytes, shipping)
             took = time.monotonic() - due
             k += 1
             if took > args.interval:
@@ -354,7 +440,11 @@ def run(args: argparse.Namespace, sampler_factory: Callable[[str], object] | Non
         if writer is not None:
             try:
                 writer.close()
-                _retention(dumps, args.retain_days, None if args.retain_mb is None else int(args.retain_mb * 1e6))
+                if shipping is not None:
+                    shipping.loop.stop()  # one last round: the segment just closed
+                _retention(
+                    dumps, args.retain_days, None if args.retain_mb is None else int(args.retain_mb * 1e6), shipping
+                )
             except Exception as exc:
                 log(f"could not compact the active segment (it stays readable; the next run compacts it): {exc}")
         close = getattr(sampler, "close", None)
@@ -421,10 +511,11 @@ class _Alerting:
                 child.wait(max(0.0, deadline - time.monotonic()))
 
 
-def _retention(dumps: Path, days: float | None, max_bytes: int | None) -> None:
+def _retention(dumps: Path, days: float | None, max_bytes: int | None, shipping: _Shipping | None = None) -> None:
     if days is None and max_bytes is None:
         return
-    for path in apply_retention(dumps, days, max_bytes):
+    keep = None if shipping is None else shipping.unshipped
+    for path in apply_retention(dumps, days, max_bytes, keep=keep):
         log(f"retention: deleted {path.name}")
 
 

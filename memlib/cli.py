@@ -35,6 +35,8 @@ PSS is known for >= 95 % of the RSS at that moment, else RSS; the choice is said
 - ``leaks [--from T1 --to T2] [--top K] [--subtrees] [--min-duration S]``: pid, start_time, name, cmdline,
   rate_bytes_per_hour, growing_since, score; most suspicious first, score > 0 only (memlib.leaks; --subtrees ranks
   subtrees by the sum of their members' growth and adds top_member_pid, top_member_name)
+- ``fleet hosts|top|leaks|groups|rollup``: the same questions across every host of a fleet store, with a ``host``
+  column (memlib.fleet_cli lists the columns)
 - ``alerts --rules FILE [--at T] [--format table|json]``: the alerts firing (memlib.alerts; rules format in
   docs/alerts.example.toml): rule, kind, ts, pid, start_time, name, cmdline, value, threshold, unit, message.
   Exit status 1 when any alert fires, 0 when none; a bad rules file is one line on stderr and exit 2
@@ -60,7 +62,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from memlib import alerts, filters, groups, query, schema, source
+from memlib import alerts, filters, fleet_cli, groups, query, schema, source
 from memlib.display import visible, visible_frame
 from memlib.units import iso_z_series, parse_time
 
@@ -202,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rules", required=True, metavar="FILE", help="TOML rules file (docs/alerts.example.toml)")
     p.add_argument("--at", default="latest", help="ISO 8601 time or 'latest' (default)")
     p.add_argument("--format", choices=["table", "json"], default="table", help="output format")
+    fleet_cli.add_parser(sub, shown)
     return parser
 
 
@@ -481,7 +484,16 @@ def cmd_alerts(rec: source.Recording, args: argparse.Namespace) -> pd.DataFrame:
     return query.alerts(rec, rules, m.ts)[ALERT_COLUMNS]
 
 
+def cmd_fleet(rec: source.Recording, args: argparse.Namespace) -> pd.DataFrame:
+    """``fleet …``: memlib.fleet_cli (every row names its host)."""
+    try:
+        return fleet_cli.run(rec, args)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+
+
 COMMANDS = {
+    "fleet": cmd_fleet,
     "leaks": cmd_leaks,
     "alerts": cmd_alerts,
     "system": cmd_system,

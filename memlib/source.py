@@ -36,6 +36,7 @@ from store import files, lock, migrate, schema
 from store.segment import procs_rows, system_rows, with_tree
 
 Kind = Literal["native", "seed", "empty"]
+ROLLUP_DIR = "rollups"  # memlib.rollup's tables inside a store: data, not an unknown file
 Progress = Callable[[str], None]
 
 
@@ -136,7 +137,7 @@ def _root_notices(root: Path) -> list[str]:
     except OSError:
         return out
     for name in names:
-        if files.is_skipped_name(name) or name in store.TABLES or files.CURRENT_RE.match(name):
+        if files.is_skipped_name(name) or name in (*store.TABLES, ROLLUP_DIR) or files.CURRENT_RE.match(name):
             continue
         if name.endswith(files.DAMAGED_SUFFIX):
             out.append(f"{name}: a damaged active segment kept aside (its readable samples were published)")

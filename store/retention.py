@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from store import files
@@ -32,23 +33,27 @@ def _segments(root: Path) -> list[tuple[int, int, list[Path]]]:
     return out
 
 
-def apply_retention(root: Path, max_age_days: float | None, max_bytes: int | None) -> list[Path]:
+def apply_retention(root: Path, max_age_days: float | None, max_bytes: int | None,
+                    keep: Callable[[list[Path]], bool] | None = None) -> list[Path]:  # fmt: skip
     """Delete whole closed segments older than `max_age_days` (by mtime) or, oldest first, until the store takes
-    <= `max_bytes`; never touches `.current` files. Returns the deleted paths (procs file first in each segment)."""
+    <= `max_bytes`; never touches `.current` files nor a segment for which `keep(paths)` is true (e.g. not shipped
+    yet: the store may then stay above `max_bytes`). Returns the deleted paths (procs file first in each segment)."""
     root = Path(root)
     if not root.is_dir() or (max_age_days is None and max_bytes is None):
         return []
     deleted: list[Path] = []
-    keep = []
+    candidates = []
     now_ns = time.time_ns()
     for mtime, size, paths in _segments(root):
+        if keep is not None and keep(paths):
+            continue
         if max_age_days is not None and now_ns - mtime > max_age_days * 86400e9:
             deleted.extend(_delete(paths))
         else:
-            keep.append((mtime, size, paths))
+            candidates.append((mtime, size, paths))
     if max_bytes is not None:
         total = store_bytes(root)
-        for _, size, paths in keep:
+        for _, size, paths in candidates:
             if total <= max_bytes:
                 break
             deleted.extend(_delete(paths))

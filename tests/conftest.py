@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from bench.bench_load import Server, start_server
+from tests.spark_cluster import spark_cluster, spark_env  # noqa: F401  (fixtures for the Spark tests)
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED_DUMPS = ROOT / "tests" / "data" / "seed"

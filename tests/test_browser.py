@@ -90,7 +90,8 @@ def test_deep_link_first_on_a_fresh_server(browser, fresh_server) -> None:
         assert pg.locator("h1").first.inner_text().strip() == "PID drill-down"
         # the router ran: our pages, not the legacy auto-discovered list (which would include "app")
         nav = pg.locator('[data-testid="stSidebarNav"]').inner_text()
-        icons = {"monitoring", "account_tree", "memory", "category", "folder_open", "compare_arrows", "trending_up"}
+        icons = {"monitoring", "account_tree", "memory", "category", "folder_open", "compare_arrows", "trending_up",
+                 "dns"}  # fmt: skip
         assert [line.strip() for line in nav.splitlines() if line.strip() and line.strip() not in icons] == [
             "Overview",
             "Level view",
@@ -99,6 +100,7 @@ def test_deep_link_first_on_a_fresh_server(browser, fresh_server) -> None:
             "cgroups",
             "Compare two moments",
             "Leaks & spikes",
+            "Fleet",
         ]
         assert pg.locator('[data-testid="stException"]').count() == 0
         assert query(pg) == {"pid": "1", "level": "1"}

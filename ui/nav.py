@@ -25,6 +25,7 @@ PAGE_GROUPS = "pages/groups.py"
 PAGE_CGROUPS = "pages/cgroups.py"
 PAGE_COMPARE = "pages/compare.py"
 PAGE_LEAKS = "pages/leaks.py"
+PAGE_FLEET = "pages/fleet.py"
 
 # a local file, served by this server: a ":material/...:" page icon makes every browser fetch it from fonts.gstatic.com
 PAGE_ICON = Path(__file__).resolve().parent / "icon.png"
@@ -42,6 +43,7 @@ def pages() -> list[Any]:
         st.Page(PAGE_CGROUPS, title="cgroups", icon=":material/folder_open:", url_path="cgroups"),
         st.Page(PAGE_COMPARE, title="Compare two moments", icon=":material/compare_arrows:", url_path="compare"),
         st.Page(PAGE_LEAKS, title="Leaks & spikes", icon=":material/trending_up:", url_path="leaks"),
+        st.Page(PAGE_FLEET, title="Fleet", icon=":material/dns:", url_path="fleet"),
     ]
 
 

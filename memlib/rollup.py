@@ -192,10 +192,10 @@ def partitions(root: Path) -> list[Partition]:
                 if files:
                     found.setdefault(rel, {"procs": [], "system": []})[table] = files
     out = []
-    for rel, files in sorted(found.items()):
+    for rel, by_table in sorted(found.items()):
         m = _PARTITION.match(rel)
         assert m is not None
-        out.append(Partition(m["host"], m["date"], tuple(files["procs"]), tuple(files["system"])))
+        out.append(Partition(m["host"], m["date"], tuple(by_table["procs"]), tuple(by_table["system"])))
     return out
 
 
@@ -421,7 +421,8 @@ def rollup(
     engine_kind(engine)  # a bad name is an error even when nothing changed
     if top < 1:
         raise ValueError("top must be at least 1")
-    todo, skipped = [], []
+    todo: list[tuple[Partition, str]] = []
+    skipped: list[tuple[Partition, str]] = []
     for part in partitions(root):
         if not (part.procs and part.system):
             continue  # a segment still being published: rolled up once both tables are there

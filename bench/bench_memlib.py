@@ -53,13 +53,15 @@ def summary_of(path: Path) -> dict:
     return json.loads((path / ".complete.json").read_text())
 
 
-# `python -m memlib ARGV` that reports its own peak RSS (KiB) and CPU seconds on stderr when it exits
+# `python -m memlib ARGV` that reports its own peak RSS (KiB) and CPU seconds on stderr when it exits. The peak is
+# VmHWM of its own address space: ru_maxrss would also count the parent's RSS at fork (kept across exec on Linux).
 _MEASURED = (
     "import resource, runpy, sys\n"
     "sys.argv = ['memlib', *sys.argv[1:]]\n"
     "try:\n    runpy.run_module('memlib', run_name='__main__')\n"
     "finally:\n    r = resource.getrusage(resource.RUSAGE_SELF)\n"
-    "    print('rusage', r.ru_maxrss, r.ru_utime, r.ru_stime, file=sys.stderr)\n"
+    "    hwm = next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM:'))\n"
+    "    print('rusage', hwm, r.ru_utime, r.ru_stime, file=sys.stderr)\n"
 )
 
 

@@ -62,9 +62,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from memlib import alerts, filters, fleet_cli, groups, query, schema, source
+from memlib import alerts, cli_args, filters, fleet_cli, groups, query, schema, source
 from memlib.display import visible, visible_frame
-from memlib.units import iso_z_series, parse_time
+from memlib.units import iso_z_series
 
 EXIT_ERROR = 2
 TABLE_TEXT_WIDTH = 100  # cmdline cut in table output only
@@ -98,36 +98,6 @@ class CliError(Exception):
 # ------------------------------------------------------------------------------------------------ arguments
 
 
-def _nonneg_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not np.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a number >= 0: {text!r}")
-    return value
-
-
-def _nonneg_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0: {text!r}")
-    return value
-
-
-def _pid(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a pid: {text!r}") from None
-    if not 0 <= value < 2**31:
-        raise argparse.ArgumentTypeError(f"not a pid: {text!r}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser of ``python -m memlib`` (one sub-command per view)."""
     common = argparse.ArgumentParser(add_help=False)
@@ -142,15 +112,15 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--at", default="latest", help="ISO 8601 time or 'latest' (default)")
 
     def filter_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--level", type=_nonneg_int, default=None, help="only processes at this tree level")
-        p.add_argument("--min-lifetime", type=_nonneg_float, default=0.0, metavar="S", help="seconds")
-        p.add_argument("--min-rss", type=_nonneg_float, default=0.0, metavar="MB", help="own RSS, MiB")
-        p.add_argument("--min-subtree", type=_nonneg_float, default=0.0, metavar="MB", help="subtree RSS, MiB")
+        p.add_argument("--level", type=cli_args.whole(0), default=None, help="only processes at this tree level")
+        p.add_argument("--min-lifetime", type=cli_args.number(0), default=0.0, metavar="S", help="seconds")
+        p.add_argument("--min-rss", type=cli_args.number(0), default=0.0, metavar="MB", help="own RSS, MiB")
+        p.add_argument("--min-subtree", type=cli_args.number(0), default=0.0, metavar="MB", help="subtree RSS, MiB")
         p.add_argument("--match", default="", help="text in name, command line or user (case-insensitive)")
-        p.add_argument("--limit", type=_nonneg_int, default=None, help="top K by own RSS (applied last)")
+        p.add_argument("--limit", type=cli_args.whole(0), default=None, help="top K by own RSS (applied last)")
 
     def pid_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--pid", type=_pid, required=True)
+        p.add_argument("--pid", type=cli_args.pid, required=True)
         p.add_argument("--start-time", default=None, help="ISO 8601 start time (default: the latest such process)")
 
     shown = argparse.ArgumentParser(add_help=False, parents=[common])
@@ -175,9 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--by", choices=["rss", "subtree", "growth"], default="rss")
     p.add_argument("--metric", choices=METRIC_CHOICES, default="auto", help="auto: PSS when known for >= 95 %% of RSS")
     p.add_argument("--since", default=None, help="growth: from this time (default: first snapshot)")
-    p.add_argument("--limit", type=_nonneg_int, default=10)
+    p.add_argument("--limit", type=cli_args.whole(0), default=10)
     p = sub.add_parser("processes", parents=[shown], help="the processes that had a pid")
-    p.add_argument("--pid", type=_pid, required=True)
+    p.add_argument("--pid", type=cli_args.pid, required=True)
     p = sub.add_parser("export", parents=[common], help="filtered rows with every column")
     p.add_argument("--format", choices=["csv", "json", "parquet"], default="csv", help="output format")
     group = p.add_mutually_exclusive_group()
@@ -187,18 +157,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="write to this file instead of stdout")
     p = sub.add_parser("groups", parents=[shown], help="totals over time per name, command, user or cgroup")
     p.add_argument("--by", choices=list(groups.GROUP_BY), default="name")
-    p.add_argument("--top", type=_nonneg_int, default=None, help="keep the K largest groups, fold the rest")
+    p.add_argument("--top", type=cli_args.whole(0), default=None, help="keep the K largest groups, fold the rest")
     p = sub.add_parser("compare", parents=[shown], help="processes new, exited, grown, shrunk between two moments")
     p.add_argument("--from", dest="from_", required=True, metavar="T1", help="ISO 8601 time or 'latest'")
     p.add_argument("--to", required=True, metavar="T2", help="ISO 8601 time or 'latest'")
     p.add_argument("--metric", choices=METRIC_CHOICES, default="auto", help="auto: PSS when known for >= 95 %% of RSS")
-    p.add_argument("--limit", type=_nonneg_int, default=None, help="largest K changes only")
+    p.add_argument("--limit", type=cli_args.whole(0), default=None, help="largest K changes only")
     p = sub.add_parser("leaks", parents=[shown], help="processes or subtrees that keep growing")
     p.add_argument("--from", dest="from_", default=None, metavar="T1", help="window start (default: first sample)")
     p.add_argument("--to", default=None, metavar="T2", help="window end (default: last sample)")
-    p.add_argument("--top", type=_nonneg_int, default=10, help="the K most suspicious (default 10)")
+    p.add_argument("--top", type=cli_args.whole(0), default=10, help="the K most suspicious (default 10)")
     p.add_argument("--subtrees", action="store_true", help="rank subtrees (sum of their members' growth)")
-    p.add_argument("--min-duration", type=_nonneg_float, default=600.0, metavar="S",
+    p.add_argument("--min-duration", type=cli_args.number(0), default=600.0, metavar="S",
                    help="seconds a process must be seen in the window to be a suspect (default 600)")  # fmt: skip
     p = sub.add_parser("alerts", parents=[common], help="alert rules firing now (exit 1 when any fires)")
     p.add_argument("--rules", required=True, metavar="FILE", help="TOML rules file (docs/alerts.example.toml)")
@@ -309,12 +279,10 @@ def render(df: pd.DataFrame, fmt: str) -> bytes:
 
 
 def _time_arg(text: str | None, option: str) -> pd.Timestamp | None:
-    if text is None:
-        return None
     try:
-        return parse_time(text)
+        return cli_args.time_option(text, option)
     except ValueError as exc:
-        raise CliError(f"{option}: {exc}") from None
+        raise CliError(str(exc)) from None
 
 
 def _range(args: argparse.Namespace) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:

@@ -22,31 +22,10 @@ import sys
 
 import pandas as pd
 
-from memlib import fleet, groups, rollup, source
+from memlib import cli_args, fleet, groups, rollup, source
 from memlib.display import visible
-from memlib.units import parse_time
 
 FLEET_COMMANDS = ("hosts", "top", "leaks", "groups", "rollup")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1: {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number > 0: {text!r}")
-    return value
 
 
 def add_parser(sub: argparse._SubParsersAction, shown: argparse.ArgumentParser) -> None:
@@ -55,37 +34,28 @@ def add_parser(sub: argparse._SubParsersAction, shown: argparse.ArgumentParser) 
     fsub = fp.add_subparsers(dest="fleet_command", required=True, metavar="FLEET_COMMAND")
     p = fsub.add_parser("hosts", parents=[shown], help="every host: first/last sample, used memory, stale or not")
     p.add_argument("--now", default=None, help="measure staleness against this time (default: the newest sample)")
-    p.add_argument("--stale-after", type=_positive_float, default=None, metavar="S",
+    p.add_argument("--stale-after", type=cli_args.number(0, above=True), default=None, metavar="S",
                    help="seconds behind after which a host is stale (default: 1.5 segment periods + 60 s)")  # fmt: skip
     p = fsub.add_parser("top", parents=[shown], help="largest processes or subtrees across hosts at a moment")
     p.add_argument("--at", default="latest", help="ISO 8601 time or 'latest' (default)")
     p.add_argument("--by", choices=["rss", "subtree"], default="rss")
-    p.add_argument("--limit", type=_positive_int, default=10)
+    p.add_argument("--limit", type=cli_args.whole(1), default=10)
     p = fsub.add_parser("leaks", parents=[shown], help="the fleet's leak ranking (from the rollups)")
-    p.add_argument("--top", type=_positive_int, default=20, help="the K most suspicious (default 20)")
+    p.add_argument("--top", type=cli_args.whole(1), default=20, help="the K most suspicious (default 20)")
     p = fsub.add_parser("groups", parents=[shown], help="group totals per host over time (e.g. every postgres)")
     p.add_argument("--by", choices=list(groups.GROUP_BY), default="name")
     p.add_argument("--match", default="", help="only groups whose label contains this (case-insensitive)")
     p.add_argument("--from", dest="from_", default=None, metavar="T1", help="window start (default: first sample)")
     p.add_argument("--to", default=None, metavar="T2", help="window end (default: last sample)")
-    p.add_argument("--bins", type=_positive_int, default=24, help="time buckets (default 24)")
-    p.add_argument("--top", type=_positive_int, default=10, help="without --match: the K largest groups")
+    p.add_argument("--bins", type=cli_args.whole(1), default=24, help="time buckets (default 24)")
+    p.add_argument("--top", type=cli_args.whole(1), default=10, help="without --match: the K largest groups")
     p = fsub.add_parser("rollup", parents=[shown], help="compute the rollup tables the Fleet page reads")
     p.add_argument("--engine", default="duckdb", help="duckdb (default) | local[N] | spark://HOST:PORT")
-    p.add_argument("--top", type=_positive_int, default=10, help="processes and subtrees kept per host and minute")
+    p.add_argument("--top", type=cli_args.whole(1), default=10, help="processes and subtrees kept per host and minute")
 
 
 def _note(text: str) -> None:
     print(f"note: {text}", file=sys.stderr)
-
-
-def _time(text: str | None, option: str) -> pd.Timestamp | None:
-    if text is None:
-        return None
-    try:
-        return parse_time(text)
-    except ValueError as exc:
-        raise ValueError(f"{option}: {exc}") from None
 
 
 def run(rec: source.Recording, args: argparse.Namespace) -> pd.DataFrame:
@@ -102,14 +72,16 @@ def run(rec: source.Recording, args: argparse.Namespace) -> pd.DataFrame:
 def _command(rec: source.Recording, args: argparse.Namespace) -> pd.DataFrame:
     cmd = args.fleet_command
     if cmd == "hosts":
-        got = fleet.hosts(rec, _time(args.now, "--now"), args.stale_after)
+        got = fleet.hosts(rec, cli_args.time_option(args.now, "--now"), args.stale_after)
         for note in got.notes:
             _note(note)
         for _, row in got.rows[got.rows["status"] == "stale"].iterrows():
             _note(f"host {row['host']} is stale: no data since {row['stale_since'].isoformat()}")
         return got.rows
     if cmd == "top":
-        got = fleet.top(rec, None if args.at == "latest" else _time(args.at, "--at"), args.by, args.limit)
+        got = fleet.top(
+            rec, None if args.at == "latest" else cli_args.time_option(args.at, "--at"), args.by, args.limit
+        )
         for note in got.notes:
             _note(note)
         return got.rows
@@ -123,7 +95,7 @@ def _command(rec: source.Recording, args: argparse.Namespace) -> pd.DataFrame:
             _note(got.note)
         return got.rows
     if cmd == "groups":
-        t_from, t_to = _time(args.from_, "--from"), _time(args.to, "--to")
+        t_from, t_to = cli_args.time_option(args.from_, "--from"), cli_args.time_option(args.to, "--to")
         if t_from is not None and t_to is not None and t_from > t_to:
             raise ValueError("--from is after --to")
         return fleet.groups(rec, args.by, args.match, t_from, t_to, bins=args.bins, top=args.top)

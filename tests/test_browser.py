@@ -185,8 +185,10 @@ def test_copied_url_reproduces_the_view_in_a_new_context(browser, page, streamli
         settle(pg2)
         assert metric_value(pg2, "Shown at level 1") == shown
         assert query(pg2) == query(page)
-        match_box = pg2.locator('[data-testid="stSidebar"] [data-testid="stTextInput"] input').first
-        assert match_box.input_value() == "bash"
+        from playwright.sync_api import expect
+
+        match_box = pg2.locator('[data-testid="stSidebar"]').get_by_label("Name or command line contains")
+        expect(match_box).to_have_value("bash", timeout=TIMEOUT_MS)  # the widget takes its value from the URL
         pg2.get_by_text(f"Snapshot {at.strftime('%Y-%m-%d %H:%M:%S')} UTC", exact=False).first.wait_for()
     finally:
         other.close()

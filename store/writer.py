@@ -2,7 +2,9 @@
 
 ``SegmentWriter.append`` adds one procs + one system frame to ``<root>/seg-<stamp>Z-<host>.current`` (store.frames);
 the segment closes every ``period_s`` seconds of running and whenever a sample's UTC date differs from the segment's
-first sample's, so a closed segment never crosses midnight. Closing (``compact_current``) derives the tree columns
+first sample's, so a closed segment never crosses midnight. A sample's stored time is unique for the writer: one whose
+clock reading lands on a time it already wrote (a clock stepped back) is stored 1 µs later, so (host, ts) stays one
+snapshot (the writer remembers the last ``RECENT_STAMPS`` times). Closing (``compact_current``) derives the tree columns
 with the caller's ``derive`` and publishes the tables (store.segment.publish); the `.current` is then deleted, or,
 when it held damage, kept aside as ``*.current.damaged`` (never deleted while it may hold a readable sample).
 ``recover`` does the same for leftovers at collector start, converts a store of the previous layout and removes
@@ -14,6 +16,7 @@ from __future__ import annotations
 import errno
 import os
 import time
+from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,6 +28,8 @@ from store import frames as fr
 from store.current import read_current
 from store.schema import CGROUP_MEM_FIELD_PREFIX, TABLES
 from store.segment import Derive, build_tables, publish
+
+RECENT_STAMPS = 200_000  # sample times remembered to keep stored times unique (11 days at 5 s)
 
 
 class SegmentWriter:
@@ -46,6 +51,8 @@ class SegmentWriter:
         self.closed: list[Path] = []  # files published by this writer, oldest first
         self.samples = 0
         self.notes: list[str] = []  # what the last compactions reported (damage kept aside, ...)
+        self._stamps: set[int] = set()  # µs of the sample times written, bounded by the deque below
+        self._stamp_order: deque[int] = deque()
 
     def _new_current(self, ts: pd.Timestamp) -> None:
         base = files.utc(ts)
@@ -88,6 +95,7 @@ class SegmentWriter:
         {kernel field name: bytes or count}, and optionally {cgroup path: memory bytes}."""
         if cgroup_mem:
             meminfo = {**meminfo, **{CGROUP_MEM_FIELD_PREFIX + k: v for k, v in cgroup_mem.items()}}
+        ts = self._unique(ts)
         frame = fr.encode_sample(ts, procs, meminfo, self.host, self.boot_id)
         day = files.utc(ts).value // 86_400_000_000_000
         if self.current is not None and (time.monotonic() - self._opened_at >= self.period_s or day != self._day):
@@ -105,6 +113,17 @@ class SegmentWriter:
             raise
         self._size += len(frame)
         self.samples += 1
+
+    def _unique(self, ts: pd.Timestamp) -> pd.Timestamp:
+        """A sample time -> the same time in whole µs (what the store keeps), moved on by 1 µs while already written."""
+        us = files.utc(ts).value // 1000
+        while us in self._stamps:
+            us += 1
+        self._stamps.add(us)
+        self._stamp_order.append(us)
+        if len(self._stamp_order) > RECENT_STAMPS:
+            self._stamps.discard(self._stamp_order.popleft())
+        return pd.Timestamp(us * 1000, unit="ns", tz="UTC")
 
     def _undo_partial_write(self) -> None:
         """After a failed or short write (ENOSPC, EIO): cut the file back to its last whole sample, so the next

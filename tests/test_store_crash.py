@@ -253,7 +253,6 @@ def test_clock_stepping_back_an_hour_overwrites_nothing(tmp_path: Path) -> None:
     assert (got.procs.loc[got.procs["pid"] == 1, "subtree_rss_bytes"] > 0).all()
 
 
-@pytest.mark.xfail(strict=True, reason="(host, ts) is one snapshot: two samples on one exact time are merged")
 @pytest.mark.parametrize("period_s", [0, 3600])  # a segment per sample, or all six in one closed file
 def test_two_samples_with_the_same_time_stay_apart(tmp_path: Path, period_s: int) -> None:
     """A clock stepped back onto an earlier sample's exact time: the reader must not merge the two samples into one

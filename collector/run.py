@@ -50,6 +50,7 @@ from pathlib import Path
 
 from collector import metrics as prom
 from collector.sampler import SMAPS_CPU, SMAPS_EVERY_S
+from memlib.cli_args import number
 from memlib.schema import SKIPPED_SAMPLES_FIELD
 from memlib.tree import stored_tree
 from store import SegmentWriter, apply_retention, lock, recover
@@ -119,48 +120,34 @@ class DiskFull:
             )
 
 
-def _bounded(low: float, high: float, low_open: bool = False) -> Callable[[str], float]:
-    """argparse type: text -> a finite float in [low, high] (or (low, high]); nan, inf and out-of-range values are
-    usage errors (exit 2) that say which range is accepted."""
-    bounds = f"{'>' if low_open else '>='} {low:g} and <= {high:g}"
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if not math.isfinite(value) or value > high or value < low or (low_open and value == low):
-            raise argparse.ArgumentTypeError(f"{text!r} is out of range: expected a finite number {bounds}")
-        return value
-
-    return parse
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command line -> options (dumps, interval, duration, smaps, smaps_every, smaps_cpu, retain_days, retain_mb,
     period, alert options)."""
     p = argparse.ArgumentParser(prog="python -m collector", description="Record every process's memory into DIR.")
     p.add_argument("--dumps", default="dumps", help="dumps directory (default: dumps/)")
     p.add_argument(
-        "--interval", type=_bounded(MIN_INTERVAL_S, DAY_S), default=5.0, help="seconds between samples (default 5)"
+        "--interval",
+        type=number(MIN_INTERVAL_S, maximum=DAY_S),
+        default=5.0,
+        help="seconds between samples (default 5)",
     )
     p.add_argument(
         "--duration",
-        type=_bounded(0, 100 * 365 * DAY_S),
+        type=number(0, maximum=100 * 365 * DAY_S),
         default=None,
         help="stop after this many seconds (default: forever)",
     )
     p.add_argument("--smaps", choices=("auto", "on", "off"), default="auto", help="read smaps_rollup (PSS/USS/swap)")
     p.add_argument(
         "--smaps-every",
-        type=_bounded(0, DAY_S, low_open=True),
+        type=number(0, above=True, maximum=DAY_S),
         default=SMAPS_EVERY_S,
         metavar="SECONDS",
         help=f"PSS/USS/swap of every process alive this long is at most this old (default {SMAPS_EVERY_S:g})",
     )
     p.add_argument(
         "--smaps-cpu",
-        type=_bounded(0, 100, low_open=True),
+        type=number(0, above=True, maximum=100),
         default=SMAPS_CPU * 100,
         metavar="PERCENT",
         help=f"CPU budget for reading smaps_rollup, %% of one core (default {SMAPS_CPU * 100:g}); a shortfall is "
@@ -168,19 +155,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument(
         "--retain-days",
-        type=_bounded(0, 100 * 365, low_open=True),
+        type=number(0, above=True, maximum=100 * 365),
         default=None,
         help="delete closed segments older than N days",
     )
     p.add_argument(
         "--retain-mb",
-        type=_bounded(0, 1e12, low_open=True),
+        type=number(0, above=True, maximum=1e12),
         default=None,
         help="keep the store under N MB (oldest deleted first)",
     )
     p.add_argument(
         "--period",
-        type=_bounded(0.1, 7 * DAY_S),
+        type=number(0.1, maximum=7 * DAY_S),
         default=3600.0,
         help="seconds covered by one closed segment (default 3600)",
     )

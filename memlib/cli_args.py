@@ -12,17 +12,18 @@ import pandas as pd
 from memlib.units import parse_time
 
 
-def number(minimum: float = 0.0, above: bool = False) -> Callable[[str], float]:
-    """A type: text -> a finite float >= `minimum` (> it when `above`)."""
-    bound = f"{'>' if above else '>='} {minimum:g}"
+def number(minimum: float = 0.0, above: bool = False, maximum: float = math.inf) -> Callable[[str], float]:
+    """A type: text -> a finite float >= `minimum` (> it when `above`) and <= `maximum`; nan, inf and out-of-range
+    values are usage errors that say which range is accepted."""
+    bound = f"{'>' if above else '>='} {minimum:g}" + (f" and <= {maximum:g}" if math.isfinite(maximum) else "")
 
     def parse(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if not math.isfinite(value) or value < minimum or (above and value == minimum):
-            raise argparse.ArgumentTypeError(f"must be a number {bound}: {text!r}")
+        if not math.isfinite(value) or value < minimum or value > maximum or (above and value == minimum):
+            raise argparse.ArgumentTypeError(f"{text!r} is out of range: expected a finite number {bound}")
         return value
 
     return parse

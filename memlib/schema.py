@@ -48,8 +48,6 @@ import pandas as pd
 
 from store import schema as store_schema
 
-SCHEMA_VERSION = 1  # written into every native file; readers accept <= this, and name anything newer
-
 UTC_NS = "datetime64[ns, UTC]"
 MIB = 1 << 20
 

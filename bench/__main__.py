@@ -4,7 +4,8 @@ Each module has ``run(quick: bool = False) -> list[dict]``; a row is {name, valu
 repeats, target, ok, note}. The report starts with the machine (CPU, cores, RAM, kernel, Python, package versions,
 process count, date), then one table per module, then every missed target spelled out. A module that raises is
 reported as failed and the others still run. The full run writes bench/RESULTS.md; ``--quick`` (tiny sizes, for the
-smoke test) prints the report and writes a file only when ``--out`` is given.
+smoke test) prints the report and writes a file only when ``--out`` is given. A full run of some modules (``--only``)
+keeps the other modules' sections of the existing report, each marked with the date of the run that measured it.
 """
 
 from __future__ import annotations
@@ -98,15 +99,49 @@ def cell(text: object) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def render(info: dict[str, str], results: dict[str, list[dict] | str], quick: bool) -> str:
-    """Machine facts + {module: rows or error text} -> the Markdown report."""
+def kept_sections(old: str, rerun: set[str]) -> dict[str, str]:
+    """A previous report's text -> {module: its section's lines, marked with that run's date} for modules not in
+    `rerun` (the previous run's own kept sections stay marked with their first date)."""
+    date = next((ln.split(":", 1)[1].strip() for ln in old.splitlines() if ln.startswith("- **date**:")), "unknown")
+    kept: dict[str, str] = {}
+    for part in old.split("\n## ")[1:]:
+        head, _, body = part.partition("\n")
+        if not head.startswith("bench.") or head in rerun:
+            continue
+        body = body.strip("\n")
+        if not body.startswith("Kept from the run of"):
+            body = f"Kept from the run of {date} (not re-run in this one).\n\n" + body
+        kept[head] = body
+    return kept
+
+
+def _missed_in(module: str, section: str) -> list[str]:
+    """The missed-target lines of a kept section's table."""
+    out = []
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
+        if line.startswith("|") and len(cells) == 9 and cells[7] == "**NO**":
+            out.append(f"{module}: {cells[0]} = {cells[1]} {cells[2]}, target {cells[6]} (kept from an earlier run)")
+    return out
+
+
+def render(
+    info: dict[str, str], results: dict[str, list[dict] | str], quick: bool, kept: dict[str, str] | None = None
+) -> str:
+    """Machine facts + {module: rows or error text} (+ kept sections of an earlier report) -> the Markdown report."""
     out = ["# Benchmark results" + (" (quick run: tiny sizes, numbers not meaningful)" if quick else ""), ""]
     out.append("Written by `python -m bench`" + (" --quick" if quick else "") + ". Medians; spread is min–max.")
     out.append("")
     out += [f"- **{k}**: {v}" for k, v in info.items()]
     missed: list[str] = []
-    for module, rows in results.items():
+    kept = kept or {}
+    for module in sorted({*results, *kept}):
         out += ["", f"## {module}", ""]
+        if module not in results:
+            out += kept[module].splitlines()
+            missed += _missed_in(module, kept[module])
+            continue
+        rows = results[module]
         if isinstance(rows, str):
             out += ["**FAILED**:", "", "```", rows.strip(), "```"]
             missed.append(f"{module}: the module failed (see its section)")
@@ -156,8 +191,9 @@ def main(argv: list[str] | None = None) -> int:
             failed = True
         print(f"{name} done in {time.perf_counter() - t:.1f} s", file=sys.stderr, flush=True)
     info["load average at end (1, 5, 15 min)"] = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    report = render(info, results, args.quick)
     out = args.out or (None if args.quick else DEFAULT_OUT)
+    kept = kept_sections(out.read_text(), set(results)) if args.only and out is not None and out.exists() else {}
+    report = render(info, results, args.quick, kept)
     if out is None:
         print(report)
     else:

@@ -71,6 +71,23 @@ def test_report_names_missed_targets_and_failed_modules():
     assert "None: every target" in render({}, {"bench.bench_a": rows[:1]}, quick=True)
 
 
+def test_a_partial_run_keeps_the_other_modules_sections_with_their_date():
+    from bench.__main__ import kept_sections, render
+
+    slow = {"name": "slow", "median_s": 3.0, "min": 2.0, "max": 4.0, "repeats": 3, "target": "≤ 2 s", "ok": False}
+    fast = {"name": "fast", "median_s": 1.0, "min": 1.0, "max": 1.0, "repeats": 3, "target": "≤ 2 s", "ok": True}
+    first = render({"date": "2026-01-01 00:00:00 UTC"}, {"bench.bench_a": [slow], "bench.bench_b": [slow]}, False)
+    kept = kept_sections(first, {"bench.bench_b"})
+    assert set(kept) == {"bench.bench_a"} and "Kept from the run of 2026-01-01 00:00:00 UTC" in kept["bench.bench_a"]
+    second = render({"date": "2026-01-02 00:00:00 UTC"}, {"bench.bench_b": [fast]}, False, kept)
+    assert second.index("## bench.bench_a") < second.index("## bench.bench_b")
+    missed = second.split("## Targets missed", 1)[1]
+    assert "bench.bench_a: slow = 3.00 s, target ≤ 2 s (kept from an earlier run)" in missed
+    assert "bench.bench_b" not in missed
+    third = kept_sections(render({"date": "2026-01-03"}, {"bench.bench_c": [fast]}, False, kept), {"bench.bench_c"})
+    assert third["bench.bench_a"].count("Kept from the run of") == 1 and "2026-01-01" in third["bench.bench_a"]
+
+
 def test_proctree_spawns_a_tree_and_reaps_it():
     from bench.proctree import ProcTree, levels
 

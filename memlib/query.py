@@ -705,6 +705,7 @@ _GROUP_KEY = {
         "rtrim(regexp_extract(split_part(trim(cmdline), ' ', 1), '[^/]*$'), ':') END"
     ),
 }
+_PRUNED_KEYS = {"name"}  # many groups, a cheap key: bounding first pays (a few users or a costly key: it does not)
 GROUP_COLUMNS = ["ts", "group", "processes", "rss_bytes", "pss_bytes", "uss_bytes", "swap_bytes", "smaps_known"]
 
 
@@ -722,12 +723,20 @@ def groups(rec: source.Recording, by: str = "name", t_from=None, t_to=None, top:
     where, params = _window(t_from, t_to, host)
     key = f"coalesce(nullif({_GROUP_KEY[by]}, ''), '{groups_mod.UNKNOWN_GROUP}')"
     with _tables(rec, t_from, t_to, [host] if host else None, procs=True) as t:
-        per = f"""SELECT host, ts, {key} AS g, count(*)::INTEGER AS processes, sum(rss_bytes)::BIGINT AS rss_bytes,
+        bound = top is not None and by in _PRUNED_KEYS
+        cands = _group_candidates(t["procs"], key, mcol, where, params, int(top)) if bound else None
+        rows = f"SELECT host, ts, {key} AS g, rss_bytes, pss_bytes, uss_bytes, swap_bytes FROM {t['procs']} {where}"
+        if cands is not None:
+            rows = f"SELECT * REPLACE (CASE WHEN g IN (SELECT unnest(?::VARCHAR[])) THEN g END AS g) FROM ({rows})"
+        per = f"""SELECT host, ts, g, count(*)::INTEGER AS processes, sum(rss_bytes)::BIGINT AS rss_bytes,
                 sum(pss_bytes)::BIGINT AS pss_bytes, sum(uss_bytes)::BIGINT AS uss_bytes,
                 sum(swap_bytes)::BIGINT AS swap_bytes, count(pss_bytes)::INTEGER AS smaps_known
-            FROM {t["procs"]} {where} GROUP BY host, ts, g"""
-        if top is not None:
-            per = f"""WITH per AS ({per}), peak AS (SELECT g, max({mcol}) AS pk FROM per GROUP BY g),
+            FROM ({rows}) GROUP BY host, ts, g"""
+        if cands is not None:
+            params = [cands, *params]  # (its placeholder comes first in the text)
+        if top is not None:  # (g is null for the rows of groups that cannot be among the top: see _group_candidates)
+            per = f"""WITH per AS ({per}),
+                peak AS (SELECT g, max({mcol}) AS pk FROM per WHERE g IS NOT NULL GROUP BY g),
                 kept AS (SELECT g FROM peak ORDER BY pk DESC NULLS LAST, g LIMIT {int(top)})
                 SELECT host, ts, CASE WHEN g IN (SELECT g FROM kept) THEN g ELSE '{groups_mod.OTHER_GROUP}' END AS g,
                     sum(processes)::INTEGER AS processes, sum(rss_bytes)::BIGINT AS rss_bytes,
@@ -742,6 +751,28 @@ def groups(rec: source.Recording, by: str = "name", t_from=None, t_to=None, top:
                                          "smaps_known"], [], t0, width)  # fmt: skip
             out = _run(f'SELECT ts, g AS "group", * EXCLUDE (ts, g) FROM ({sql}) ORDER BY ts, "group"', params)
     return out
+
+
+def _group_candidates(procs: str, key: str, mcol: str, where: str, params: list, top: int) -> list[str] | None:
+    """The groups that can be among the `top` largest peaks of `mcol` (per-moment group totals), from bounds that
+    need no per-moment totals: a group's peak is at least its largest single value (lower bound) and at most the
+    sum over its processes of each one's largest value (upper bound); a group whose upper bound is below the
+    top-th largest lower bound cannot rank. None (every group) when fewer than `top` groups have a known value or a
+    value is negative."""
+    if top < 1:
+        return None
+    bounds = _run(
+        f"""SELECT g, sum(m)::DOUBLE AS ub, max(m)::DOUBLE AS lb, min(n)::DOUBLE AS low FROM (
+                SELECT {key} AS g, max({mcol}) AS m, min({mcol}) AS n FROM {procs} {where}
+                GROUP BY host, boot_id, pid, start_time, g)
+            GROUP BY g""",
+        params,
+    )
+    known = bounds.dropna(subset=["lb"])
+    if len(known) < top or (known["low"] < 0).any():  # (the bounds hold for values >= 0 only)
+        return None
+    floor = np.sort(known["lb"].to_numpy(np.float64))[-top]
+    return known.loc[known["ub"].to_numpy(np.float64) >= floor, "g"].astype(str).tolist()
 
 
 def group_members(rec: source.Recording, m: Moment, by: str, group: str) -> pd.DataFrame:

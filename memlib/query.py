@@ -552,6 +552,12 @@ SYSTEM_COLUMNS = [
 SYSTEM_VALUES = [c for c in SYSTEM_COLUMNS if c.endswith("_bytes") or c in ("processes", "pss_known_processes")]
 
 
+_USED = (  # MemTotal - MemAvailable (MemTotal - MemFree - Buffers - Cached - SReclaimable without MemAvailable)
+    "coalesce(s.mem_total_bytes - s.mem_available_bytes, s.mem_total_bytes - s.mem_free_bytes - s.buffers_bytes "
+    "- s.cached_bytes - coalesce(s.sreclaimable_bytes, 0))"
+)
+
+
 def system(rec: source.Recording, t_from=None, t_to=None, host: str | None = None,
            bins: int | None = None) -> pd.DataFrame:  # fmt: skip
     """System memory over time: SYSTEM_COLUMNS, one row per sample (or per bucket with bins), by ts.
@@ -573,10 +579,7 @@ def system(rec: source.Recording, t_from=None, t_to=None, host: str | None = Non
                     sum(pss_bytes)::BIGINT AS procs_pss_bytes, count(pss_bytes)::INTEGER AS pss_known_processes,
                     sum(CASE WHEN pss_bytes IS NOT NULL THEN rss_bytes END)::BIGINT AS pss_known_rss_bytes
                 FROM {t["procs"]} {where} GROUP BY host, ts)
-            SELECT s.ts, s.host, s.mem_total_bytes,
-                coalesce(s.mem_total_bytes - s.mem_available_bytes, s.mem_total_bytes - s.mem_free_bytes
-                    - s.buffers_bytes - s.cached_bytes - coalesce(s.sreclaimable_bytes, 0)) AS mem_used_bytes,
-                s.mem_available_bytes,
+            SELECT s.ts, s.host, s.mem_total_bytes, {_USED} AS mem_used_bytes, s.mem_available_bytes,
                 s.buffers_bytes + s.cached_bytes + coalesce(s.sreclaimable_bytes, 0) AS cached_bytes,
                 s.buffers_bytes, s.swap_total_bytes, s.swap_total_bytes - s.swap_free_bytes AS swap_used_bytes,
                 p.procs_rss_bytes, p.procs_pss_bytes, coalesce(p.pss_known_processes, 0) AS pss_known_processes,
@@ -1021,8 +1024,13 @@ def process_spikes(rec: source.Recording, t_from=None, t_to=None, metric: str = 
 
 def system_spikes(rec: source.Recording, t_from=None, t_to=None, host: str | None = None, **kw) -> pd.DataFrame:
     """Spikes of used memory over the window (spikes.system_spikes on the system series): SYSTEM_SPIKE_COLUMNS."""
-    sysf = system(rec, t_from, t_to, host)
-    return spikes_mod.used_spikes(sysf, _p(t_from), _p(t_to), **kw)
+    t_from, t_to = _p(t_from), _p(t_to)
+    where, params = _window(t_from, t_to, host, prefix="s.")
+    with _tables(rec, t_from, t_to, [host] if host else None, system=True) as t:  # (no process sums needed)
+        used = _run(
+            f"SELECT s.ts, {_USED} AS mem_used_bytes FROM {t['system']} s {where} ORDER BY s.ts, s.host", params
+        )
+    return spikes_mod.used_spikes(used, t_from, t_to, **kw)
 
 
 def _with_ids(rows: pd.DataFrame) -> pd.DataFrame:

@@ -204,10 +204,11 @@ def _keys(procs: Sequence[Proc] | None) -> Iterator[str]:
         }
     )
     con.register(name, table)
-    try:
+    pids = ", ".join(str(v) for v in sorted({int(p.pid) for p in procs})) or "NULL"
+    try:  # (the plain pid list is a filter the Parquet scan applies itself, before the identity test per row)
         yield (
-            "(host, boot_id, pid, start_time) IN (SELECT (host, boot_id, pid, CAST(start_time AS TIMESTAMPTZ)) "
-            f"FROM {name})"
+            f"pid IN ({pids}) AND (host, boot_id, pid, start_time) IN (SELECT (host, boot_id, pid, "
+            f"CAST(start_time AS TIMESTAMPTZ)) FROM {name})"
         )
     finally:
         con.unregister(name)

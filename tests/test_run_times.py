@@ -1,0 +1,37 @@
+"""The server-time hook of the load benchmark: with PMI_RUN_TIMES set, every script run of the dashboard appends its
+page and server seconds to that file (one JSON line); without it nothing is written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.native_crafted import write_native_crafted
+
+
+@pytest.fixture
+def native_dumps(tmp_path: Path) -> Path:
+    """The crafted native recording (see native_crafted.py)."""
+    return write_native_crafted(tmp_path / "dumps")
+
+
+def test_every_script_run_appends_its_page_and_time(run_page, native_dumps: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    out = tmp_path / "runs.jsonl"
+    monkeypatch.setenv("PMI_RUN_TIMES", str(out))
+    at = run_page(native_dumps, "pages/level.py", level="1")
+    assert not at.exception
+    runs = [json.loads(line) for line in out.read_text("utf-8").splitlines()]
+    assert [r["page"] for r in runs] == ["", "level"]  # the overview, then the switch to the Level view
+    assert all(r["end"] == "done" and 0 < r["s"] < 120 for r in runs)
+
+
+def test_nothing_is_timed_without_the_variable(run_page, native_dumps: Path, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    monkeypatch.delenv("PMI_RUN_TIMES", raising=False)
+    monkeypatch.chdir(tmp_path)
+    before = sorted(tmp_path.rglob("*"))
+    assert not run_page(native_dumps).exception
+    assert sorted(tmp_path.rglob("*")) == before

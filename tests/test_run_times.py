@@ -35,3 +35,11 @@ def test_nothing_is_timed_without_the_variable(run_page, native_dumps: Path, tmp
     before = sorted(tmp_path.rglob("*"))
     assert not run_page(native_dumps).exception
     assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_the_startup_heap_is_frozen_after_the_first_run(run_page, native_dumps: Path) -> None:
+    """Full collections stop walking the imported libraries once a page ran (the first rerun no longer pays one)."""
+    import gc
+
+    assert not run_page(native_dumps).exception
+    assert gc.get_freeze_count() > 0

@@ -728,7 +728,7 @@ def groups(rec: source.Recording, by: str = "name", t_from=None, t_to=None, top:
     key = f"coalesce(nullif({_GROUP_KEY[by]}, ''), '{groups_mod.UNKNOWN_GROUP}')"
     with _tables(rec, t_from, t_to, [host] if host else None, procs=True) as t:
         bound = top is not None and by in _PRUNED_KEYS
-        cands = _group_candidates(t["procs"], key, mcol, where, params, int(top)) if bound else None
+        cands = _group_candidates(t["procs"], key, mcol, where, params, top) if top is not None and bound else None
         rows = f"SELECT host, ts, {key} AS g, rss_bytes, pss_bytes, uss_bytes, swap_bytes FROM {t['procs']} {where}"
         if cands is not None:
             rows = f"SELECT * REPLACE (CASE WHEN g IN (SELECT unnest(?::VARCHAR[])) THEN g END AS g) FROM ({rows})"

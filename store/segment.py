@@ -18,6 +18,7 @@ import struct
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -411,7 +412,10 @@ def _micros(v: object) -> int:
     """A ts statistic (datetime or integer µs) -> µs since the epoch."""
     if isinstance(v, int):
         return v
-    return int(np.datetime64(v.replace(tzinfo=None) if getattr(v, "tzinfo", None) else v, "us").astype(np.int64))
+    if isinstance(v, datetime):
+        v = v.replace(tzinfo=None) if v.tzinfo is not None else v  # (pyarrow gives UTC for a UTC column)
+        return int(np.datetime64(v, "us").astype(np.int64))
+    raise ValueError(f"not a time statistic: {type(v).__name__}")
 
 
 def check(path: Path, table: Table | None = None, data: bytes | None = None) -> tuple[bool, str | None]:

@@ -43,3 +43,24 @@ def test_the_startup_heap_is_frozen_after_the_first_run(run_page, native_dumps: 
 
     assert not run_page(native_dumps).exception
     assert gc.get_freeze_count() > 0
+
+
+def test_a_page_run_frees_frames_caught_in_reference_cycles(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a page run leaves in a reference cycle is freed when the run ends, not at some later full collection."""
+    import weakref
+
+    import pandas as pd
+
+    from ui import nav
+
+    class Holder:
+        pass
+
+    a, b = Holder(), Holder()
+    a.other, b.other = b, a  # a cycle: reference counting alone never frees it
+    a.frame = pd.DataFrame({"x": range(1000)})
+    gone = weakref.ref(a)
+    del a, b
+    monkeypatch.setattr(nav, "_frozen", True)
+    nav._collect()
+    assert gone() is None

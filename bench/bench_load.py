@@ -316,10 +316,12 @@ def run(quick: bool = False) -> list[dict]:
             with PeakRss(server) as warm_peak, _Pinned(browser_cpus):
                 (warm,) = run_sessions(urls, 1)  # cold caches: load, index, first tables
             rss_one = server.rss()
+            time.sleep(1.0)  # a page can look settled in the browser a moment before its script run has ended
             warm_runs = _line_count(run_times)
             with PeakRss(server) as peak, _Pinned(browser_cpus):
                 results = run_sessions(urls, n)
             rss_after = server.rss()
+            time.sleep(1.0)
             served = server_times(run_times, warm_runs)
             cold_served = server_times(run_times)[:warm_runs]
             log = server.log.read_text(errors="replace")

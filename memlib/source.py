@@ -233,25 +233,6 @@ def _write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def _ts_stats(path: Path) -> tuple[int, int] | None:
-    """min and max of `ts` (µs since the epoch) from a closed file's footer statistics."""
-    try:
-        meta = pq.read_metadata(path)
-        col = meta.schema.names.index("ts")
-        lo: int | None = None
-        hi: int | None = None
-        for i in range(meta.num_row_groups):
-            st = meta.row_group(i).column(col).statistics
-            if st is None or not st.has_min_max:
-                return None
-            a, b = pd.Timestamp(st.min).value // 1000, pd.Timestamp(st.max).value // 1000
-            lo = a if lo is None else min(lo, a)
-            hi = b if hi is None else max(hi, b)
-        return None if lo is None or hi is None else (lo, hi)
-    except (OSError, ValueError, pa.ArrowException):
-        return None
-
-
 @dataclass(frozen=True)
 class _ClosedInfo:
     hosts: frozenset[str]
@@ -288,7 +269,7 @@ def _closed_info(root: Path, kind: Kind) -> _ClosedInfo:
             by_host.setdefault(f.host, []).append(f)
         for host_files in by_host.values():
             host_files.sort(key=lambda f: (f.date, f.path.name))
-            first, last = _ts_stats(host_files[0].path), _ts_stats(host_files[-1].path)
+            first, last = store.ts_range(host_files[0].path), store.ts_range(host_files[-1].path)
             if first:
                 firsts.append(first[0])
             if last:

@@ -15,8 +15,9 @@ bucket row has ``ts`` (its first sample's time: a real snapshot), for every memo
 under the column's own name and its minimum as ``<column>_min`` (a 5 s spike survives a 30-day chart), and
 ``samples``. ``bins=None`` returns one row per sample.
 
-Connections: one DuckDB connection per thread (``SET TimeZone='UTC'``); the active segment's Arrow tables are
-registered per call under unique names and dropped after it.
+Connections: one DuckDB cursor per thread on one in-memory database (``SET TimeZone='UTC'``), closed by
+``release_thread()`` (the dashboard calls it when a page run ends); the active segment's Arrow tables are registered
+per call under unique names and dropped after it.
 """
 
 from __future__ import annotations
@@ -89,6 +90,15 @@ def _con() -> duckdb.DuckDBPyConnection:
         con.execute("SET TimeZone = 'UTC'")
         _local.con = con
     return con
+
+
+def release_thread() -> None:
+    """Close this thread's cursor (the next query opens another). A web server runs each page in a new thread: a
+    finished thread's cursor, with the memory its queries used, lives on until the garbage collector finds it."""
+    con = getattr(_local, "con", None)
+    if con is not None:
+        _local.con = None
+        con.close()
 
 
 def _columns(table: Table) -> list[tuple[str, pa.DataType]]:

@@ -64,3 +64,23 @@ def test_a_page_run_frees_frames_caught_in_reference_cycles(monkeypatch: pytest.
     monkeypatch.setattr(nav, "_frozen", True)
     nav._collect()
     assert gone() is None
+
+
+def test_a_page_run_closes_its_threads_cursor(run_page, native_dumps: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each page runs in its own thread: its query cursor (and the memory it holds) is closed when the run ends."""
+    from memlib import query
+
+    closed: list[object] = []
+    original = query.release_thread
+
+    def spy() -> None:
+        closed.append(getattr(query._local, "con", None))
+        original()
+
+    monkeypatch.setattr(query, "release_thread", spy)
+    assert not run_page(native_dumps).exception
+    assert closed and closed[-1] is not None  # the overview's queries opened a cursor in the run's thread
+    query._con()
+    original()
+    assert query._local.con is None
+    assert len(query.snapshots(query.source.open_recording(native_dumps))) > 0  # the next query opens another

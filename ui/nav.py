@@ -13,6 +13,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -78,10 +79,18 @@ def run_router() -> None:
         if depth == 0 and os.environ.get(RUN_TIMES_ENV):
             _record_run(os.environ[RUN_TIMES_ENV], page, time.perf_counter() - t0, end)
         if depth == 0:
+            _release_queries()
             _collect()
 
 
 _frozen = False
+
+
+def _release_queries() -> None:
+    """This run's thread is done with memlib.query: its cursor (and the query memory it holds) is closed now."""
+    query = sys.modules.get("memlib.query")  # (not imported here: a page imports it when it needs it)
+    if query is not None:
+        query.release_thread()
 
 
 def _collect() -> None:

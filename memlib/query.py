@@ -15,8 +15,9 @@ bucket row has ``ts`` (its first sample's time: a real snapshot), for every memo
 under the column's own name and its minimum as ``<column>_min`` (a 5 s spike survives a 30-day chart), and
 ``samples``. ``bins=None`` returns one row per sample.
 
-Connections: one DuckDB connection per thread (``SET TimeZone='UTC'``); the active segment's Arrow tables are
-registered per call under unique names and dropped after it.
+Connections: one DuckDB cursor per thread on one in-memory database (``SET TimeZone='UTC'``), closed by
+``release_thread()`` (the dashboard calls it when a page run ends); the active segment's Arrow tables are registered
+per call under unique names and dropped after it.
 """
 
 from __future__ import annotations
@@ -89,6 +90,15 @@ def _con() -> duckdb.DuckDBPyConnection:
         con.execute("SET TimeZone = 'UTC'")
         _local.con = con
     return con
+
+
+def release_thread() -> None:
+    """Close this thread's cursor (the next query opens another). A web server runs each page in a new thread: a
+    finished thread's cursor, with the memory its queries used, lives on until the garbage collector finds it."""
+    con = getattr(_local, "con", None)
+    if con is not None:
+        _local.con = None
+        con.close()
 
 
 def _columns(table: Table) -> list[tuple[str, pa.DataType]]:
@@ -204,10 +214,11 @@ def _keys(procs: Sequence[Proc] | None) -> Iterator[str]:
         }
     )
     con.register(name, table)
-    try:
+    pids = ", ".join(str(v) for v in sorted({int(p.pid) for p in procs})) or "NULL"
+    try:  # (the plain pid list is a filter the Parquet scan applies itself, before the identity test per row)
         yield (
-            "(host, boot_id, pid, start_time) IN (SELECT (host, boot_id, pid, CAST(start_time AS TIMESTAMPTZ)) "
-            f"FROM {name})"
+            f"pid IN ({pids}) AND (host, boot_id, pid, start_time) IN (SELECT (host, boot_id, pid, "
+            f"CAST(start_time AS TIMESTAMPTZ)) FROM {name})"
         )
     finally:
         con.unregister(name)
@@ -552,6 +563,12 @@ SYSTEM_COLUMNS = [
 SYSTEM_VALUES = [c for c in SYSTEM_COLUMNS if c.endswith("_bytes") or c in ("processes", "pss_known_processes")]
 
 
+_USED = (  # MemTotal - MemAvailable (MemTotal - MemFree - Buffers - Cached - SReclaimable without MemAvailable)
+    "coalesce(s.mem_total_bytes - s.mem_available_bytes, s.mem_total_bytes - s.mem_free_bytes - s.buffers_bytes "
+    "- s.cached_bytes - coalesce(s.sreclaimable_bytes, 0))"
+)
+
+
 def system(rec: source.Recording, t_from=None, t_to=None, host: str | None = None,
            bins: int | None = None) -> pd.DataFrame:  # fmt: skip
     """System memory over time: SYSTEM_COLUMNS, one row per sample (or per bucket with bins), by ts.
@@ -573,10 +590,7 @@ def system(rec: source.Recording, t_from=None, t_to=None, host: str | None = Non
                     sum(pss_bytes)::BIGINT AS procs_pss_bytes, count(pss_bytes)::INTEGER AS pss_known_processes,
                     sum(CASE WHEN pss_bytes IS NOT NULL THEN rss_bytes END)::BIGINT AS pss_known_rss_bytes
                 FROM {t["procs"]} {where} GROUP BY host, ts)
-            SELECT s.ts, s.host, s.mem_total_bytes,
-                coalesce(s.mem_total_bytes - s.mem_available_bytes, s.mem_total_bytes - s.mem_free_bytes
-                    - s.buffers_bytes - s.cached_bytes - coalesce(s.sreclaimable_bytes, 0)) AS mem_used_bytes,
-                s.mem_available_bytes,
+            SELECT s.ts, s.host, s.mem_total_bytes, {_USED} AS mem_used_bytes, s.mem_available_bytes,
                 s.buffers_bytes + s.cached_bytes + coalesce(s.sreclaimable_bytes, 0) AS cached_bytes,
                 s.buffers_bytes, s.swap_total_bytes, s.swap_total_bytes - s.swap_free_bytes AS swap_used_bytes,
                 p.procs_rss_bytes, p.procs_pss_bytes, coalesce(p.pss_known_processes, 0) AS pss_known_processes,
@@ -705,6 +719,7 @@ _GROUP_KEY = {
         "rtrim(regexp_extract(split_part(trim(cmdline), ' ', 1), '[^/]*$'), ':') END"
     ),
 }
+_PRUNED_KEYS = {"name"}  # many groups, a cheap key: bounding first pays (a few users or a costly key: it does not)
 GROUP_COLUMNS = ["ts", "group", "processes", "rss_bytes", "pss_bytes", "uss_bytes", "swap_bytes", "smaps_known"]
 
 
@@ -722,12 +737,20 @@ def groups(rec: source.Recording, by: str = "name", t_from=None, t_to=None, top:
     where, params = _window(t_from, t_to, host)
     key = f"coalesce(nullif({_GROUP_KEY[by]}, ''), '{groups_mod.UNKNOWN_GROUP}')"
     with _tables(rec, t_from, t_to, [host] if host else None, procs=True) as t:
-        per = f"""SELECT host, ts, {key} AS g, count(*)::INTEGER AS processes, sum(rss_bytes)::BIGINT AS rss_bytes,
+        bound = top is not None and by in _PRUNED_KEYS
+        cands = _group_candidates(t["procs"], key, mcol, where, params, top) if top is not None and bound else None
+        rows = f"SELECT host, ts, {key} AS g, rss_bytes, pss_bytes, uss_bytes, swap_bytes FROM {t['procs']} {where}"
+        if cands is not None:
+            rows = f"SELECT * REPLACE (CASE WHEN g IN (SELECT unnest(?::VARCHAR[])) THEN g END AS g) FROM ({rows})"
+        per = f"""SELECT host, ts, g, count(*)::INTEGER AS processes, sum(rss_bytes)::BIGINT AS rss_bytes,
                 sum(pss_bytes)::BIGINT AS pss_bytes, sum(uss_bytes)::BIGINT AS uss_bytes,
                 sum(swap_bytes)::BIGINT AS swap_bytes, count(pss_bytes)::INTEGER AS smaps_known
-            FROM {t["procs"]} {where} GROUP BY host, ts, g"""
-        if top is not None:
-            per = f"""WITH per AS ({per}), peak AS (SELECT g, max({mcol}) AS pk FROM per GROUP BY g),
+            FROM ({rows}) GROUP BY host, ts, g"""
+        if cands is not None:
+            params = [cands, *params]  # (its placeholder comes first in the text)
+        if top is not None:  # (g is null for the rows of groups that cannot be among the top: see _group_candidates)
+            per = f"""WITH per AS ({per}),
+                peak AS (SELECT g, max({mcol}) AS pk FROM per WHERE g IS NOT NULL GROUP BY g),
                 kept AS (SELECT g FROM peak ORDER BY pk DESC NULLS LAST, g LIMIT {int(top)})
                 SELECT host, ts, CASE WHEN g IN (SELECT g FROM kept) THEN g ELSE '{groups_mod.OTHER_GROUP}' END AS g,
                     sum(processes)::INTEGER AS processes, sum(rss_bytes)::BIGINT AS rss_bytes,
@@ -742,6 +765,28 @@ def groups(rec: source.Recording, by: str = "name", t_from=None, t_to=None, top:
                                          "smaps_known"], [], t0, width)  # fmt: skip
             out = _run(f'SELECT ts, g AS "group", * EXCLUDE (ts, g) FROM ({sql}) ORDER BY ts, "group"', params)
     return out
+
+
+def _group_candidates(procs: str, key: str, mcol: str, where: str, params: list, top: int) -> list[str] | None:
+    """The groups that can be among the `top` largest peaks of `mcol` (per-moment group totals), from bounds that
+    need no per-moment totals: a group's peak is at least its largest single value (lower bound) and at most the
+    sum over its processes of each one's largest value (upper bound); a group whose upper bound is below the
+    top-th largest lower bound cannot rank. None (every group) when fewer than `top` groups have a known value or a
+    value is negative."""
+    if top < 1:
+        return None
+    bounds = _run(
+        f"""SELECT g, sum(m)::DOUBLE AS ub, max(m)::DOUBLE AS lb, min(n)::DOUBLE AS low FROM (
+                SELECT {key} AS g, max({mcol}) AS m, min({mcol}) AS n FROM {procs} {where}
+                GROUP BY host, boot_id, pid, start_time, g)
+            GROUP BY g""",
+        params,
+    )
+    known = bounds.dropna(subset=["lb"])
+    if len(known) < top or (known["low"] < 0).any():  # (the bounds hold for values >= 0 only)
+        return None
+    floor = np.sort(known["lb"].to_numpy(np.float64))[-top]
+    return known.loc[known["ub"].to_numpy(np.float64) >= floor, "g"].astype(str).tolist()
 
 
 def group_members(rec: source.Recording, m: Moment, by: str, group: str) -> pd.DataFrame:
@@ -990,8 +1035,13 @@ def process_spikes(rec: source.Recording, t_from=None, t_to=None, metric: str = 
 
 def system_spikes(rec: source.Recording, t_from=None, t_to=None, host: str | None = None, **kw) -> pd.DataFrame:
     """Spikes of used memory over the window (spikes.system_spikes on the system series): SYSTEM_SPIKE_COLUMNS."""
-    sysf = system(rec, t_from, t_to, host)
-    return spikes_mod.used_spikes(sysf, _p(t_from), _p(t_to), **kw)
+    t_from, t_to = _p(t_from), _p(t_to)
+    where, params = _window(t_from, t_to, host, prefix="s.")
+    with _tables(rec, t_from, t_to, [host] if host else None, system=True) as t:  # (no process sums needed)
+        used = _run(
+            f"SELECT s.ts, {_USED} AS mem_used_bytes FROM {t['system']} s {where} ORDER BY s.ts, s.host", params
+        )
+    return spikes_mod.used_spikes(used, t_from, t_to, **kw)
 
 
 def _with_ids(rows: pd.DataFrame) -> pd.DataFrame:

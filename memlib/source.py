@@ -4,9 +4,10 @@
 into a cache when the folder is read-only; progress lines on stderr) or a folder of seed-format CSVs (imported once
 into a store in a cache, reused while the CSVs are unchanged, extended when new ones appear: ``memlib.seed``). It is
 cheap when nothing changed (a directory listing). ``parquet_files`` lists the closed files of one table, pruned by
-host and date from the directory names and verified by their checksum (once per file and process; a damaged file is
-left out and named in ``Recording.notices``). ``active`` decodes every active segment (``.current``) with tree
-columns, cached by byte offset, so a growing file costs only its new samples.
+host and date from the directory names (and by time from the footer's statistics at the window's ends), and
+verified by their checksum when first read (once per file and process; a damaged file is left out and named in
+``Recording.notices``). ``active`` decodes every active segment (``.current``) with tree columns, cached by byte
+offset, so a growing file costs only its new samples.
 
 Notices name files relative to the recording root, never absolute server paths nor file contents.
 """
@@ -232,25 +233,6 @@ def _write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def _ts_stats(path: Path) -> tuple[int, int] | None:
-    """min and max of `ts` (µs since the epoch) from a closed file's footer statistics."""
-    try:
-        meta = pq.read_metadata(path)
-        col = meta.schema.names.index("ts")
-        lo: int | None = None
-        hi: int | None = None
-        for i in range(meta.num_row_groups):
-            st = meta.row_group(i).column(col).statistics
-            if st is None or not st.has_min_max:
-                return None
-            a, b = pd.Timestamp(st.min).value // 1000, pd.Timestamp(st.max).value // 1000
-            lo = a if lo is None else min(lo, a)
-            hi = b if hi is None else max(hi, b)
-        return None if lo is None or hi is None else (lo, hi)
-    except (OSError, ValueError, pa.ArrowException):
-        return None
-
-
 @dataclass(frozen=True)
 class _ClosedInfo:
     hosts: frozenset[str]
@@ -287,7 +269,7 @@ def _closed_info(root: Path, kind: Kind) -> _ClosedInfo:
             by_host.setdefault(f.host, []).append(f)
         for host_files in by_host.values():
             host_files.sort(key=lambda f: (f.date, f.path.name))
-            first, last = _ts_stats(host_files[0].path), _ts_stats(host_files[-1].path)
+            first, last = store.ts_range(host_files[0].path), store.ts_range(host_files[-1].path)
             if first:
                 firsts.append(first[0])
             if last:
@@ -384,7 +366,8 @@ def parquet_files(
 ) -> list[Path]:
     """Closed files of `table` in `rec` whose date partition overlaps [t_from, t_to] (UTC; None = open) and whose
     host is in `hosts` (None = all), sorted by host, date, name; files failing their checksum are left out and named
-    in rec.notices. Only directory names and (once per file) the file's bytes are read."""
+    in rec.notices. Files of the window's first and last day whose footer statistics put them wholly outside it
+    are left out unread. Only directory names, footers and (once per file) a read file's bytes are read."""
     if rec.kind == "empty":
         return []
     lo = None if t_from is None else _utc_date(t_from)
@@ -393,6 +376,10 @@ def parquet_files(
     closed, _ = files.list_closed(rec.root, [table], days=(lo, hi), hosts=wanted)
     pending = _pending(rec.root, rec.current_dirs) if table != "procs" and rec.current_dirs else set()
     closed = [f for f in closed if (f.host, f.date, f.path.name) not in pending]
+    if t_from is not None or t_to is not None:  # a file of a window's first or last day may lie outside the window
+        a = None if t_from is None else files.utc(t_from).value // 1000 - 1
+        b = None if t_to is None else files.utc(t_to).value // 1000 + 1
+        closed = [f for f in closed if (f.date != lo and f.date != hi) or _overlaps(_span(f), a, b)]
     with _VERIFY_LOCK:
         todo = [f for f in closed if (str(f.path), f.size, f.mtime_ns) not in _VERIFIED]
     if len(todo) > 1:  # reading and CRC32 release the GIL: verify new files on a few threads
@@ -408,6 +395,30 @@ def parquet_files(
             if note not in rec.notices:
                 rec.notices.append(note)
     return out
+
+
+_SPANS: dict[tuple[str, int, int], tuple[int, int] | None] = {}  # (path, size, mtime_ns) -> store.ts_range
+
+
+def _span(f: files.ClosedFile) -> tuple[int, int] | None:
+    """First and last ts (µs) of a closed file from its footer (once per file and process); None when unknown."""
+    key = (str(f.path), f.size, f.mtime_ns)
+    with _VERIFY_LOCK:
+        if key in _SPANS:
+            return _SPANS[key]
+    span = store.ts_range(f.path)
+    with _VERIFY_LOCK:
+        _SPANS[key] = span
+        if len(_SPANS) > 200_000:
+            _SPANS.clear()
+    return span
+
+
+def _overlaps(span: tuple[int, int] | None, a: int | None, b: int | None) -> bool:
+    """False only when a known span lies wholly before `a` or after `b` (µs; None = open)."""
+    if span is None:
+        return True  # unknown: read it (and its verification names it when it is damaged)
+    return not ((a is not None and span[1] < a) or (b is not None and span[0] > b))
 
 
 def _verified(f: files.ClosedFile) -> tuple[bool, str | None]:
@@ -549,5 +560,6 @@ def clear_cache() -> None:
         _CLOSED_CACHE.clear()
     with _VERIFY_LOCK:
         _VERIFIED.clear()
+        _SPANS.clear()
     with _ACTIVE_LOCK:
         _ACTIVE.clear()

@@ -9,7 +9,7 @@ from store.current import CurrentRead, read_current
 from store.files import ClosedFile, CurrentFile, list_closed, list_current, safe_host
 from store.retention import apply_retention, store_bytes
 from store.schema import SCHEMA_VERSION, TABLES, Table
-from store.segment import Derive, SegmentTables, build_tables, check, publish, verify
+from store.segment import Derive, SegmentTables, build_tables, check, publish, ts_range, verify
 from store.writer import SegmentWriter, compact_current, recover
 
 __all__ = [
@@ -33,5 +33,6 @@ __all__ = [
     "recover",
     "safe_host",
     "store_bytes",
+    "ts_range",
     "verify",
 ]

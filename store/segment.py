@@ -18,6 +18,7 @@ import struct
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -369,6 +370,52 @@ def _schema_problem(schema: pa.Schema, table: Table) -> str | None:
     if wrong:
         return f"column(s) of the wrong type: {', '.join(wrong)}, skipped"
     return None
+
+
+def ts_range(path: Path) -> tuple[int, int] | None:
+    """A closed file -> (min, max) of its ``ts`` in µs since the epoch from its footer's statistics, reading only the
+    footer (what lets a reader skip files outside a time window without reading them); None when the footer is
+    unreadable, its own checksum (sealed files) does not match, or a row group lacks the statistic."""
+    try:
+        with open(path, "rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            if size < 12:
+                return None
+            fh.seek(size - 8)
+            tail = fh.read(8)
+            (footer_len,) = struct.unpack_from("<I", tail)
+            if tail[4:] != b"PAR1" or footer_len > size - 12:
+                return None
+            fh.seek(size - 8 - footer_len)
+            footer = fh.read(footer_len) + tail
+        meta = pq.read_metadata(pa.BufferReader(b"PAR1" + footer))
+        kv = meta.metadata or {}
+        version = kv.get(b"pmi_schema_version", b"0").decode("ascii", "replace")
+        sealed = not version.isdigit() or int(version) >= FOOTER_DIGEST_SINCE or FOOTER_KEY in kv
+        if sealed and not _footer_intact(footer, 0, kv.get(FOOTER_KEY, b"")):
+            return None
+        col = meta.schema.names.index("ts")
+        lo: int | None = None
+        hi: int | None = None
+        for i in range(meta.num_row_groups):
+            st = meta.row_group(i).column(col).statistics
+            if st is None or not st.has_min_max:
+                return None
+            a, b = _micros(st.min), _micros(st.max)
+            lo, hi = a if lo is None else min(lo, a), b if hi is None else max(hi, b)
+        return None if lo is None or hi is None else (lo, hi)
+    except (OSError, ValueError, struct.error, pa.ArrowException):
+        return None
+
+
+def _micros(v: object) -> int:
+    """A ts statistic (datetime or integer µs) -> µs since the epoch."""
+    if isinstance(v, int):
+        return v
+    if isinstance(v, datetime):
+        v = v.replace(tzinfo=None) if v.tzinfo is not None else v  # (pyarrow gives UTC for a UTC column)
+        return int(np.datetime64(v, "us").astype(np.int64))
+    raise ValueError(f"not a time statistic: {type(v).__name__}")
 
 
 def check(path: Path, table: Table | None = None, data: bytes | None = None) -> tuple[bool, str | None]:

@@ -98,3 +98,5 @@ def test_system_spikes_take_a_window(sample_rec) -> None:
     out = query.system_spikes(sample_rec, lo, hi)
     assert out.empty or ((out["start"] >= lo) & (out["end"] <= hi)).all()
     assert len(query.system_spikes(sample_rec)) >= 1  # the shipped recording's RAM spike
+    # read from the system rows alone, they are the spikes of the full system series
+    pd.testing.assert_frame_equal(out, spikes.used_spikes(query.system(sample_rec, lo, hi), lo, hi))

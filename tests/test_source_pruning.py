@@ -1,0 +1,68 @@
+"""memlib.source.parquet_files prunes a window's edge days by the files' footer statistics: a file wholly outside the
+window is not read (nor verified), a damaged file is still named and skipped by the first query that covers it, and
+a footer that fails its own checksum gives no statistics to trust (the file is read and judged by its checksum)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+import store
+from memlib import query, source
+from tests.strategies import MIB, make_procs, ts_of, write_store
+
+
+def _store(tmp_path: Path):
+    """12 samples of 3 processes in three closed segments (samples 0-3, 4-7, 8-11) of one day."""
+    recs = [
+        {"snap": s, "pid": pid, "ppid": 0 if pid == 1 else 1, "rss": (pid + s) * MIB}
+        for s in range(12)
+        for pid in (1, 2, 3)
+    ]
+    return write_store(tmp_path / "store", make_procs(recs), closes={3, 7, 11})
+
+
+def _flip(path: Path, at: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[at] ^= 0x40
+    path.write_bytes(bytes(data))
+
+
+def test_a_moment_reads_only_the_file_that_holds_it(tmp_path: Path) -> None:
+    rec = _store(tmp_path)
+    every = source.parquet_files(rec, "procs")
+    assert len(every) == 3
+    assert source.parquet_files(rec, "procs", ts_of(5), ts_of(5)) == [every[1]]
+    assert source.parquet_files(rec, "procs", ts_of(3), ts_of(4)) == every[:2]
+    assert source.parquet_files(rec, "procs", None, ts_of(0)) == every[:1]
+    assert source.parquet_files(rec, "procs", ts_of(11) + pd.Timedelta(microseconds=2), None) == []
+    spans = [store.ts_range(f) for f in every]
+    assert spans[0] == (ts_of(0).value // 1000, ts_of(3).value // 1000)
+
+
+def test_a_damaged_file_is_named_and_skipped_when_a_query_covers_it(tmp_path: Path) -> None:
+    rec = _store(tmp_path)
+    first = source.parquet_files(rec, "procs")[0]
+    source.clear_cache()
+    _flip(first, 20)  # in the data pages: the footer (and its statistics) stay intact
+    rec = source.open_recording(rec.root)
+    late = query.moment(rec, query.Moment(ts_of(10), rec.hosts[0]))
+    assert len(late) == 3  # the damaged file lies outside this moment: not read
+    assert not any("checksum" in n for n in rec.notices)
+    series = query.system(rec)
+    assert any(n.startswith("procs/") and "checksum mismatch" in n for n in rec.notices)
+    assert series.loc[series["ts"] <= ts_of(3), "processes"].eq(0).all()  # its rows are left out, not made up
+    assert series.loc[series["ts"] > ts_of(3), "processes"].eq(3).all()
+
+
+def test_a_damaged_footer_gives_no_statistics(tmp_path: Path) -> None:
+    rec = _store(tmp_path)
+    first = source.parquet_files(rec, "procs")[0]
+    size = first.stat().st_size
+    _flip(first, size - 40)  # inside the footer
+    assert store.ts_range(first) is None
+    source.clear_cache()
+    rec = source.open_recording(rec.root)
+    assert first not in source.parquet_files(rec, "procs", ts_of(10), ts_of(10))
+    assert any(n.startswith("procs/") and "damaged" in n for n in rec.notices)  # read (no span), judged, named

@@ -105,11 +105,11 @@ def _rollup_files(rec: source.Recording, table: rollup.RollupTable, days: tuple 
     return out
 
 
-def _read_parquet(paths: list[Path]) -> str:
+def _read_parquet(paths: list[Path], filename: bool = False) -> str:
     names = ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths)
     return (
         f"read_parquet([{names}], hive_partitioning = true, union_by_name = true,"
-        " hive_types = {'host': VARCHAR, 'date': VARCHAR})"
+        f" hive_types = {{'host': VARCHAR, 'date': VARCHAR}}{', filename = true' if filename else ''})"
     )
 
 
@@ -131,21 +131,29 @@ class Hosts:
     notes: list[str] = field(default_factory=list)
 
 
-def periods(rec: source.Recording) -> dict[str, float]:
-    """Host -> its segment period in seconds (median gap between its closed segments' first samples, from the file
-    names; DEFAULT_PERIOD_S with fewer than two segments)."""
+def _host_files(rec: source.Recording) -> dict[str, list[files.ClosedFile]]:
+    """Host -> its closed system files, oldest first (a directory listing: no file is opened)."""
     closed, _ = files.list_closed(rec.root, ["system"])
-    stamps: dict[str, list[int]] = {}
-    for f in closed:
-        when = files.stamp_time(f.path.name.removeprefix("seg-"))
-        if when is not None:
-            stamps.setdefault(f.host, []).append(when.value)
+    out: dict[str, list[files.ClosedFile]] = {}
+    for f in sorted(closed, key=lambda f: (f.host, f.date, f.path.name)):
+        out.setdefault(f.host, []).append(f)
+    return out
+
+
+def _periods_of(rec: source.Recording, by_host: dict[str, list[files.ClosedFile]]) -> dict[str, float]:
     out = {}
     for host in rec.hosts:
-        s = np.unique(np.array(stamps.get(host, []), dtype=np.int64))
+        stamps = [files.stamp_time(f.path.name.removeprefix("seg-")) for f in by_host.get(host, [])]
+        s = np.unique(np.array([t.value for t in stamps if t is not None], dtype=np.int64))
         gaps = np.diff(s)
         out[host] = float(np.median(gaps)) / 1e9 if len(gaps) else DEFAULT_PERIOD_S
     return out
+
+
+def periods(rec: source.Recording) -> dict[str, float]:
+    """Host -> its segment period in seconds (median gap between its closed segments' first samples, from the file
+    names; DEFAULT_PERIOD_S with fewer than two segments)."""
+    return _periods_of(rec, _host_files(rec))
 
 
 def stale_after(period_s: float, interval_s: float | None) -> float:
@@ -153,25 +161,92 @@ def stale_after(period_s: float, interval_s: float | None) -> float:
     return STALE_FACTOR * period_s + max(STALE_MARGIN_S, 3 * (interval_s or 0.0))
 
 
-def hosts(rec: source.Recording, now: object = None, stale_after_s: float | None = None) -> Hosts:
+_USED_SQL = """coalesce(mem_total_bytes - mem_available_bytes, mem_total_bytes - mem_free_bytes - buffers_bytes
+    - cached_bytes - coalesce(sreclaimable_bytes, 0))"""  # MemTotal - MemAvailable (older kernels: the free formula)
+
+
+def _readable(rec: source.Recording, closed: list[files.ClosedFile]) -> list[Path]:
+    """The closed files that pass their checksum (verified once per process, memlib.source); the others are named in
+    rec.notices and left out."""
+    out = []
+    for f in closed:
+        ok, problem = source._verified(f)
+        if problem is not None:
+            note = f"{files.relative(rec.root, f.path)}: {problem}"
+            if note not in rec.notices:
+                rec.notices.append(note)
+        if ok:
+            out.append(f.path)
+    return out
+
+
+def _summary(rec: source.Recording, by_host: dict[str, list[files.ClosedFile]], state: RollupState) -> pd.DataFrame:
+    """Per host: first/last sample, samples, MemTotal and used memory at the last sample. A (host, date) partition
+    with a fresh rollup is read from host_minute; only the others (and the active segments) are read from the files
+    (verified, exact): with every partition rolled up, no data file is opened."""
+    pending = source._pending(rec.root, rec.current_dirs) if rec.current_dirs else set()
+    fresh = set(state.fresh)
+    unrolled: list[files.ClosedFile] = []
+    rolled: set[str] = set()
+    for mine in by_host.values():
+        for f in mine:
+            rel = f.path.parent.relative_to(rec.root / "system").as_posix()
+            if rel in fresh:
+                rolled.add(rel)
+            elif (f.host, f.date, f.path.name) not in pending:
+                unrolled.append(f)
+    parts = []
+    if unrolled or rec.current_dirs:  # files without a fresh rollup, active segments: read them
+        with query._tables(rec, paths=_readable(rec, unrolled), system=True) as t:
+            parts.append(
+                query._run(
+                    f"""SELECT host, min(ts) AS first_sample, max(ts) AS last_sample, count(*)::BIGINT AS samples,
+                        arg_max(mem_total_bytes, ts) AS mem_total_bytes, arg_max({_USED_SQL}, ts) AS mem_used_bytes
+                    FROM {t["system"]} GROUP BY host"""
+                )
+            )
+    if rolled:
+        paths = [rec.root / rollup.ROLLUP_DIR / "host_minute" / rel / "part.parquet" for rel in sorted(rolled)]
+        parts.append(
+            query._run(
+                f"""SELECT host, min(first_ts) AS first_sample, max(last_ts) AS last_sample,
+                    sum(samples)::BIGINT AS samples, arg_max(mem_total_bytes_last, last_ts) AS mem_total_bytes,
+                    arg_max(mem_used_bytes_last, last_ts) AS mem_used_bytes
+                FROM {_read_parquet(paths)} GROUP BY host"""
+            )
+        )
+    parts = [p.astype({"host": object}) for p in parts if len(p)]
+    if not parts:
+        return pd.DataFrame()
+    rows = pd.concat(parts, ignore_index=True)
+    last = rows.loc[rows.groupby("host", sort=True)["last_sample"].idxmax()].set_index("host")  # the newest part
+    out = rows.groupby("host", sort=True).agg(
+        first_sample=("first_sample", "min"), last_sample=("last_sample", "max"), samples=("samples", "sum")
+    )
+    out["mem_total_bytes"] = last["mem_total_bytes"]
+    out["mem_used_bytes"] = last["mem_used_bytes"]
+    return out.reset_index()
+
+
+def hosts(rec: source.Recording, now: object = None, stale_after_s: float | None = None,
+          state: RollupState | None = None) -> Hosts:  # fmt: skip
     """Every host of the store -> Hosts: status ``ok`` or ``stale`` (stale_since = its last sample) measured against
     `now` (default: the newest sample of the whole store), first/last sample, samples, segment period, MemTotal and
-    used memory (MemTotal - MemAvailable) at its last sample, behind_s (reference - last sample)."""
+    used memory (MemTotal - MemAvailable) at its last sample, behind_s (reference - last sample).
+
+    Reads each host's newest closed file and active segment, and the (host, date) partitions without a fresh rollup
+    (`state`: rollup_state(rec) when known): with every partition rolled up, no other file is opened."""
     if rec.kind == "empty":
         return Hosts(pd.DataFrame(columns=HOST_COLUMNS), None, [f"no data in {rec.shown}"])
-    with query._tables(rec, system=True) as t:
-        rows = query._run(
-            f"""SELECT host, min(ts) AS first_sample, max(ts) AS last_sample, count(*)::BIGINT AS samples,
-                arg_max(mem_total_bytes, ts) AS mem_total_bytes,
-                arg_max(coalesce(mem_total_bytes - mem_available_bytes, mem_total_bytes - mem_free_bytes
-                    - buffers_bytes - cached_bytes - coalesce(sreclaimable_bytes, 0)), ts) AS mem_used_bytes
-            FROM {t["system"]} GROUP BY host ORDER BY host"""
-        )
+    by_host = _host_files(rec)
+    rows = _summary(rec, by_host, rollup_state(rec) if state is None else state)
     if rows.empty:
         return Hosts(pd.DataFrame(columns=HOST_COLUMNS), None, [f"no samples in {rec.shown}"])
+    notes: list[str] = []
+    rows = rows.sort_values("host", kind="stable").reset_index(drop=True)
     newest = rows["last_sample"].max()
     reference = newest if now is None else (parse_time(now) if isinstance(now, str) else to_utc(now))
-    per = periods(rec)
+    per = _periods_of(rec, by_host)
     rows["period_s"] = rows["host"].map(lambda h: per.get(h, DEFAULT_PERIOD_S)).astype(float)
     rows["behind_s"] = (reference - rows["last_sample"]).dt.total_seconds()
     limit = (
@@ -182,7 +257,6 @@ def hosts(rec: source.Recording, now: object = None, stale_after_s: float | None
     is_stale = rows["behind_s"] > limit
     rows["status"] = np.where(is_stale, "stale", "ok")
     rows["stale_since"] = rows["last_sample"].where(is_stale)
-    notes = []
     if now is None:
         wall = pd.Timestamp.now(tz="UTC")
         lag = (wall - newest).total_seconds()
@@ -267,27 +341,40 @@ def top(rec: source.Recording, at: object = None, by: TopBy = "rss", limit: int 
 TOP_ROLLUP_COLUMNS = ["rank", "host", "minute", "pid", "start_time", "name", "user", "bytes"]
 
 
-def top_rollup(rec: source.Recording, at: object = None, by: TopBy = "rss", limit: int = 10) -> Top:
-    """The top_minute rollup at `at`: each host's latest rolled-up minute at or before `at` (within its stale limit),
-    its top processes (kind process, own RSS peak in the minute) or subtrees, ranked across hosts ->
-    Top(TOP_ROLLUP_COLUMNS: minute, bytes = the peak within that minute)."""
+def top_rollups(rec: source.Recording, at: object = None, limit: int = 10,
+                period_s: float | None = None) -> dict[TopBy, Top]:  # fmt: skip
+    """The top_minute rollup at `at`, both kinds from one read: each host's latest rolled-up minute at or before `at`
+    (within the fleet's stale limit; `period_s`: its longest segment period, default from the file names), its top
+    processes ("rss": own RSS peak in the minute) and subtrees ("subtree"), each ranked across hosts ->
+    {by: Top(TOP_ROLLUP_COLUMNS: minute, bytes = the peak within that minute)}."""
     want = _at(rec, at)
-    per = periods(rec)
-    lookback = pd.Timedelta(seconds=max([stale_after(p, rec.interval_s) for p in per.values()] or [0.0]))
+    longest = max(periods(rec).values() or [DEFAULT_PERIOD_S]) if period_s is None else period_s
+    lookback = pd.Timedelta(seconds=stale_after(longest, rec.interval_s))
     paths = _rollup_files(rec, "top_minute", ((want - lookback).date(), want.date()))
     if not paths:
-        return Top(pd.DataFrame(columns=TOP_ROLLUP_COLUMNS), "rollups", ["no top_minute rollups for that moment"])
-    kind = "subtree" if by == "subtree" else "process"
+        none = Top(pd.DataFrame(columns=TOP_ROLLUP_COLUMNS), "rollups", ["no top_minute rollups for that moment"])
+        return {"rss": none, "subtree": none}
     rows = query._run(
-        f"""WITH r AS (SELECT * FROM {_read_parquet(paths)} WHERE kind = ? AND minute <= ? AND minute >= ?),
-            last AS (SELECT host, max(minute) AS minute FROM r GROUP BY host)
-        SELECT r.host, r.minute, r.pid, r.start_time, r.name, r."user", r.bytes FROM r JOIN last
-            ON r.host = last.host AND r.minute = last.minute
-        ORDER BY r.bytes DESC, r.host, r.pid LIMIT {int(limit)}""",
-        [kind, want, want - lookback],
+        f"""WITH r AS (SELECT * FROM {_read_parquet(paths)} WHERE minute <= ? AND minute >= ?),
+            last AS (SELECT host, kind, max(minute) AS minute FROM r GROUP BY host, kind)
+        SELECT r.kind, r.host, r.minute, r.pid, r.start_time, r.name, r."user", r.bytes FROM r JOIN last
+            ON r.host = last.host AND r.kind = last.kind AND r.minute = last.minute
+        QUALIFY row_number() OVER (PARTITION BY r.kind ORDER BY r.bytes DESC, r.host, r.pid) <= {int(limit)}
+        ORDER BY r.kind, r.bytes DESC, r.host, r.pid""",
+        [want, want - lookback],
     )
-    rows.insert(0, "rank", np.arange(1, len(rows) + 1))
-    return Top(rows[TOP_ROLLUP_COLUMNS], "rollups", [] if len(rows) else [f"no rolled-up minute near {iso_z(want)}"])
+    out: dict[TopBy, Top] = {}
+    for by, kind in (("rss", "process"), ("subtree", "subtree")):
+        mine = rows[rows["kind"].to_numpy() == kind].reset_index(drop=True)
+        mine.insert(0, "rank", np.arange(1, len(mine) + 1))
+        note = [] if len(mine) else [f"no rolled-up minute near {iso_z(want)}"]
+        out[by] = Top(mine[TOP_ROLLUP_COLUMNS], "rollups", note)  # type: ignore[index]
+    return out
+
+
+def top_rollup(rec: source.Recording, at: object = None, by: TopBy = "rss", limit: int = 10) -> Top:
+    """One kind of top_rollups (by "rss": processes, "subtree": subtrees) -> Top(TOP_ROLLUP_COLUMNS)."""
+    return top_rollups(rec, at, limit)[by]
 
 
 # ------------------------------------------------------------------------------------------------ used memory

@@ -37,8 +37,8 @@ def _open_host(host: str, page: str = nav.PAGE_OVERVIEW, **params: str) -> None:
     st.switch_page(page, query_params=query)
 
 
-hosts = ctx.ask(fleet.hosts)
 rollups = ctx.ask(fleet.rollup_state)
+hosts = ctx.ask(fleet.hosts, state=rollups)
 if rollups.complete:
     st.caption("Charts and rankings read from the rollups (memlib.rollup), which cover every closed segment.")
 else:
@@ -108,10 +108,11 @@ st.subheader(f"Top across hosts at {fmt_ts(at)}", divider="gray", anchor=False)
 day = at.date().isoformat()
 that_day = {p for p in rollups.fresh + rollups.stale + rollups.missing if p.endswith(f"/date={day}")}
 from_rollups = bool(that_day) and rollups.covers(that_day)  # a host without data that day does not count
-top_fn = fleet.top_rollup if from_rollups else fleet.top
+longest = float(rows["period_s"].max()) if len(rows) else None
+tops = ctx.ask(fleet.top_rollups, at, TOP_K, longest) if from_rollups else None  # both kinds in one read
 left, right = st.columns(2)
 for col, by, title in ((left, "rss", "Processes (own RSS)"), (right, "subtree", "Subtrees (subtree RSS)")):
-    got = ctx.ask(top_fn, at, by, TOP_K)
+    got = tops[by] if tops is not None else ctx.ask(fleet.top, at, by, TOP_K)
     with col:
         st.markdown(f"**{title}**")
         r = got.rows

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from memlib import rollup
-from tests.test_fleet import HOSTS, _sql, fleet_master  # noqa: F401  (fixture: the session's generated 3-host store)
+from tests.test_fleet import HOSTS, _damage_keeping_stat, _sql, fleet_master  # noqa: F401  (fixture: the 3 hosts)
 from tests.test_fleet import _files as _scan
 from tests.test_fleet import store as fleet_store  # noqa: F401  (fixture: a private copy of it)
 
@@ -98,3 +98,18 @@ def test_a_stale_host_and_a_damaged_file_are_said(run_page, fleet_store: Path) -
     assert any("stale" in w.value for w in at.warning)
     assert "system/host=benchhost-01/date=2026-03-02/seg-20260302T000000.000Z.parquet" in texts
     assert hosts.loc["benchhost-01", "samples"] == 720  # the damaged hour left out, the other hour shown
+
+
+def test_first_paint_from_fresh_rollups_opens_no_other_hosts_files(run_page, fleet_store: Path) -> None:  # noqa: F811
+    rollup.rollup(fleet_store)
+    # damage benchhost-02's files behind its fresh rollups (sizes and mtimes kept): only a reader of the files notices
+    for table in ("procs", "system"):
+        for path in sorted((fleet_store / table / "host=benchhost-02").rglob("*.parquet")):
+            _damage_keeping_stat(path)
+    at = run_page(fleet_store, "pages/fleet.py")  # the sidebar shows benchhost-01: its files only
+    assert not at.exception
+    shown = "\n".join([t.value for t in at.text] + [w.value for w in at.warning])
+    assert "benchhost-02/" not in shown and "skipped" not in shown
+    hosts = _table(at, "host", "status", "samples").set_index("host")
+    assert hosts.loc["benchhost-02", "samples"] == 3 * 360  # counted by its host_minute rollup
+    assert set(_table(at, "host", "pid", "memory", "when")["host"]) <= set(HOSTS)

@@ -165,6 +165,11 @@ _USED_SQL = """coalesce(mem_total_bytes - mem_available_bytes, mem_total_bytes -
     - cached_bytes - coalesce(sreclaimable_bytes, 0))"""  # MemTotal - MemAvailable (older kernels: the free formula)
 
 
+def _has_active(rec: source.Recording) -> bool:
+    """True when an active segment (not rolled up, never) holds system rows."""
+    return bool(rec.current_dirs) and source.active(rec).system.num_rows > 0
+
+
 def _readable(rec: source.Recording, closed: list[files.ClosedFile]) -> list[Path]:
     """The closed files that pass their checksum (verified once per process, memlib.source); the others are named in
     rec.notices and left out."""
@@ -196,7 +201,7 @@ def _summary(rec: source.Recording, by_host: dict[str, list[files.ClosedFile]], 
             elif (f.host, f.date, f.path.name) not in pending:
                 unrolled.append(f)
     parts = []
-    if unrolled or rec.current_dirs:  # files without a fresh rollup, active segments: read them
+    if unrolled or _has_active(rec):  # files without a fresh rollup, active segments: read them
         with query._tables(rec, paths=_readable(rec, unrolled), system=True) as t:
             parts.append(
                 query._run(
@@ -396,46 +401,79 @@ def _grid(t_from: pd.Timestamp, t_to: pd.Timestamp, bins: int) -> tuple[int, int
     return lo, max(1, -(-width // MINUTE_US)) * MINUTE_US
 
 
+def _partition_files(rec: source.Recording, day_lo: object, day_hi: object) -> dict[str, list[files.ClosedFile]]:
+    """``host=…/date=…`` -> its closed system files, for the dates in [day_lo, day_hi] (a directory listing)."""
+    closed, _ = files.list_closed(rec.root, ["system"], days=(day_lo, day_hi))  # type: ignore[arg-type]
+    out: dict[str, list[files.ClosedFile]] = {}
+    for f in closed:
+        out.setdefault(f.path.parent.relative_to(rec.root / "system").as_posix(), []).append(f)
+    return out
+
+
 def used_memory(rec: source.Recording, t_from: object = None, t_to: object = None, bins: int = 120,
                 prefer: DataFrom = "rollups",
                 state: RollupState | None = None) -> tuple[pd.DataFrame, DataFrom]:  # fmt: skip
     """Every host's used memory over [t_from, t_to] on one grid of at most `bins` equal buckets shared by all hosts
     -> (USED_COLUMNS rows: ts = the bucket's start, mem_used_bytes = the bucket's peak of MemTotal - MemAvailable,
-    mem_total_bytes, samples; one row per host and bucket that has samples, by host then ts; where it came from).
-    A bucket after a host stopped has no row (not zero). From host_minute when the rollups of every partition in the
-    window are fresh and `prefer` is "rollups", else from the closed files (`state`: rollup_state(rec) when known)."""
+    mem_total_bytes, samples; one row per host and bucket that has samples, by host then ts; where it came from:
+    "rollups" when every partition of the window was read from host_minute).
+    A bucket after a host stopped has no row (not zero). With `prefer` "rollups", each (host, date) partition with a
+    fresh rollup is read from host_minute and only the others (and the active segments) from the files; else every
+    row from the files (`state`: rollup_state(rec) when known). Both give the same rows."""
     if rec.span is None:
         return pd.DataFrame(columns=USED_COLUMNS), "files"
     lo = rec.span[0] if t_from is None else to_utc(t_from)
     hi = rec.span[1] if t_to is None else to_utc(t_to)
-    days = {d.date().isoformat() for d in pd.date_range(lo.floor("D"), hi.floor("D"), freq="D")}
-    if prefer != "rollups":
-        state = RollupState()
-    elif state is None:
-        state = rollup_state(rec)
-    wanted = {p for p in state.fresh + state.stale + state.missing if p.rsplit("date=", 1)[1] in days}
-    if prefer == "rollups" and wanted and state.covers(wanted):
-        t0, width = _grid(lo, hi, bins)
-        paths = _rollup_files(rec, "host_minute", (lo.date(), hi.date()))
-        out = query._run(
-            f"""SELECT host, make_timestamptz({t0} + ((epoch_us(minute) - {t0}) // {width}) * {width}) AS ts,
-                max(mem_used_bytes_max) AS mem_used_bytes, max(mem_total_bytes) AS mem_total_bytes,
-                sum(samples)::BIGINT AS samples
-            FROM {_read_parquet(paths)} WHERE minute >= ? AND minute <= ? GROUP BY ALL ORDER BY host, ts""",
-            [lo.floor("min"), hi],
-        )
-        return out[USED_COLUMNS], "rollups"
     t0, width = _grid(lo, hi, bins)
-    with query._tables(rec, lo, hi, system=True) as t:
-        out = query._run(
-            f"""SELECT host, make_timestamptz({t0} + ((epoch_us(ts) - {t0}) // {width}) * {width}) AS ts,
-                max(coalesce(mem_total_bytes - mem_available_bytes, mem_total_bytes - mem_free_bytes
-                    - buffers_bytes - cached_bytes - coalesce(sreclaimable_bytes, 0))) AS mem_used_bytes,
-                max(mem_total_bytes) AS mem_total_bytes, count(*)::BIGINT AS samples
-            FROM {t["system"]} WHERE ts >= ? AND ts <= ? GROUP BY ALL ORDER BY host, ts""",
-            [lo, hi],
+    if prefer != "rollups":
+        fresh: set[str] = set()
+    else:
+        fresh = set((rollup_state(rec) if state is None else state).fresh)
+    parts = _partition_files(rec, lo.date(), hi.date())
+    rolled = sorted(rel for rel in parts if rel in fresh)
+    out = []
+    if rolled:
+        paths = [rec.root / rollup.ROLLUP_DIR / "host_minute" / rel / "part.parquet" for rel in rolled]
+        out.append(
+            query._run(
+                f"""SELECT host, make_timestamptz({t0} + ((epoch_us(minute) - {t0}) // {width}) * {width}) AS ts,
+                    max(mem_used_bytes_max) AS mem_used_bytes, max(mem_total_bytes) AS mem_total_bytes,
+                    sum(samples)::BIGINT AS samples
+                FROM {_read_parquet(paths)} WHERE minute >= ? AND minute <= ? GROUP BY ALL""",
+                [lo.floor("min"), hi],
+            )
         )
-    return out[USED_COLUMNS], "files"
+    pending = source._pending(rec.root, rec.current_dirs) if rec.current_dirs else set()
+    unrolled = [
+        f
+        for rel, mine in parts.items()
+        if rel not in fresh
+        for f in mine
+        if (f.host, f.date, f.path.name) not in pending
+    ]
+    live = _has_active(rec)
+    if unrolled or live or not rolled:
+        with query._tables(rec, paths=_readable(rec, unrolled), system=True) as t:
+            out.append(
+                query._run(
+                    f"""SELECT host, make_timestamptz({t0} + ((epoch_us(ts) - {t0}) // {width}) * {width}) AS ts,
+                        max({_USED_SQL}) AS mem_used_bytes, max(mem_total_bytes) AS mem_total_bytes,
+                        count(*)::BIGINT AS samples
+                    FROM {t["system"]} WHERE ts >= ? AND ts <= ? GROUP BY ALL""",
+                    [lo, hi],
+                )
+            )
+    frames = [f.astype({"host": object}) for f in out if len(f)]
+    if not frames:
+        return pd.DataFrame(columns=USED_COLUMNS), "rollups" if rolled else "files"
+    rows = pd.concat(frames, ignore_index=True)
+    if len(frames) > 1:  # a bucket across midnight can take its minutes from a rollup and from files
+        rows = rows.groupby(["host", "ts"], as_index=False, sort=False).agg(
+            mem_used_bytes=("mem_used_bytes", "max"), mem_total_bytes=("mem_total_bytes", "max"),
+            samples=("samples", "sum"),
+        )  # fmt: skip
+    rows = rows.sort_values(["host", "ts"], kind="stable").reset_index(drop=True).astype({"host": object})
+    return rows[USED_COLUMNS], "rollups" if rolled and not unrolled and not live else "files"
 
 
 # ------------------------------------------------------------------------------------------------ leaks

@@ -70,6 +70,11 @@ def test_without_rollups_the_page_says_so_and_reads_the_files(run_page, fleet_st
     assert any("do not cover every closed segment" in i.value for i in at.info)
     assert any("have no rollups" in t.value for t in at.text)
     assert any("No leak ranking yet" in i.value for i in at.info)
+    # the top across hosts waits for a click: without rollups it reads every host's files
+    assert not [d for d in at.main.dataframe if "when" in d.value.columns]
+    assert any("No rollups for this day yet" in i.value for i in at.info)
+    at.toggle(key="fleet_top_files").set_value(True).run()
+    assert not at.exception
     top = _table(at, "host", "pid", "memory", "when")
     direct = _sql(
         f"""WITH s AS (SELECT host, max(ts) AS ts FROM {_scan(fleet_store, "system")} GROUP BY host)

@@ -281,3 +281,21 @@ def test_hosts_read_only_each_hosts_newest_day(two_days: Path, tmp_path: Path) -
     got = fleet.hosts(rec).rows
     assert got["samples"].tolist() == [26 * 60] * 2
     assert not [n for n in rec.notices if old.name in n]
+
+
+def test_used_memory_reads_the_files_only_where_a_rollup_is_not_fresh(store: Path) -> None:
+    rollup.rollup(store)
+    for table in ("procs", "system", "cgroups"):  # benchhost-03's last segment is withdrawn: its rollup is stale
+        (store / table / "host=benchhost-03" / "date=2026-03-02" / "seg-20260302T020000.000Z.parquet").unlink()
+    damaged = store / "system" / "host=benchhost-01" / "date=2026-03-02" / "seg-20260302T010000.000Z.parquet"
+    source.clear_cache()
+    rec = source.open_recording(store)
+    want, kind = fleet.used_memory(rec, bins=12, prefer="files")
+    assert kind == "files"
+    _damage_keeping_stat(damaged)  # behind benchhost-01's fresh rollup: only a reader of the file notices
+    state = fleet.rollup_state(rec)
+    assert state.stale == ("host=benchhost-03/date=2026-03-02",) and len(state.fresh) == 2
+    got, kind = fleet.used_memory(rec, bins=12, state=state)
+    assert kind == "files"  # one partition from its files
+    pd.testing.assert_frame_equal(got, want)
+    assert not [n for n in rec.notices if damaged.name in n]

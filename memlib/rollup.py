@@ -267,6 +267,7 @@ class _DuckDB(_Engine):
         self.con.close()
 
 
+BATCH_BYTES = 256 << 20  # input files per batch: few fixed per-query costs, bounded result frames
 SHUFFLE_PARTITIONS = 8  # Spark's default of 200 shuffle partitions is for far larger inputs than a batch of days
 # the columns the rollup SQL reads, at their stored types: no engine infers or merges a schema from the footers, and
 # a file written before a column existed gives null there
@@ -457,9 +458,11 @@ def rollup(
     engine: str = "duckdb",
     top: int = 10,
     progress: Callable[[str], None] | None = None,
-    batch: int = 64,
+    batch: int = 512,
+    batch_bytes: int = BATCH_BYTES,
 ) -> RollupReport:
-    """Compute the rollups of every changed (host, date) partition of the store at `root` with `engine`."""
+    """Compute the rollups of every changed (host, date) partition of the store at `root` with `engine`, in batches
+    of at most `batch` partitions and about `batch_bytes` of input files (one batch = one query per table)."""
     root = Path(root)
     engine_kind(engine)  # a bad name is an error even when nothing changed
     if top < 1:
@@ -476,9 +479,19 @@ def rollup(
         return RollupReport([], skipped_names)
     eng = engine_for(engine)
     damaged: list[str] = []
+    chunks: list[list[tuple[Partition, str]]] = [[]]
+    size = 0
+    for item in todo:
+        grow = sum(f.stat().st_size for f in item[0].procs + item[0].system)
+        if chunks[-1] and (len(chunks[-1]) >= batch or size + grow > batch_bytes):
+            chunks.append([])
+            size = 0
+        chunks[-1].append(item)
+        size += grow
+    done = 0
     try:
-        for i in range(0, len(todo), batch):
-            chunk = todo[i : i + batch]
+        for chunk in chunks:
+            done += len(chunk)
             parts = [p for p in (_verified(root, p, damaged) for p, _ in chunk) if p.procs and p.system]
             if not parts:
                 continue
@@ -488,7 +501,7 @@ def rollup(
                 for table in ROLLUP_TABLES:  # host_minute last: its digest marks the partition complete
                     _write_atomic(_piece(shaped[table], part), rollup_path(root, table, part), digest)
             if progress:
-                progress(f"rolled up {min(i + batch, len(todo))}/{len(todo)} partitions")
+                progress(f"rolled up {done}/{len(todo)} partitions")
     finally:
         eng.close()
     return RollupReport([p.rel for p, _ in todo], skipped_names, damaged)

@@ -223,6 +223,17 @@ def test_incremental_rollup_recomputes_only_changed_partitions(tmp_path):
     check_against_reference(tmp_path)
 
 
+def test_batches_follow_the_input_size_and_give_the_same_rollups(tmp_path):
+    make_fleet(tmp_path / "a")
+    make_fleet(tmp_path / "b")
+    one: list[str] = []
+    many: list[str] = []
+    rollup.rollup(tmp_path / "a", "duckdb", top=3, progress=one.append)  # 4 small partitions: one batch
+    rollup.rollup(tmp_path / "b", "duckdb", top=3, progress=many.append, batch_bytes=1)  # one per partition
+    assert one == ["rolled up 4/4 partitions"] and len(many) == 4
+    assert_same_rollups(tmp_path / "a", tmp_path / "b")
+
+
 def test_rollups_of_an_older_version_are_computed_again(tmp_path, monkeypatch):
     make_fleet(tmp_path)
     rollup.rollup(tmp_path, "duckdb", top=3)

@@ -278,7 +278,7 @@ _READ_COLUMNS = {
 }  # fmt: skip
 _TYPE_WORDS = {
     "duckdb": {pa.int16(): "SMALLINT", pa.int32(): "INTEGER", pa.int64(): "BIGINT", pa.string(): "VARCHAR"},
-    "spark": {pa.int16(): "SMALLINT", pa.int32(): "INT", pa.int64(): "BIGINT", pa.string(): "STRING"},
+    "spark": {pa.int16(): "BIGINT", pa.int32(): "BIGINT", pa.int64(): "BIGINT", pa.string(): "STRING"},  # widened
 }
 _TIMESTAMP_WORD = {"duckdb": "TIMESTAMPTZ", "spark": "TIMESTAMP"}
 

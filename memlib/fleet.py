@@ -4,10 +4,12 @@ process, since when, across every host at once. Contract and design: docs/fleet.
 - ``hosts(rec)``: one row per host with its first/last sample and the last used memory; a host whose newest data is
   older than its segments' rhythm allows (``stale_after_s``) is ``stale`` since its last sample, never zero memory.
 - ``top(rec, at, by, limit)``: the largest processes or subtrees across hosts, each host at its snapshot at or just
-  before ``at`` (exact rows from the closed files, via memlib.query). ``top_rollup``: the same from the
-  ``top_minute`` rollup (per-minute peaks; what the Fleet page shows when the rollups are fresh).
-- ``used_memory(rec, t_from, t_to, bins)``: every host's used memory over time on one time grid shared by all hosts
-  (``host_minute`` rollups when fresh for the window, else the closed files' system rows).
+  before ``at`` (exact rows from the closed files, via memlib.query). ``top_rollups``: both kinds from the
+  ``top_minute`` rollup (per-minute peaks, one read; what the Fleet page shows when that day is rolled up).
+- ``used_memory(rec, t_from, t_to, bins)``: every host's used memory over time on one time grid shared by all hosts.
+
+``hosts`` and ``used_memory`` read each (host, date) partition whose rollup is fresh from ``host_minute`` and only the
+other partitions (and active segments) from the files, so with the rollups up to date no data file is opened.
 - ``leaks(rec, limit)``: the leak ranking from the ``process_day`` rollup (floor growth x r2), with the rollups'
   state (missing or older than the data is said, never guessed).
 - ``groups(rec, by, match, ...)``: group totals per host and time bucket (every ``postgres`` on every host).

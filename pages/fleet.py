@@ -1,7 +1,9 @@
 """Fleet: every host of a fleet store at once: hosts (stale ones said, since when), used memory per host over the
 window (a click on a host opens its Overview), the top processes and subtrees across hosts at the chosen moment, the
-fleet's leak ranking and a process name's totals on every host. Read from the rollups when they are fresh (memlib
-.fleet says which), else from the closed files."""
+fleet's leak ranking and a process name's totals on every host. First paint reads the rollups only (memlib.fleet
+reads the files of partitions without a fresh rollup); without any rollup for the day, the top across hosts is read
+from the files after a click, and the page says to run the rollup (not run from here: the store may be read-only to
+the dashboard and a fleet's rollup takes minutes). The name search reads the files when asked."""
 
 from ui.nav import ensure_router
 

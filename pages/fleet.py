@@ -120,7 +120,7 @@ tops = ctx.ask(fleet.top_rollups, at, TOP_K, longest) if from_rollups else None 
 if from_rollups and behind:
     st.text(
         source_choice.viewer_text(
-            f"{len(behind)} host(s) have newer segments than their rollups that day (e.g. {behind[0]}): their latest "
+            f"{len(behind)} host(s) changed since their rollup of that day (e.g. {behind[0]}): their latest "
             "rolled-up minute is shown. Run `python -m memlib fleet rollup --dumps STORE` to bring it up to date."
         )
     )

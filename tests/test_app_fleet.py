@@ -118,3 +118,15 @@ def test_first_paint_from_fresh_rollups_opens_no_other_hosts_files(run_page, fle
     hosts = _table(at, "host", "status", "samples").set_index("host")
     assert hosts.loc["benchhost-02", "samples"] == 3 * 360  # counted by its host_minute rollup
     assert set(_table(at, "host", "pid", "memory", "when")["host"]) <= set(HOSTS)
+
+
+def test_a_rollup_older_than_its_segments_still_gives_the_top_and_is_named(run_page, fleet_store: Path) -> None:  # noqa: F811
+    rollup.rollup(fleet_store)
+    for table in ("procs", "system", "cgroups"):  # benchhost-03's last segment is withdrawn after the rollup
+        (fleet_store / table / "host=benchhost-03" / "date=2026-03-02" / "seg-20260302T020000.000Z.parquet").unlink()
+    at = run_page(fleet_store, "pages/fleet.py")
+    assert not at.exception
+    texts = "\n".join(t.value for t in at.text)
+    assert "1 host(s) changed since their rollup of that day (e.g. host=benchhost-03/date=2026-03-02)" in texts
+    assert not [t for t in at.toggle if t.key == "fleet_top_files"]  # no click needed: the rollups answer
+    assert len(_table(at, "host", "pid", "memory", "when")) == 15

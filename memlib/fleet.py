@@ -20,6 +20,8 @@ hosts' answers stay intact. Rollups are computed by memlib.rollup (``python -m m
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -58,10 +60,6 @@ class RollupState:
     def complete(self) -> bool:
         """True when every partition holding data has a fresh rollup (and there is at least one)."""
         return bool(self.fresh) and not self.stale and not self.missing
-
-    def covers(self, names: set[str]) -> bool:
-        """True when every partition in `names` has a fresh rollup."""
-        return names <= set(self.fresh)
 
     def note(self) -> str | None:
         """One sentence about missing or stale rollups (None when complete)."""
@@ -107,11 +105,11 @@ def _rollup_files(rec: source.Recording, table: rollup.RollupTable, days: tuple 
     return out
 
 
-def _read_parquet(paths: list[Path], filename: bool = False) -> str:
+def _read_parquet(paths: list[Path]) -> str:
     names = ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths)
     return (
         f"read_parquet([{names}], hive_partitioning = true, union_by_name = true,"
-        f" hive_types = {{'host': VARCHAR, 'date': VARCHAR}}{', filename = true' if filename else ''})"
+        " hive_types = {'host': VARCHAR, 'date': VARCHAR})"
     )
 
 
@@ -175,6 +173,9 @@ def _has_active(rec: source.Recording) -> bool:
 def _readable(rec: source.Recording, closed: list[files.ClosedFile]) -> list[Path]:
     """The closed files that pass their checksum (verified once per process, memlib.source); the others are named in
     rec.notices and left out."""
+    if len(closed) > 1:  # reading and CRC32 release the GIL: verify new files on a few threads, as memlib.source
+        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+            list(pool.map(source._verified, closed))
     out = []
     for f in closed:
         ok, problem = source._verified(f)
@@ -241,8 +242,9 @@ def hosts(rec: source.Recording, now: object = None, stale_after_s: float | None
     `now` (default: the newest sample of the whole store), first/last sample, samples, segment period, MemTotal and
     used memory (MemTotal - MemAvailable) at its last sample, behind_s (reference - last sample).
 
-    Reads each host's newest closed file and active segment, and the (host, date) partitions without a fresh rollup
-    (`state`: rollup_state(rec) when known): with every partition rolled up, no other file is opened."""
+    Each (host, date) partition whose rollup is fresh is read from host_minute (`state`: rollup_state(rec) when
+    known), the others and the active segments from the files: with every partition rolled up, no data file is
+    opened."""
     if rec.kind == "empty":
         return Hosts(pd.DataFrame(columns=HOST_COLUMNS), None, [f"no data in {rec.shown}"])
     by_host = _host_files(rec)

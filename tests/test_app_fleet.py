@@ -130,3 +130,23 @@ def test_a_rollup_older_than_its_segments_still_gives_the_top_and_is_named(run_p
     assert "1 host(s) changed since their rollup of that day (e.g. host=benchhost-03/date=2026-03-02)" in texts
     assert not [t for t in at.toggle if t.key == "fleet_top_files"]  # no click needed: the rollups answer
     assert len(_table(at, "host", "pid", "memory", "when")) == 15
+
+
+def test_used_heatmap_cells_are_each_hosts_bucket_and_empty_without_samples() -> None:
+    from ui.fleet_charts import used_heatmap
+
+    t = pd.to_datetime(["2026-03-02T00:00:00Z", "2026-03-02T00:10:00Z", "2026-03-02T00:20:00Z"], utc=True)
+    used = pd.DataFrame(
+        {
+            "host": ["b", "b", "a", "a", "a", "gone"],
+            "ts": [t[0], t[1], t[0], t[1], t[2], t[0]],
+            "mem_used_bytes": pd.array([1 << 30, 2 << 30, 3 << 30, None, 4 << 30, 1], dtype="Int64"),
+            "mem_total_bytes": pd.array([8 << 30] * 6, dtype="Int64"),
+            "samples": [1] * 6,
+        }
+    )
+    z = used_heatmap(used, ["a", "b"], "GiB", None).data[0]
+    got = pd.DataFrame(z.z, index=["a", "b"])
+    assert got.iloc[0].tolist()[0] == 37.5 and pd.isna(got.iloc[0, 1]) and got.iloc[0, 2] == 50.0
+    assert got.iloc[1].tolist()[:2] == [12.5, 25.0] and pd.isna(got.iloc[1, 2])  # b stopped: empty, not zero
+    assert z.text[1][1] == "2.0 GiB" and z.text[1][2] == "" and len(z.y) == 2  # a host not asked for: no row

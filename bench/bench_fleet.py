@@ -2,9 +2,10 @@
 
 Per fleet: the rollup time on DuckDB and on Spark with two one-core workers (bench.spark_cluster, skipped with a note
 when pyspark or Java is missing), the Fleet page's first paint from the rollups (server time in AppTest, a fresh
-interpreter, target <= 1 s), and one host's pages on the fleet store vs the same host's own store (the host's
-partitions copied alone): the per-host queries of the Overview (resolve, moment, system over a day, top) warm, and
-the Overview's first paint with ``host=`` in the URL (target: ratio <= 1.2).
+interpreter, target <= 1 s) and without them, ``fleet hosts`` from the rollups, and one host's pages on the fleet
+store vs the same host's own store (the host's partitions copied alone): the per-host queries of the Overview
+(resolve, moment, system over a day, top) warm, and the Overview's first paint with ``host=`` in the URL (target:
+ratio <= 1.2).
 
     python -m bench.bench_fleet [--quick] [--only 10x1d|100x1h] [--procs N] [--jobs N] [--no-spark] [--work DIR]
 
@@ -74,6 +75,18 @@ def host_queries(root: Path, host: str, repeats: int = 3) -> tuple[float, float]
     return first, statistics.median(time_calls(once, repeats))
 
 
+def hosts_time(root: Path) -> float:
+    """Seconds of memlib.fleet.hosts on the store at `root` (opened first; no file verified or cached before)."""
+    from memlib import fleet, query, source
+
+    source.clear_cache()
+    rec = source.open_recording(root)
+    query._run("SELECT 1")  # the embedded database is opened once per process, not per question
+    t = time.perf_counter()
+    fleet.hosts(rec)
+    return time.perf_counter() - t
+
+
 def rollup_time(root: Path, engine: str) -> float:
     """Seconds of a full rollup of the store with `engine` (previous rollups removed first)."""
     from memlib import rollup
@@ -124,6 +137,16 @@ def bench_fleet(label: str, hosts: int, hours: float, procs: int, jobs: int, spa
     rows.append(_row(f"{label}: Fleet page first paint (from the rollups)", [paint["cold"]], "s",
                      f"<= {PAINT_TARGET_S:g} s", (paint["cold"] <= PAINT_TARGET_S) if judge else None,
                      f"warm rerun {paint['warm']:.3f} s"))  # fmt: skip
+    rows.append(_row(f"{label}: fleet hosts (fresh rollups, cold)", [hosts_time(store)], "s",
+                     note="host_minute only: no data file opened"))  # fmt: skip
+    aside = store.parent / f"{store.name}-rollups"
+    (store / "rollups").rename(aside)  # the same fleet before its first rollup
+    try:
+        bare = _visit(store, [("pages/fleet.py", {})])["pages/fleet.py"]
+    finally:
+        aside.rename(store / "rollups")
+    rows.append(_row(f"{label}: Fleet page first paint without rollups", [bare["cold"]], "s",
+                     note="says to run the rollup; top across hosts from the files after a click"))  # fmt: skip
     own = own_store(store, HOST, work / f"own-{label}")
     f_first, f_warm = host_queries(store, HOST)
     o_first, o_warm = host_queries(own, HOST)

@@ -5,7 +5,8 @@ notes on stderr, one-line errors with exit 2), every row naming its ``host``:
 
 - ``hosts [--now T] [--stale-after S]``: host, status (ok | stale), stale_since, first_sample, last_sample, samples,
   period_s, mem_total_bytes, mem_used_bytes (at the last sample), behind_s; staleness against the newest sample of
-  the store unless ``--now`` (a stale host keeps its last values and says since when)
+  the store unless ``--now`` (a stale host keeps its last values and says since when); partitions with a fresh
+  rollup are read from ``host_minute``, only the others from the files
 - ``top [--at T] [--by rss|subtree] [--limit K]``: rank, host, ts (that host's snapshot at or just before T), pid,
   start_time, name, user, rss_bytes, subtree_rss_bytes, descendants, cmdline
 - ``leaks [--top K]``: the process_day rollup's ranking (floor growth x r2): rank, host, boot_id, pid, start_time,

@@ -28,6 +28,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, NamedTuple, cast
 
 import duckdb
@@ -127,9 +128,10 @@ class _Scan:
 
 
 def _scan(con: duckdb.DuckDBPyConnection, rec: source.Recording, table: Table, t_from=None, t_to=None,
-          hosts: Sequence[str] | None = None) -> _Scan:  # fmt: skip
+          hosts: Sequence[str] | None = None, paths: list[Path] | None = None) -> _Scan:  # fmt: skip
     cols = _columns(table)
-    files = source.parquet_files(rec, table, t_from, t_to, list(hosts) if hosts is not None else None)
+    wanted = list(hosts) if hosts is not None else None
+    files = paths if paths is not None else source.parquet_files(rec, table, t_from, t_to, wanted)
     parts, registered = [], []
     if files:
         names = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
@@ -160,10 +162,12 @@ def _scan(con: duckdb.DuckDBPyConnection, rec: source.Recording, table: Table, t
 
 
 @contextmanager
-def _tables(rec: source.Recording, t_from=None, t_to=None, hosts=None, **only: bool) -> Iterator[dict[str, str]]:
-    """Context: {table: SQL source} for the tables asked (procs=True, system=True, cgroups=True)."""
+def _tables(rec: source.Recording, t_from=None, t_to=None, hosts=None, paths: list[Path] | None = None,
+            **only: bool) -> Iterator[dict[str, str]]:  # fmt: skip
+    """Context: {table: SQL source} for the tables asked (procs=True, system=True, cgroups=True); `paths`: these
+    closed files instead of the recording's (one table asked; the caller verified them)."""
     con = _con()
-    scans = {t: _scan(con, rec, cast(Table, t), t_from, t_to, hosts) for t, want in only.items() if want}
+    scans = {t: _scan(con, rec, cast(Table, t), t_from, t_to, hosts, paths) for t, want in only.items() if want}
     try:
         yield {t: s.sql for t, s in scans.items()}
     finally:

@@ -9,8 +9,10 @@ final once its segments are closed, and is recomputed whenever a file in it is a
 Tables (times ``timestamp[us, UTC]``, memory in bytes; ``host`` and ``date`` come from the directory names):
 
 - ``host_minute``: minute (start), samples, mem_total_bytes (max), mem_used_bytes_max, mem_used_bytes_sum (sum over
-  the minute's samples: mean = sum / samples), mem_available_bytes_min, swap_used_bytes_max, processes_max.
-  used = MemTotal - MemAvailable, as ``free`` says.
+  the minute's samples: mean = sum / samples), mem_available_bytes_min, swap_used_bytes_max, processes_max,
+  first_ts and last_ts (the minute's first and last sample), mem_total_bytes_last and mem_used_bytes_last (at
+  last_ts). used = MemTotal - MemAvailable, as ``free`` says (kernels without MemAvailable: MemTotal - MemFree -
+  Buffers - Cached - SReclaimable, as memlib.fleet).
 - ``top_minute``: minute, kind ("process" | "subtree"), rank (1..top), boot_id, pid, start_time, name, user,
   bytes: the process's highest RSS (kind process) or subtree RSS (kind subtree, processes below a root only) among
   the minute's samples; ties broken by pid, start_time.
@@ -24,8 +26,8 @@ Engines: ``duckdb`` (embedded, the default), ``local[N]`` (Spark in this process
 ``spark://HOST:PORT`` (a standalone Spark cluster; executors must see the store at the same path). The SQL is one
 text with a handful of dialect words; integer sums make both engines' answers equal to the byte, floats to 1e-9.
 
-Incremental: each written partition carries ``pmi_rollup_inputs`` (a digest of its input files' relative paths,
-sizes and mtimes) in its Parquet metadata; a partition whose digest matches is skipped.
+Incremental: each written partition carries ``pmi_rollup_inputs`` (a digest of ROLLUP_VERSION and its input files'
+relative paths, sizes and mtimes) in its Parquet metadata; a partition whose digest matches is skipped.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from memlib import source
 RollupTable = Literal["host_minute", "top_minute", "process_day"]
 ROLLUP_TABLES: tuple[RollupTable, ...] = ("process_day", "top_minute", "host_minute")  # written in this order
 DIGEST_KEY = b"pmi_rollup_inputs"
+ROLLUP_VERSION = 2  # part of every partition's digest: rollups of an older version are recomputed
 ROLLUP_DIR = source.ROLLUP_DIR
 FLOOR_BIN_US = 600_000_000  # 10 minutes: the bin whose minimum is a floor
 US_PER_HOUR = 3_600_000_000
@@ -66,12 +69,17 @@ _SQL: dict[RollupTable, str] = {
     "host_minute": """
         SELECT host, date, {minute} AS minute_us, count(*) AS samples,
                max(mem_total_bytes) AS mem_total_bytes,
-               max(mem_total_bytes - mem_available_bytes) AS mem_used_bytes_max,
-               sum(mem_total_bytes - mem_available_bytes) AS mem_used_bytes_sum,
+               max(used) AS mem_used_bytes_max,
+               sum(used) AS mem_used_bytes_sum,
                min(mem_available_bytes) AS mem_available_bytes_min,
                max(swap_total_bytes - swap_free_bytes) AS swap_used_bytes_max,
-               max(processes) AS processes_max
-        FROM (SELECT s.*, p.processes FROM system s LEFT JOIN
+               max(processes) AS processes_max,
+               min({ts_us}) AS first_ts_us, max({ts_us}) AS last_ts_us,
+               max_by(mem_total_bytes, {ts_us}) AS mem_total_bytes_last, max_by(used, {ts_us}) AS mem_used_bytes_last
+        FROM (SELECT s.*, p.processes,
+                     coalesce(s.mem_total_bytes - s.mem_available_bytes, s.mem_total_bytes - s.mem_free_bytes
+                              - s.buffers_bytes - s.cached_bytes - coalesce(s.sreclaimable_bytes, 0)) AS used
+              FROM system s LEFT JOIN
               (SELECT host, ts, count(*) AS processes FROM procs GROUP BY host, ts) p
               ON s.host = p.host AND s.ts = p.ts) j
         GROUP BY host, date, {minute}
@@ -155,8 +163,8 @@ class Partition:
         return f"host={self.host}/date={self.date}"
 
     def digest(self, root: Path) -> str:
-        """A digest of the input files' relative paths, sizes and mtimes."""
-        h = hashlib.sha256()
+        """A digest of the rollup's version and the input files' relative paths, sizes and mtimes."""
+        h = hashlib.sha256(f"pmi-rollup {ROLLUP_VERSION}\n".encode())
         for path in sorted(self.procs + self.system):
             st = path.stat()
             h.update(f"{path.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
@@ -239,11 +247,15 @@ class _DuckDB(_Engine):
         self.con = duckdb.connect()
         self.con.execute("SET TimeZone = 'UTC'")
 
-    def _view(self, name: str, files: list[Path]) -> None:
+    def _view(self, name: Literal["procs", "system"], files: list[Path]) -> None:
         listing = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+        cols = read_columns(name, "duckdb")
+        typed = ", ".join(f'CAST(NULL AS {t}) AS "{c}"' for c, t in [*cols, ("host", "VARCHAR"), ("date", "VARCHAR")])
+        picked = ", ".join(f'"{c}"' for c, _ in cols)
         self.con.execute(
-            f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM read_parquet([{listing}], hive_partitioning = true,"
-            " union_by_name = true, hive_types = {'host': VARCHAR, 'date': VARCHAR})"
+            f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {picked}, host, date FROM ((SELECT {typed} WHERE false)"
+            f" UNION ALL BY NAME (SELECT * FROM read_parquet([{listing}], hive_partitioning = true,"
+            " union_by_name = true, hive_types = {'host': VARCHAR, 'date': VARCHAR})))"
         )
 
     def run(self, root: Path, parts: list[Partition], top: int) -> dict[RollupTable, pd.DataFrame]:
@@ -253,6 +265,32 @@ class _DuckDB(_Engine):
 
     def close(self) -> None:
         self.con.close()
+
+
+BATCH_BYTES = 256 << 20  # input files per batch: few fixed per-query costs, bounded result frames
+SHUFFLE_PARTITIONS = 8  # Spark's default of 200 shuffle partitions is for far larger inputs than a batch of days
+# the columns the rollup SQL reads, at their stored types: no engine infers or merges a schema from the footers, and
+# a file written before a column existed gives null there
+_READ_COLUMNS = {
+    "procs": ("ts", "boot_id", "pid", "start_time", "name", "user", "rss_bytes", "level", "subtree_rss_bytes"),
+    "system": ("ts", "mem_total_bytes", "mem_available_bytes", "mem_free_bytes", "buffers_bytes", "cached_bytes",
+               "sreclaimable_bytes", "swap_total_bytes", "swap_free_bytes"),
+}  # fmt: skip
+_TYPE_WORDS = {
+    "duckdb": {pa.int16(): "SMALLINT", pa.int32(): "INTEGER", pa.int64(): "BIGINT", pa.string(): "VARCHAR"},
+    "spark": {pa.int16(): "BIGINT", pa.int32(): "BIGINT", pa.int64(): "BIGINT", pa.string(): "STRING"},  # widened
+}
+_TIMESTAMP_WORD = {"duckdb": "TIMESTAMPTZ", "spark": "TIMESTAMP"}
+
+
+def read_columns(table: Literal["procs", "system"], dialect: Literal["duckdb", "spark"]) -> list[tuple[str, str]]:
+    """The (column, SQL type) pairs the rollup reads from `table`, typed as the store schema says."""
+    fields = store.schema.SCHEMAS[table]
+    out = []
+    for col in _READ_COLUMNS[table]:
+        t = fields.field(col).type
+        out.append((col, _TIMESTAMP_WORD[dialect] if pa.types.is_timestamp(t) else _TYPE_WORDS[dialect][t]))
+    return out
 
 
 class _Spark(_Engine):
@@ -270,13 +308,16 @@ class _Spark(_Engine):
             .config("spark.sql.session.timeZone", "UTC")
             .config("spark.sql.sources.partitionColumnTypeInference.enabled", "false")
             .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+            .config("spark.sql.shuffle.partitions", str(SHUFFLE_PARTITIONS))
+            .config("spark.sql.sources.parallelPartitionDiscovery.threshold", "1000000")  # list files here
             .config("spark.driver.host", os.environ.get("SPARK_LOCAL_IP", "127.0.0.1"))
             .config("spark.driver.bindAddress", os.environ.get("SPARK_LOCAL_IP", "127.0.0.1"))
             .getOrCreate()
         )
 
-    def _view(self, name: str, root: Path, files: list[Path]) -> None:
-        reader = self.spark.read.option("basePath", str(root / name)).option("mergeSchema", "true")
+    def _view(self, name: Literal["procs", "system"], root: Path, files: list[Path]) -> None:
+        schema = ", ".join(f"`{c}` {t}" for c, t in read_columns(name, "spark"))
+        reader = self.spark.read.schema(schema).option("basePath", str(root / name))
         reader.parquet(*[str(f) for f in files]).createOrReplaceTempView(name)
 
     def run(self, root: Path, parts: list[Partition], top: int) -> dict[RollupTable, pd.DataFrame]:
@@ -311,7 +352,8 @@ def _utc_us(values: pd.Series) -> pa.Array:
 
 _INT_COLUMNS = {
     "host_minute": ["samples", "mem_total_bytes", "mem_used_bytes_max", "mem_used_bytes_sum",
-                    "mem_available_bytes_min", "swap_used_bytes_max", "processes_max"],
+                    "mem_available_bytes_min", "swap_used_bytes_max", "processes_max", "mem_total_bytes_last",
+                    "mem_used_bytes_last"],
     "top_minute": ["rank", "pid", "bytes"],
     "process_day": ["pid", "samples", "rss_min_bytes", "rss_max_bytes", "rss_sum_bytes", "subtree_rss_max_bytes"],
 }  # fmt: skip
@@ -329,6 +371,8 @@ def shape(table: RollupTable, df: pd.DataFrame) -> pa.Table:
         cols["minute"] = _utc_us(df["minute_us"])
         for c in _INT_COLUMNS[table]:
             cols[c] = pa.array(df[c], pa.int64())
+        cols["first_ts"] = _utc_us(df["first_ts_us"])
+        cols["last_ts"] = _utc_us(df["last_ts_us"])
     elif table == "top_minute":
         df = df.sort_values(["host", "date", "minute_us", "kind", "rank"], kind="stable")
         cols["minute"] = _utc_us(df["minute_us"])
@@ -414,9 +458,11 @@ def rollup(
     engine: str = "duckdb",
     top: int = 10,
     progress: Callable[[str], None] | None = None,
-    batch: int = 64,
+    batch: int = 512,
+    batch_bytes: int = BATCH_BYTES,
 ) -> RollupReport:
-    """Compute the rollups of every changed (host, date) partition of the store at `root` with `engine`."""
+    """Compute the rollups of every changed (host, date) partition of the store at `root` with `engine`, in batches
+    of at most `batch` partitions and about `batch_bytes` of input files (one batch = one query per table)."""
     root = Path(root)
     engine_kind(engine)  # a bad name is an error even when nothing changed
     if top < 1:
@@ -433,9 +479,19 @@ def rollup(
         return RollupReport([], skipped_names)
     eng = engine_for(engine)
     damaged: list[str] = []
+    chunks: list[list[tuple[Partition, str]]] = [[]]
+    size = 0
+    for item in todo:
+        grow = sum(f.stat().st_size for f in item[0].procs + item[0].system)
+        if chunks[-1] and (len(chunks[-1]) >= batch or size + grow > batch_bytes):
+            chunks.append([])
+            size = 0
+        chunks[-1].append(item)
+        size += grow
+    done = 0
     try:
-        for i in range(0, len(todo), batch):
-            chunk = todo[i : i + batch]
+        for chunk in chunks:
+            done += len(chunk)
             parts = [p for p in (_verified(root, p, damaged) for p, _ in chunk) if p.procs and p.system]
             if not parts:
                 continue
@@ -445,7 +501,7 @@ def rollup(
                 for table in ROLLUP_TABLES:  # host_minute last: its digest marks the partition complete
                     _write_atomic(_piece(shaped[table], part), rollup_path(root, table, part), digest)
             if progress:
-                progress(f"rolled up {min(i + batch, len(todo))}/{len(todo)} partitions")
+                progress(f"rolled up {done}/{len(todo)} partitions")
     finally:
         eng.close()
     return RollupReport([p.rel for p, _ in todo], skipped_names, damaged)

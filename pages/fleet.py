@@ -1,7 +1,9 @@
 """Fleet: every host of a fleet store at once: hosts (stale ones said, since when), used memory per host over the
 window (a click on a host opens its Overview), the top processes and subtrees across hosts at the chosen moment, the
-fleet's leak ranking and a process name's totals on every host. Read from the rollups when they are fresh (memlib
-.fleet says which), else from the closed files."""
+fleet's leak ranking and a process name's totals on every host. First paint reads the rollups only (memlib.fleet
+reads the files of partitions without a fresh rollup); without any rollup for the day, the top across hosts is read
+from the files after a click, and the page says to run the rollup (not run from here: the store may be read-only to
+the dashboard and a fleet's rollup takes minutes). The name search reads the files when asked."""
 
 from ui.nav import ensure_router
 
@@ -37,8 +39,8 @@ def _open_host(host: str, page: str = nav.PAGE_OVERVIEW, **params: str) -> None:
     st.switch_page(page, query_params=query)
 
 
-hosts = ctx.ask(fleet.hosts)
 rollups = ctx.ask(fleet.rollup_state)
+hosts = ctx.ask(fleet.hosts, state=rollups)
 if rollups.complete:
     st.caption("Charts and rankings read from the rollups (memlib.rollup), which cover every closed segment.")
 else:
@@ -106,12 +108,33 @@ st.caption(
 # ---- top processes and subtrees across hosts at the moment
 st.subheader(f"Top across hosts at {fmt_ts(at)}", divider="gray", anchor=False)
 day = at.date().isoformat()
-that_day = {p for p in rollups.fresh + rollups.stale + rollups.missing if p.endswith(f"/date={day}")}
-from_rollups = bool(that_day) and rollups.covers(that_day)  # a host without data that day does not count
-top_fn = fleet.top_rollup if from_rollups else fleet.top
+behind = [p for p in rollups.stale + rollups.missing if p.endswith(f"/date={day}")]
+from_rollups = any(p.endswith(f"/date={day}") for p in rollups.fresh + rollups.stale)  # rolled up that day
+from_files = not from_rollups and st.toggle(
+    "Read each host's snapshot from the files",
+    key="fleet_top_files",
+    help="No rollups for this day: the files of every host are read (slow on a large fleet).",
+)
+longest = float(rows["period_s"].max()) if len(rows) else None
+tops = ctx.ask(fleet.top_rollups, at, TOP_K, longest) if from_rollups else None  # both kinds in one read
+if from_rollups and behind:
+    st.text(
+        source_choice.viewer_text(
+            f"{len(behind)} host(s) changed since their rollup of that day (e.g. {behind[0]}): their latest "
+            "rolled-up minute is shown. Run `python -m memlib fleet rollup --dumps STORE` to bring it up to date."
+        )
+    )
+elif not from_rollups and not from_files:
+    st.info(
+        "No rollups for this day yet: run `python -m memlib fleet rollup --dumps STORE`, or switch on reading "
+        "each host's snapshot from the files above.",
+        icon=":material/info:",
+    )
 left, right = st.columns(2)
 for col, by, title in ((left, "rss", "Processes (own RSS)"), (right, "subtree", "Subtrees (subtree RSS)")):
-    got = ctx.ask(top_fn, at, by, TOP_K)
+    if tops is None and not from_files:
+        break
+    got = tops[by] if tops is not None else ctx.ask(fleet.top, at, by, TOP_K)
     with col:
         st.markdown(f"**{title}**")
         r = got.rows
@@ -151,11 +174,12 @@ for col, by, title in ((left, "rss", "Processes (own RSS)"), (right, "subtree", 
                 str(clicked["host"]), nav.PAGE_PID, pid=str(int(clicked["pid"])),
                 start=iso_z(clicked["start_time"]), at=iso_z(when),
             )  # fmt: skip
-st.caption(
-    "Each host at its latest rolled-up minute at or before the moment (peaks within that minute)"
-    if from_rollups
-    else "Each host at its snapshot at or just before the moment (from the closed files)."
-)
+if from_rollups or from_files:
+    st.caption(
+        "Each host at its latest rolled-up minute at or before the moment (peaks within that minute)."
+        if from_rollups
+        else "Each host at its snapshot at or just before the moment (from the closed files)."
+    )
 
 # ---- leak ranking from the rollups
 st.subheader("Leak ranking across the fleet", divider="gray", anchor=False)

@@ -4,6 +4,7 @@ DuckDB queries over the Parquet files; faults: a stale host, a damaged file of o
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -225,3 +226,76 @@ def test_bad_fleet_arguments_are_one_line_errors(store: Path, capsys) -> None:
         assert rc == 2 and said in err and "Traceback" not in err and out == "", argv
     rc, out, err = _cli(capsys, "fleet", "top", "--at", "2020-01-01T00:00:00Z", "--dumps", str(store))
     assert rc == 0 and out == "(no rows)\n" and err.count("no sample within") == 3  # empty, and why
+
+
+# ---------------------------------------------------------------------------------------------------- cost
+
+
+@pytest.fixture(scope="module")
+def two_days(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A generated store over two dates: 2 hosts x 26 hours, 10 processes, 60 s samples (not to be modified)."""
+    out = tmp_path_factory.mktemp("fleet2d") / "store"
+    write_recording(out, hours=26, hosts=2, interval_s=60, n_procs=10)
+    return out
+
+
+def _direct_hosts(root: Path) -> pd.DataFrame:
+    return _sql(
+        f"""SELECT host, min(ts) AS first, max(ts) AS last, count(*) AS samples,
+            arg_max(mem_total_bytes - mem_available_bytes, ts) AS used FROM {_files(root, "system")}
+            GROUP BY host ORDER BY host"""
+    )
+
+
+def _damage_keeping_stat(path: Path) -> None:
+    """Flip a byte in the first column's data and give the file back its mtime (a digest over sizes and mtimes
+    cannot tell): only a reader of its data notices."""
+    st = path.stat()
+    data = bytearray(path.read_bytes())
+    data[64] ^= 0xFF
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def test_hosts_read_host_minute_and_open_no_file_behind_a_fresh_rollup(two_days: Path, tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    shutil.copytree(two_days, root)
+    want = _direct_hosts(root)
+    source.clear_cache()
+    for rolled in (False, True):  # older days counted from the files' footers, then from the host_minute rollups
+        if rolled:
+            rollup.rollup(root)
+        rec = source.open_recording(root)
+        got = fleet.hosts(rec).rows
+        assert got["host"].tolist() == want["host"].tolist() == ["benchhost-01", "benchhost-02"]
+        assert got["samples"].tolist() == want["samples"].tolist() == [26 * 60] * 2
+        assert (got["first_sample"] == want["first"].dt.tz_convert("UTC")).all()
+        assert (got["last_sample"] == want["last"].dt.tz_convert("UTC")).all()
+        assert got["mem_used_bytes"].tolist() == want["used"].tolist()
+    # a file behind a fresh rollup is not read at all: damage its data and nothing notices
+    old = next(iter(sorted((root / "system" / "host=benchhost-01" / "date=2026-03-02").glob("*.parquet"))))
+    _damage_keeping_stat(old)
+    source.clear_cache()
+    rec = source.open_recording(root)
+    assert fleet.rollup_state(rec).complete
+    got = fleet.hosts(rec).rows
+    assert got["samples"].tolist() == [26 * 60] * 2
+    assert not [n for n in rec.notices if old.name in n]
+
+
+def test_used_memory_reads_the_files_only_where_a_rollup_is_not_fresh(store: Path) -> None:
+    rollup.rollup(store)
+    for table in ("procs", "system", "cgroups"):  # benchhost-03's last segment is withdrawn: its rollup is stale
+        (store / table / "host=benchhost-03" / "date=2026-03-02" / "seg-20260302T020000.000Z.parquet").unlink()
+    damaged = store / "system" / "host=benchhost-01" / "date=2026-03-02" / "seg-20260302T010000.000Z.parquet"
+    source.clear_cache()
+    rec = source.open_recording(store)
+    want, kind = fleet.used_memory(rec, bins=12, prefer="files")
+    assert kind == "files"
+    _damage_keeping_stat(damaged)  # behind benchhost-01's fresh rollup: only a reader of the file notices
+    state = fleet.rollup_state(rec)
+    assert state.stale == ("host=benchhost-03/date=2026-03-02",) and len(state.fresh) == 2
+    got, kind = fleet.used_memory(rec, bins=12, state=state)
+    assert kind == "files"  # one partition from its files
+    pd.testing.assert_frame_equal(got, want)
+    assert not [n for n in rec.notices if damaged.name in n]

@@ -120,7 +120,15 @@ def reference(root) -> dict[str, pd.DataFrame]:
         mem_used_bytes_sum=("used", "sum"),
         mem_available_bytes_min=("mem_available_bytes", "min"),
         processes_max=("processes", "max"),
+        first_ts=("ts_us", "min"),
+        last_ts=("ts_us", "max"),
     )
+    system = system.reset_index(drop=True)
+    last = system.loc[system.groupby(["host", "date", "minute"])["ts_us"].idxmax()].set_index(
+        ["host", "date", "minute"]
+    )
+    hm["mem_total_bytes_last"] = last["mem_total_bytes"]
+    hm["mem_used_bytes_last"] = last["used"]
     top = []
     for kind, col, rows in (("process", "rss_bytes", procs), ("subtree", "subtree_rss_bytes", procs[procs.level > 0])):
         g = rows.groupby(["host", "date", "minute", "pid", "start_us"])[col].max().rename("bytes").reset_index()
@@ -164,6 +172,8 @@ def check_against_reference(root) -> None:
     ref = reference(root)
     hm = rollup.read_rollup(root, "host_minute")
     hm["minute_us"] = hm["minute"].astype("datetime64[us, UTC]").astype("int64")
+    for c in ("first_ts", "last_ts"):
+        hm[c] = hm[c].astype("datetime64[us, UTC]").astype("int64")
     got = hm.set_index(["host", "date", "minute_us"]).sort_index()
     exp = ref["host_minute"].set_index(["host", "date", "minute"]).sort_index()
     assert len(got) == len(exp) > 0
@@ -211,6 +221,25 @@ def test_incremental_rollup_recomputes_only_changed_partitions(tmp_path):
     third = rollup.rollup(tmp_path, "duckdb", top=3)
     assert third.computed == ["host=node1/date=2026-12-01"]
     check_against_reference(tmp_path)
+
+
+def test_batches_follow_the_input_size_and_give_the_same_rollups(tmp_path):
+    make_fleet(tmp_path / "a")
+    make_fleet(tmp_path / "b")
+    one: list[str] = []
+    many: list[str] = []
+    rollup.rollup(tmp_path / "a", "duckdb", top=3, progress=one.append)  # 4 small partitions: one batch
+    rollup.rollup(tmp_path / "b", "duckdb", top=3, progress=many.append, batch_bytes=1)  # one per partition
+    assert one == ["rolled up 4/4 partitions"] and len(many) == 4
+    assert_same_rollups(tmp_path / "a", tmp_path / "b")
+
+
+def test_rollups_of_an_older_version_are_computed_again(tmp_path, monkeypatch):
+    make_fleet(tmp_path)
+    rollup.rollup(tmp_path, "duckdb", top=3)
+    monkeypatch.setattr(rollup, "ROLLUP_VERSION", rollup.ROLLUP_VERSION + 1)  # e.g. a column added to host_minute
+    again = rollup.rollup(tmp_path, "duckdb", top=3)
+    assert len(again.computed) == 4 and again.skipped == []
 
 
 def pc_add_minutes(col: pa.ChunkedArray, minutes: int) -> pa.Array:

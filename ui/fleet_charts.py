@@ -14,22 +14,25 @@ from ui.state import UNITS
 def used_heatmap(used: pd.DataFrame, hosts: list[str], unit: str, at: pd.Timestamp | None) -> go.Figure:
     """memlib.fleet.used_memory rows -> a heatmap: one row per host (in `hosts` order), one column per time bucket,
     colour = the bucket's peak used memory as % of MemTotal; a bucket without samples (a stale host) stays empty."""
-    times = np.sort(used["ts"].unique()) if len(used) else np.array([], dtype="datetime64[ns]")
-    pct = pd.DataFrame(np.nan, index=hosts, columns=times)
-    text = pd.DataFrame("", index=hosts, columns=times)
+    times, col = np.unique(used["ts"].to_numpy(dtype="datetime64[ns]"), return_inverse=True)
+    pct = np.full((len(hosts), len(times)), np.nan)
+    text = np.full((len(hosts), len(times)), "", dtype=object)
     if len(used):
-        share = used["mem_used_bytes"].astype("Float64") / used["mem_total_bytes"].astype("Float64") * 100
-        table = used.assign(pct=share.astype(float))
-        pct.update(table.pivot_table(index="host", columns="ts", values="pct", aggfunc="max"))
-        shown = (used["mem_used_bytes"].astype("Float64") / UNITS[unit]).round(1).astype(str) + f" {unit}"
-        text.update(used.assign(t=shown).pivot_table(index="host", columns="ts", values="t", aggfunc="first"))
+        where = {h: i for i, h in enumerate(hosts)}
+        row = used["host"].map(where).to_numpy(dtype=float)
+        keep = ~np.isnan(row)  # a host not in `hosts` has no row of the heatmap
+        r, c = row[keep].astype(np.int64), col.reshape(-1)[keep]
+        used_b = used["mem_used_bytes"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)[keep]
+        total = used["mem_total_bytes"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)[keep]
+        pct[r, c] = used_b / total * 100  # one row per (host, bucket): memlib.fleet.used_memory's contract
+        text[r, c] = [f"{v / UNITS[unit]:.1f} {unit}" if v == v else "" for v in used_b]
     x = _x(pd.Series(pd.to_datetime(times, utc=True))) if len(times) else []
     fig = go.Figure(
         go.Heatmap(
-            z=pct.to_numpy(dtype=float),
+            z=pct,
             x=x,
             y=[plain(h) for h in hosts],
-            text=text.to_numpy(dtype=object),
+            text=text,
             colorscale="YlOrRd",
             zmin=0,
             zmax=100,

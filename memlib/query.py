@@ -712,7 +712,8 @@ def groups(rec: source.Recording, by: str = "name", t_from=None, t_to=None, top:
            metric: str = "rss", host: str | None = None, bins: int | None = None) -> pd.DataFrame:  # fmt: skip
     """Group totals over time (memlib.groups semantics): GROUP_COLUMNS, one row per (sample or bucket, group).
 
-    ``top=K`` keeps the K groups with the largest peak of `metric`, the rest summed into groups.OTHER_GROUP.
+    ``top=K`` keeps the K groups with the largest peak of `metric` (a peak of 0 or unknown is never top), the rest
+    summed into groups.OTHER_GROUP.
     With bins: per bucket and group, the max of each total (``<col>_min`` the min) and ``samples``.
     """
     if by not in _GROUP_KEY:
@@ -728,7 +729,7 @@ def groups(rec: source.Recording, by: str = "name", t_from=None, t_to=None, top:
             FROM {t["procs"]} {where} GROUP BY host, ts, g"""
         if top is not None:
             per = f"""WITH per AS ({per}), peak AS (SELECT g, max({mcol}) AS pk FROM per GROUP BY g),
-                kept AS (SELECT g FROM peak ORDER BY pk DESC NULLS LAST, g LIMIT {int(top)})
+                kept AS (SELECT g FROM peak WHERE pk > 0 ORDER BY pk DESC, g LIMIT {int(top)})
                 SELECT host, ts, CASE WHEN g IN (SELECT g FROM kept) THEN g ELSE '{groups_mod.OTHER_GROUP}' END AS g,
                     sum(processes)::INTEGER AS processes, sum(rss_bytes)::BIGINT AS rss_bytes,
                     sum(pss_bytes)::BIGINT AS pss_bytes, sum(uss_bytes)::BIGINT AS uss_bytes,

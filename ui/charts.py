@@ -56,6 +56,13 @@ def plot_config(filename: str) -> dict:
     }
 
 
+def span_text(lo: pd.Timestamp, hi: pd.Timestamp) -> str:
+    """A time window -> '2026-11-27 17:02:13 – 17:04:41 UTC' (the date once when both ends share it), for titles."""
+    lo, hi = pd.Timestamp(lo).tz_convert("UTC"), pd.Timestamp(hi).tz_convert("UTC")
+    end = hi.strftime("%H:%M:%S" if lo.date() == hi.date() else "%Y-%m-%d %H:%M:%S")
+    return f"{lo.strftime('%Y-%m-%d %H:%M:%S')} – {end} UTC"
+
+
 # plotly's default qualitative colours: ten saturated ones, so the bands of a stacked chart stay apart (Streamlit's
 # theme has a near-white one)
 COLORWAY = [

@@ -138,8 +138,9 @@ if len(shown) == 0 and len(at_level):
 
 # ---- the whole tree at this moment
 st.subheader("Tree memory", divider="gray")
+st.caption(f"Every process at {fmt_ts(at)}: a box's size is its subtree {ctx.metric_label} · click a box to open it")
 fig = data.figure(
-    "treemap", ctx.loaded.token, (at, own_col, unit), lambda: charts.treemap_figure(snap_df, own_col, unit)
+    "treemap", ctx.loaded.token, (at, own_col, unit), lambda: charts.treemap_figure(snap_df, own_col, unit, at)
 )
 sel = st.plotly_chart(
     fig,

@@ -173,6 +173,7 @@ tl = ctx.ask(q.timeline, key, lo, hi, bins=sidebar.CHART_BINS // 2)
 stamp = render.file_stamp(at)
 title = f"{proc['name']} (PID {int(proc['pid'])})"
 spikes = ctx.ask(q.process_spikes, lo, hi, ctx.metric, procs=[key])
+st.caption(f"Over the window {fmt_ts(lo)} – {fmt_ts(hi)} · click a point of the left chart to move the moment there")
 left, right = st.columns(2)
 with left:
     fig = data.figure(

@@ -60,3 +60,54 @@ def test_the_level_tables_key_columns_fit_1400_px_with_long_names(browser, fresh
     finally:
         context.close()
     assert "Traceback" not in server.log_text()
+
+
+ORANGE, BLUE = (0xFF, 0x7F, 0x0E), (0x1F, 0x77, 0xB4)  # ui.charts.COLORS: subtree, own
+
+
+def _near(pixel: tuple[int, ...], colour: tuple[int, int, int], tol: int = 40) -> bool:
+    return all(abs(a - b) <= tol for a, b in zip(pixel, colour, strict=False))
+
+
+def legend_gap_px(png: bytes) -> int:
+    """Exported process chart -> white pixels between the end of the first legend entry's text ("subtree RSS") and
+    the second entry's line symbol (the own series, blue)."""
+    from PIL import Image
+
+    img = Image.open(io.BytesIO(png)).convert("RGB")
+    w, h = img.size
+    legend_rows = [
+        y for y in range(int(h * 0.75), h) if any(_near(img.getpixel((x, y)), ORANGE) for x in range(w // 2))
+    ]
+    y = legend_rows[len(legend_rows) // 2]
+    orange_end = max(x for x in range(w) if _near(img.getpixel((x, y)), ORANGE))
+    blue_start = min(x for x in range(orange_end, w) if _near(img.getpixel((x, y)), BLUE))
+    ink = [
+        x
+        for x in range(orange_end + 1, blue_start)
+        if any(sum(img.getpixel((x, yy))) < 600 for yy in range(y - 12, y + 12))
+    ]
+    return blue_start - max(ink) - 1
+
+
+def test_the_exported_process_chart_names_the_process_and_its_legend_entries_stand_apart(
+    browser, streamlit_server
+) -> None:
+    context = browser.new_context(viewport={"width": WIDTH, "height": 1000}, accept_downloads=True)
+    try:
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(f"{streamlit_server.url}/pid?pid=22958")  # the seed recording's leaker (no children)
+        settle(page)
+        chart = page.locator(".js-plotly-plot").first
+        chart.wait_for()
+        assert "python3 (PID 22958): own and subtree RSS" in chart.locator(".gtitle").text_content()
+        chart.hover()
+        with page.expect_download() as download:
+            page.locator('[data-title="Download plot as a PNG"]').first.click()
+        assert download.value.suggested_filename.startswith("pid22958_rss_")
+        png = Path(download.value.path()).read_bytes()
+        gap = legend_gap_px(png)
+        assert gap >= 16, f"legend entries {gap} px apart in the exported PNG (run-on 'subtree RSSown RSS')"
+    finally:
+        context.close()

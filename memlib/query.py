@@ -392,6 +392,23 @@ def find_processes(rec: source.Recording, pid: int, start_time: str | pd.Timesta
     return out.reset_index(drop=True)
 
 
+def find_matching(rec: source.Recording, text: str, host: str | None = None, limit: int | None = 5) -> pd.DataFrame:
+    """Processes whose name, command line or user contains `text` anywhere in the recording (case-insensitive, as
+    memlib.filters' match) -> FIND_COLUMNS, one row per identity, the most recently seen first (`limit` rows)."""
+    cond = '(contains(lower(name), ?) OR contains(lower(cmdline), ?) OR contains(lower("user"), ?))'
+    where, params = _window(None, None, host, cond)
+    params += [text.lower()] * 3
+    with _tables(rec, None, None, [host] if host else None, procs=True) as t:
+        return _run(
+            f"""SELECT host, boot_id, pid, start_time, min(ts) AS first_seen, max(ts) AS last_seen,
+                arg_max(name, ts) AS name, arg_max(cmdline, ts) AS cmdline, arg_max("user", ts) AS "user",
+                count(*)::INTEGER AS samples, max(rss_bytes) AS rss_max_bytes
+            FROM {t["procs"]} {where} GROUP BY host, boot_id, pid, start_time
+            ORDER BY last_seen DESC, first_seen DESC, pid {"" if limit is None else f"LIMIT {int(limit)}"}""",
+            params,
+        )
+
+
 def process(rec: source.Recording, pid: int, start_time: str | pd.Timestamp | None = None,
             host: str | None = None) -> Proc | None:  # fmt: skip
     """pid (+ start time) -> that process (the latest with that pid unless start_time picks another), or None."""

@@ -98,7 +98,7 @@ table = pd.DataFrame(
     }
 ).drop(columns=[ctx.metric])  # the chosen metric is the `own` column
 st.subheader(f"Groups at {render.fmt_ts(at)}", divider="gray", anchor=False)
-st.caption(f"{len(now):,} groups · click a row to list its processes")
+st.caption(f"{len(now):,} group{'' if len(now) == 1 else 's'} · click a row to list its processes")
 row = render.clickable_table(
     table,
     key=f"groups_now_{by}_{at.value}",
@@ -118,7 +118,9 @@ if row is not None and str(row["group"]) != view.group:
     state.update_state(group=str(row["group"]))
     st.rerun()
 
-st.caption(f"The chart's series (its {len(bands)} bands, each time bucket's maximum and minimum):")
+st.caption(
+    f"The chart's series ({len(bands)} band{'' if len(bands) == 1 else 's'}, each time bucket's maximum and minimum):"
+)
 render.download_buttons(in_window, f"groups_{by}_{render.file_stamp(lo)}_{render.file_stamp(hi)}", "dl_groups_t")
 
 # ---- the processes of the selected group at the moment

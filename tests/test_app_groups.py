@@ -96,3 +96,16 @@ def test_the_chart_legend_holds_only_groups_with_memory_and_its_title_no_instruc
     assert {"python3", "init"} <= set(names)
     title = fig["layout"]["title"]["text"]
     assert "click" not in title and f"top {len(names)} by peak" in title and "17:02:13 – 17:04:41 UTC" in title
+
+
+def test_one_group_is_named_in_the_legend_and_counted_in_the_singular(run_page, seed_dumps) -> None:
+    import json
+
+    at = run_page(seed_dumps, "pages/groups.py", by="user", group="root")
+    assert not at.exception
+    fig = json.loads(at.main.get("plotly_chart")[0].proto.spec)
+    assert [t["name"] for t in fig["data"]] == ["root"] and fig["layout"]["showlegend"] is True
+    assert any(c.value.startswith("1 group ·") for c in at.caption)
+    # the member table's names get a fixed width, not the width of the first rows' short names
+    members = at.main.dataframe[-1]
+    assert json.loads(members.proto.columns)["name"]["width"] >= 150

@@ -96,3 +96,21 @@ def test_hostile_process_is_text_only(run_page, crafted_dumps: Path) -> None:
     assert not at.exception
     assert any("example.invalid" in c.value for c in at.code)
     assert not any("example.invalid" in t or "pwn" in t for t in markdown_texts(at))
+
+
+def test_an_exited_process_says_so_at_its_last_sample(run_page, seed_dumps) -> None:
+    at = run_page(seed_dumps, "pages/pid.py", pid="22958")  # the seed recording's leaker exits at 17:04:15
+    assert not at.exception
+    assert at.query_params.get("at") == "2026-11-27T17:04:15Z"
+    said = " ".join(i.value for i in at.info)
+    assert "This process exited: this is its last sample, 2026-11-27 17:04:15 UTC" in said
+    assert "the recording goes on to 2026-11-27 17:04:41 UTC" in said
+    at = run_page(seed_dumps, "pages/pid.py", pid="1")
+    assert not any("exited" in i.value for i in at.info)  # alive at the end: nothing to say
+
+
+def test_name_and_command_line_are_the_ones_at_the_moment(run_page, seed_dumps) -> None:
+    # the workload root is a zombie "[python3] <defunct>" at its end; at 17:03:31 it ran workload.py
+    at = run_page(seed_dumps, "pages/pid.py", pid="22941", at="2026-11-27T17:03:31Z")
+    assert not at.exception
+    assert "workload.py" in at.code[0].value and "defunct" not in at.code[0].value

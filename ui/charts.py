@@ -287,7 +287,8 @@ def stacked_figure(
     _mark(fig, at)
     _layout(fig, title, unit)
     legend = {"orientation": "v", "x": 1.02, "y": 1, "yanchor": "top", "font": {"size": 10}}
-    fig.update_layout(legend=legend | ({"traceorder": "reversed"} if legend_reversed else {}))
+    # a single band keeps its legend entry too: the legend is where a band is named (Plotly hides a lone one)
+    fig.update_layout(legend=legend | ({"traceorder": "reversed"} if legend_reversed else {}), showlegend=True)
     return fig
 
 

@@ -117,12 +117,15 @@ def memory_column(label: str, unit: str, help: str | None = None) -> st.column_c
     return st.column_config.NumberColumn(label, format=memory_format(unit), help=help)
 
 
+NAME_PX = 150  # width of a process-name column: room for ~20 characters
+
+
 def process_table_config(unit: str, metric_label: str = "RSS") -> dict[str, object]:
     """Column configs for a process table (PID, PPID, name, cmdline, user, memory, lifetime)."""
     return {
         "pid": st.column_config.NumberColumn("PID", format="%d", help="Click to open the PID drill-down"),
         "ppid": st.column_config.NumberColumn("PPID", format="%d", help="Click to open the parent"),
-        "name": st.column_config.TextColumn("Name"),
+        "name": st.column_config.TextColumn("Name", width=NAME_PX),  # not sized to the first rows' short names
         "cmdline": st.column_config.TextColumn("Command line", width="large"),
         "user": st.column_config.TextColumn("User"),
         "own": memory_column(f"Own {metric_label}", unit),

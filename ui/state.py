@@ -153,13 +153,13 @@ def parse_query(params: Mapping[str, str | list[str]]) -> tuple[ViewState, list[
         text = raw[-1] if isinstance(raw, list) else raw
         if text is None or str(text).strip() == "":
             if param == "pid":
-                warnings.append("Ignored URL parameter: pid is empty (give a process ID, a whole number).")
+                warnings.append("pid is empty (give a process ID, a whole number).")
             continue
         try:
             values[field] = _parse_field(field, str(text))
         except ValueError as exc:
             said = f"{param}: {exc}" if field in TIME_FIELDS else f"{param} {exc}, got {str(text)[:60]!r}"
-            warnings.append(f"Ignored URL parameter: {said}.")
+            warnings.append(f"{said}.")
     state = ViewState(**values)
     if state.from_ is not None and state.to is not None and state.from_ > state.to:
         warnings.append("Ignored the time window: 'from' is after 'to'.")

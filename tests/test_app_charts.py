@@ -39,3 +39,12 @@ def test_horizontal_legends_give_each_entry_room_for_the_longest_name(run_page) 
     assert names == ["subtree PSS", "own PSS"]
     assert fig["layout"]["legend"]["orientation"] == "h"
     assert fig["layout"]["legend"]["entrywidth"] >= 7 * max(map(len, names)) + 16
+
+
+def test_tree_boxes_in_gib_keep_two_decimals(run_page) -> None:
+    at = run_page(SAMPLE, "pages/level.py", unit="GiB")
+    tree = next(f for f in _figures(at) if f["data"] and f["data"][0]["type"] == "treemap")
+    assert "%{value:.2f} GiB" in tree["data"][0]["texttemplate"]  # not "0 GiB" on every box under 1 GiB
+    at = run_page(SAMPLE, "pages/level.py")
+    tree = next(f for f in _figures(at) if f["data"] and f["data"][0]["type"] == "treemap")
+    assert "%{value:.0f} MiB" in tree["data"][0]["texttemplate"]

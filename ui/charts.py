@@ -387,6 +387,7 @@ def _hierarchy_figure(
     height: int,
 ) -> go.Figure:
     """Treemap or icicle of byte `values` (null = 0) shown in `unit`: each node's value is its whole branch's."""
+    digits = 0 if unit == "MiB" else 2  # a 300 MiB box reads "0.29 GiB", not "0 GiB"
     fig = go.Figure(
         trace(
             ids=ids,
@@ -395,8 +396,8 @@ def _hierarchy_figure(
             values=(values.astype("Float64").fillna(0) / UNITS[unit]).tolist(),
             branchvalues="total",
             customdata=customdata,
-            hovertemplate=f"%{{label}}<br>{value_name}%{{value:.1f}} {unit}<extra></extra>",
-            texttemplate="%{label}<br>%{value:.0f} " + unit,
+            hovertemplate=f"%{{label}}<br>{value_name}%{{value:.{digits + 1}f}} {unit}<extra></extra>",
+            texttemplate=f"%{{label}}<br>%{{value:.{digits}f}} {unit}",
             maxdepth=4,
             marker={"colorscale": "Blues"},
         )

@@ -11,10 +11,14 @@ PSS is known for >= 95 % of the RSS at that moment, else RSS; the choice is said
 - ``system [--from T1] [--to T2]``: ts, snap, mem_total_bytes, mem_used_bytes (MemTotal - MemAvailable),
   mem_available_bytes, cached_bytes (Buffers + Cached + SReclaimable), swap_total_bytes, swap_used_bytes,
   procs_rss_bytes, processes (snap numbers the printed rows)
-- ``snapshot [--at T] [--level N] [--min-lifetime S] [--min-rss MB] [--min-subtree MB] [--match TEXT] [--limit K]``:
-  ts, pid, ppid, start_time, name, cmdline, user, level, rss_bytes, subtree_rss_bytes, descendants, lifetime_s
-  (the processes passing the filters, in pid order; filters as in memlib.filters: trees first, limit last)
-- ``timeline --pid P [--start-time T]``: ts, snap, pid, ppid, name, rss_bytes, subtree_rss_bytes, descendants
+- ``snapshot [--at T] [--level N] [--min-lifetime S] [--min-rss MB] [--min-subtree MB] [--match TEXT] [--limit K]
+  [--sort rss|subtree|pid]``: ts, pid, ppid, start_time, name, cmdline, user, level, rss_bytes, subtree_rss_bytes,
+  descendants, lifetime_s (the processes passing the filters, biggest own RSS first by default; filters as in
+  memlib.filters: trees first, limit last). The table leaves out ts (said once on stderr) and start_time. No row:
+  stderr says why (nothing matched --match at that moment, and when a match was last or first seen; or which
+  filters left nothing)
+- ``timeline --pid P [--start-time T]``: ts, snap, pid, ppid, name, rss_bytes, subtree_rss_bytes, descendants;
+  stderr says when a process that exited was last seen, and the --start-time of other processes with that pid
 - ``children --pid P [--start-time T]``: ts, pid, child_pid, child_name, subtree_rss_bytes
 - ``top [--at T] [--by rss|subtree|growth] [--metric auto|rss|pss|uss|swap] [--since T] [--limit K]``: rank, ts,
   pid, start_time, name, cmdline, rss_bytes, subtree_rss_bytes, descendants (+ <metric>_bytes and
@@ -43,6 +47,9 @@ PSS is known for >= 95 % of the RSS at that moment, else RSS; the choice is said
 
 A pid names the latest process with that pid unless ``--start-time`` picks another (nearest within 1 s).
 Seed-format dumps are imported into a store once (progress on stderr), then queried like any store.
+Table output is cut to ``--width N`` characters a line (default: the terminal's width, 160 when not a terminal; 0 =
+never cut): names at 16 characters, the command line (last column) to what is left, at least 20; csv and json are
+never cut.
 Errors (unknown pid, empty or missing dumps directory, bad time or zone) print one line on stderr and exit 2.
 Skipped files are counted on stderr (one line); the data goes to stdout.
 """
@@ -52,6 +59,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import shutil
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -67,7 +75,11 @@ from memlib.display import visible, visible_frame
 from memlib.units import iso_z_series
 
 EXIT_ERROR = 2
-TABLE_TEXT_WIDTH = 100  # cmdline cut in table output only
+DEFAULT_WIDTH = 160  # table line width when stdout is not a terminal (--width)
+MIN_CMDLINE_WIDTH = 20  # a command line is never cut shorter than this to fit a table line
+NAME_WIDTH = 16  # names and users cut in a width-limited table (a Linux comm is at most 15 characters)
+# snapshot --sort: columns, descending each (pid ascending breaks ties)
+SNAPSHOT_SORTS = {"rss": ["rss_bytes", "subtree_rss_bytes"], "subtree": ["subtree_rss_bytes", "rss_bytes"], "pid": []}
 
 SYSTEM_COLUMNS = [
     "ts", "snap", "mem_total_bytes", "mem_used_bytes", "mem_available_bytes", "cached_bytes", "swap_total_bytes",
@@ -125,6 +137,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     shown = argparse.ArgumentParser(add_help=False, parents=[common])
     shown.add_argument("--format", choices=["table", "csv", "json"], default="table", help="output format")
+    shown.add_argument(
+        "--width",
+        type=cli_args.whole(0),
+        default=None,
+        metavar="N",
+        help="table lines at most N characters, the command line cut to fit (default: the terminal's width, "
+        f"{DEFAULT_WIDTH} when not a terminal; 0 = never cut); csv and json are never cut",
+    )
 
     parser = argparse.ArgumentParser(
         prog="python -m memlib", description="Query PID Memory Inspector dumps (memory in bytes, times UTC)."
@@ -136,6 +156,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("snapshot", parents=[shown], help="processes at one moment, filtered")
     at_option(p)
     filter_options(p)
+    p.add_argument(
+        "--sort",
+        choices=list(SNAPSHOT_SORTS),
+        default="rss",
+        help="row order: rss = biggest own RSS first (default), subtree = biggest subtree first, pid",
+    )
     p = sub.add_parser("timeline", parents=[shown], help="one process over time")
     pid_options(p)
     p = sub.add_parser("children", parents=[shown], help="a process's direct children's subtree totals over time")
@@ -249,23 +275,60 @@ def _text_frame(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _table(df: pd.DataFrame) -> str:
+def _cut(text: pd.Series, width: int) -> pd.Series:
+    return text.where(text.str.len() <= width, text.str.slice(0, max(width - 1, 0)) + "…")
+
+
+def _lines(out: pd.DataFrame) -> str:
+    """Frame of texts and numbers -> table lines: a header, text columns left-aligned, numbers right-aligned, two
+    spaces between columns, unknown values blank, no trailing blanks."""
+    columns = []
+    for col in out.columns:
+        values = out[col]
+        cells = [str(col)] + ["" if v is None or v is pd.NA or v != v else str(v) for v in values.tolist()]
+        width = max(map(len, cells))
+        left = not pd.api.types.is_numeric_dtype(values.dtype)
+        columns.append([c.ljust(width) if left else c.rjust(width) for c in cells])
+    return "".join("  ".join(row).rstrip() + "\n" for row in zip(*columns, strict=True))
+
+
+def _table(df: pd.DataFrame, width: int | None = None) -> str:
+    """Result frame -> a text table; with `width` > 0 the lines are cut to it: names and users at NAME_WIDTH, the
+    command line (moved last) to what is left of the line (at least MIN_CMDLINE_WIDTH characters)."""
     if df.empty:
         return "(no rows)\n"
     out = visible_frame(_text_frame(df))  # control and bidi characters as escapes, never sent to the terminal
-    for col in ("cmdline", "name", "child_name", "user"):
-        if col in out.columns:
-            text = out[col].astype(str)
-            out[col] = text.where(text.str.len() <= TABLE_TEXT_WIDTH, text.str.slice(0, TABLE_TEXT_WIDTH - 1) + "…")
     if "lifetime_s" in out.columns:
         out["lifetime_s"] = out["lifetime_s"].round(3)
-    return out.to_string(index=False, na_rep="") + "\n"
+    for col in ("cmdline", "name", "child_name", "user"):
+        if col in out.columns:
+            out[col] = out[col].astype(object).where(out[col].notna(), "").astype(str)
+    if "cmdline" in out.columns:  # the long one last
+        out = out[[c for c in out.columns if c != "cmdline"] + ["cmdline"]]
+    if not width:
+        return _lines(out)
+    for col in ("name", "child_name", "user"):
+        if col in out.columns:
+            out[col] = _cut(out[col], NAME_WIDTH)
+    if "cmdline" in out.columns:
+        rest = out.drop(columns=["cmdline"])
+        used = len(_lines(rest).splitlines()[0]) + 2 if len(rest.columns) else 0
+        out = rest.assign(cmdline=_cut(out["cmdline"], max(width - used, MIN_CMDLINE_WIDTH)))
+    return _lines(out)
 
 
-def render(df: pd.DataFrame, fmt: str) -> bytes:
-    """Result frame -> output bytes in table, csv, json (records) or parquet."""
+def table_width(chosen: int | None) -> int:
+    """--width value -> the table line width: as given, else the terminal's width (COLUMNS or the tty), else
+    DEFAULT_WIDTH; 0 = never cut."""
+    if chosen is not None:
+        return chosen
+    return shutil.get_terminal_size((DEFAULT_WIDTH, 24)).columns
+
+
+def render(df: pd.DataFrame, fmt: str, width: int | None = None) -> bytes:
+    """Result frame -> output bytes in table (lines cut to `width` when > 0), csv, json (records) or parquet."""
     if fmt == "table":
-        return _table(df).encode()
+        return _table(df, width).encode()
     if fmt == "parquet":
         buf = io.BytesIO()
         df.reset_index(drop=True).to_parquet(buf, index=False)
@@ -302,9 +365,74 @@ def cmd_system(rec: source.Recording, args: argparse.Namespace) -> pd.DataFrame:
 
 
 def cmd_snapshot(rec: source.Recording, args: argparse.Namespace) -> pd.DataFrame:
-    """Processes of one snapshot passing the filters: SNAPSHOT_COLUMNS."""
-    snap_df = query.moment(rec, _moment(rec, args.at))
-    return _filtered(snap_df, args)[SNAPSHOT_COLUMNS].reset_index(drop=True)
+    """Processes of one snapshot passing the filters: SNAPSHOT_COLUMNS in --sort order; when none passes, why is
+    said on stderr."""
+    m = _moment(rec, args.at)
+    snap_df = query.moment(rec, m)
+    out = _filtered(snap_df, args)[SNAPSHOT_COLUMNS]
+    by = SNAPSHOT_SORTS[args.sort]
+    out = out.sort_values(
+        [*by, "pid"], ascending=[False] * len(by) + [True], na_position="last", kind="stable"
+    ).reset_index(drop=True)
+    if out.empty:
+        _note(_why_no_rows(rec, m, snap_df, args))
+    elif args.format == "table":  # the moment once, not on every line; csv and json keep every column
+        at = iso_z_series(pd.Series([m.ts]))[0]
+        _note(f"snapshot at {at}: {len(out):,} of {len(snap_df):,} processes (csv/json add ts and start_time)")
+        out = out.drop(columns=["ts", "start_time"])
+    return out
+
+
+def _note(text: str) -> None:
+    print(f"note: {visible(text)}", file=sys.stderr)
+
+
+def _filter_words(args: argparse.Namespace) -> list[str]:
+    """The filters given other than --match, as the options that set them."""
+    given = [
+        ("--level", args.level, None),
+        ("--min-lifetime", args.min_lifetime, 0),
+        ("--min-rss", args.min_rss, 0),
+        ("--min-subtree", args.min_subtree, 0),
+        ("--limit", args.limit, None),
+    ]
+    return [f"{opt} {value:g}" for opt, value, unset in given if value is not None and value != unset]
+
+
+def _why_no_rows(rec: source.Recording, m: query.Moment, snap_df: pd.DataFrame, args: argparse.Namespace) -> str:
+    """Why `snapshot` printed no row: nothing matched --match at that moment (and when it was seen, if ever), or
+    the other filters removed every process."""
+    at = iso_z_series(pd.Series([m.ts]))[0]
+    others = _filter_words(args)
+    if args.match:
+        matching = filters.filter_snapshot(snap_df, filters.Filters(match=args.match))
+        n = int(matching["kept"].sum())
+        if n == 0:
+            return f"no process at {at} has {args.match!r} in its name, command line or user; " + _when_seen(
+                rec, args.match, m
+            )
+        return f"{n} process(es) at {at} match {args.match!r}, but {' '.join(others)} leave(s) none"
+    if args.level is not None and len(snap_df) and args.level > int(snap_df["level"].max()):
+        return f"level {args.level} is empty at {at}: the deepest level is {int(snap_df['level'].max())}"
+    return f"none of the {len(snap_df):,} processes at {at} passes {' '.join(others)}"
+
+
+def _when_seen(rec: source.Recording, text: str, m: query.Moment) -> str:
+    """When processes matching `text` were seen in the recording, and the --at that shows one."""
+    seen = query.find_matching(rec, text, host=m.host or None, limit=None)
+    if seen.empty:
+        return "no process in this recording ever matched it"
+    before, after = seen[seen["last_seen"] < m.ts], seen[seen["first_seen"] > m.ts]
+    parts = []
+    if len(before):
+        row = before.sort_values("last_seen").iloc[-1]
+        when = iso_z_series(pd.Series([row["last_seen"]]))[0]
+        parts.append(f"last seen at {when} (pid {int(row['pid'])}, {row['name']}): --at {when} shows it")
+    if len(after):
+        row = after.sort_values("first_seen").iloc[0]
+        when = iso_z_series(pd.Series([row["first_seen"]]))[0]
+        parts.append(f"first seen after this moment at {when} (pid {int(row['pid'])}, {row['name']}): --at {when}")
+    return "; ".join(parts)
 
 
 def _snap_numbers(rec: source.Recording, ts: pd.Series, t_from: pd.Timestamp) -> np.ndarray:
@@ -315,10 +443,34 @@ def _snap_numbers(rec: source.Recording, ts: pd.Series, t_from: pd.Timestamp) ->
 
 
 def cmd_timeline(rec: source.Recording, args: argparse.Namespace) -> pd.DataFrame:
-    """One process over time: TIMELINE_COLUMNS."""
+    """One process over time: TIMELINE_COLUMNS; stderr says when it exited (its last sample before the end of the
+    recording) and which other processes had the pid (with the --start-time that selects each)."""
     p = _proc(rec, args.pid, args.start_time)
     tl = query.timeline(rec, p)
+    _about_process(rec, p, tl)
     return tl.assign(snap=_snap_numbers(rec, tl["ts"], p.start_time))[TIMELINE_COLUMNS]
+
+
+def _about_process(rec: source.Recording, p: query.Proc, tl: pd.DataFrame) -> None:
+    """Notes on stderr: the process exited before the recording's end (last seen when), the pid names others."""
+    if len(tl):
+        name = visible(str(tl["name"].iloc[-1]))
+        first, last = iso_z_series(tl["ts"].iloc[[0, -1]].reset_index(drop=True)).tolist()
+        end = query.resolve(rec, "latest", p.host or None).ts
+        if tl["ts"].iloc[-1] < end:
+            _note(
+                f"pid {p.pid} ({name}) is gone at the end of the recording ({iso_z_series(pd.Series([end]))[0]}): "
+                f"seen {first} – {last}; snapshot --at {last} shows it at its last sample"
+            )
+    others = query.find_processes(rec, p.pid, host=p.host or None)
+    others = others[others["start_time"] != p.start_time]
+    for row in others.itertuples():
+        start = iso_z_series(pd.Series([row.start_time]))[0]
+        seen = iso_z_series(pd.Series([row.first_seen, row.last_seen])).tolist()
+        _note(
+            f"pid {p.pid} was also {visible(str(row.name))}, seen {seen[0]} – {seen[1]}: --start-time {start} "
+            "selects it"
+        )
 
 
 def cmd_children(rec: source.Recording, args: argparse.Namespace) -> pd.DataFrame:
@@ -515,7 +667,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not isinstance(result, pd.DataFrame):
             _emit_chunks(result, args.format, out_path)
             return 0
-        data = render(result, args.format)
+        data = render(result, args.format, table_width(getattr(args, "width", None)))
         if out_path:
             try:
                 Path(out_path).write_bytes(data)

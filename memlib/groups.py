@@ -12,8 +12,8 @@ RSS is always known; PSS/USS/swap are sums of the members whose value is known a
 
 A process whose key is unknown (no cgroup recorded, empty name) lands in the group ``UNKNOWN_GROUP``, so that the
 group totals of a moment always add up to the totals of all its processes. With ``top=K`` only the K groups with the
-largest peak (max over time of the group total of ``metric``) keep their own rows; the rest are summed into
-``OTHER_GROUP``.
+largest peak (max over time of the group total of ``metric``) keep their own rows (a group whose peak is 0 or unknown
+is never among them); the rest are summed into ``OTHER_GROUP``.
 """
 
 from __future__ import annotations
@@ -113,12 +113,14 @@ def group_totals(
         else:
             sums[col] = (np.zeros(cell.size, np.int64), np.zeros(cell.size, np.int64))
     s_of, g_of = cell // ng, cell % ng
-    if top is not None and top < len(categories):
+    peak = np.full(ng, -1, np.int64)  # per group the largest known total of the metric, -1 when never known
+    if top is not None:
         total, known = sums[mcol]
-        peak = np.full(ng, -1, np.int64)
         np.maximum.at(peak, g_of, np.where(known > 0, total, -1))
+    if top is not None and (top < len(categories) or (peak[: len(categories)] <= 0).any()):
         keep = np.zeros(ng, bool)
         keep[np.argsort(-peak, kind="stable")[:top]] = True
+        keep &= peak > 0  # a group whose peak is 0 or unknown is not "top"
         kept = np.flatnonzero(keep)
         new_code = np.full(ng, kept.size, np.int64)
         new_code[kept] = np.arange(kept.size)
@@ -201,6 +203,16 @@ def group_summary(totals: pd.DataFrame, metric: str = "rss") -> pd.DataFrame:
     )
     rank = np.argsort(-out[f"{name}_max_bytes"].to_numpy(dtype=np.float64, na_value=-np.inf), kind="stable")
     return out.iloc[rank].reset_index(drop=True)
+
+
+def with_known_peak(series: pd.DataFrame, col: str) -> pd.DataFrame:
+    """Group series (ts, group, <col>...) -> only the rows of the groups whose largest `col` value is above 0 (a
+    group that is always 0 or unknown, e.g. kernel threads or an "(other)" of such groups, has nothing to show)."""
+    if len(series) == 0:
+        return series
+    peak = series.groupby("group", observed=True)[col].max()
+    shown = peak.index[peak.astype("Float64").fillna(0).to_numpy(dtype=float) > 0]
+    return series[series["group"].isin(shown)].reset_index(drop=True)
 
 
 def _group_max(codes: np.ndarray, values: np.ndarray, ng: int) -> np.ndarray:

@@ -407,6 +407,23 @@ def find_processes(rec: source.Recording, pid: int, start_time: str | pd.Timesta
     return out.reset_index(drop=True)
 
 
+def find_matching(rec: source.Recording, text: str, host: str | None = None, limit: int | None = 5) -> pd.DataFrame:
+    """Processes whose name, command line or user contains `text` anywhere in the recording (case-insensitive, as
+    memlib.filters' match) -> FIND_COLUMNS, one row per identity, the most recently seen first (`limit` rows)."""
+    cond = '(contains(lower(name), ?) OR contains(lower(cmdline), ?) OR contains(lower("user"), ?))'
+    where, params = _window(None, None, host, cond)
+    params += [text.lower()] * 3
+    with _tables(rec, None, None, [host] if host else None, procs=True) as t:
+        return _run(
+            f"""SELECT host, boot_id, pid, start_time, min(ts) AS first_seen, max(ts) AS last_seen,
+                arg_max(name, ts) AS name, arg_max(cmdline, ts) AS cmdline, arg_max("user", ts) AS "user",
+                count(*)::INTEGER AS samples, max(rss_bytes) AS rss_max_bytes
+            FROM {t["procs"]} {where} GROUP BY host, boot_id, pid, start_time
+            ORDER BY last_seen DESC, first_seen DESC, pid {"" if limit is None else f"LIMIT {int(limit)}"}""",
+            params,
+        )
+
+
 def process(rec: source.Recording, pid: int, start_time: str | pd.Timestamp | None = None,
             host: str | None = None) -> Proc | None:  # fmt: skip
     """pid (+ start time) -> that process (the latest with that pid unless start_time picks another), or None."""
@@ -731,7 +748,8 @@ def groups(rec: source.Recording, by: str = "name", t_from=None, t_to=None, top:
            metric: str = "rss", host: str | None = None, bins: int | None = None) -> pd.DataFrame:  # fmt: skip
     """Group totals over time (memlib.groups semantics): GROUP_COLUMNS, one row per (sample or bucket, group).
 
-    ``top=K`` keeps the K groups with the largest peak of `metric`, the rest summed into groups.OTHER_GROUP.
+    ``top=K`` keeps the K groups with the largest peak of `metric` (a peak of 0 or unknown is never top), the rest
+    summed into groups.OTHER_GROUP.
     With bins: per bucket and group, the max of each total (``<col>_min`` the min) and ``samples``.
     """
     if by not in _GROUP_KEY:
@@ -755,7 +773,7 @@ def groups(rec: source.Recording, by: str = "name", t_from=None, t_to=None, top:
         if top is not None:  # (g is null for the rows of groups that cannot be among the top: see _group_candidates)
             per = f"""WITH per AS ({per}),
                 peak AS (SELECT g, max({mcol}) AS pk FROM per WHERE g IS NOT NULL GROUP BY g),
-                kept AS (SELECT g FROM peak ORDER BY pk DESC NULLS LAST, g LIMIT {int(top)})
+                kept AS (SELECT g FROM peak WHERE pk > 0 ORDER BY pk DESC, g LIMIT {int(top)})
                 SELECT host, ts, CASE WHEN g IN (SELECT g FROM kept) THEN g ELSE '{groups_mod.OTHER_GROUP}' END AS g,
                     sum(processes)::INTEGER AS processes, sum(rss_bytes)::BIGINT AS rss_bytes,
                     sum(pss_bytes)::BIGINT AS pss_bytes, sum(uss_bytes)::BIGINT AS uss_bytes,

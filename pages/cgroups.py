@@ -69,7 +69,7 @@ st.caption(f"{len(tree_df):,} cgroups at {render.fmt_ts(at)} · click a row or a
 row = render.clickable_table(tbl, key=f"cgroup_tree_{at.value}", column_config=cols, max_height=380)
 render.download_buttons(tree_df, f"cgroups_{render.file_stamp(at)}", key="dl_cgroups")
 fig = data.figure(
-    "icicle", ctx.loaded.token, (at, own_col, unit), lambda: charts.icicle_figure(tree_df, "tree_" + own_col, unit)
+    "icicle", ctx.loaded.token, (at, own_col, unit), lambda: charts.icicle_figure(tree_df, "tree_" + own_col, unit, at)
 )
 iev = None
 if len(tree_df) > 1:  # a single box says nothing

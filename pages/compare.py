@@ -91,8 +91,8 @@ with st.expander("Totals per change", expanded=False):
 
 config = render.process_table_config(unit, ctx.metric_label) | {
     "change": st.column_config.TextColumn("Change", help=", ".join(compare.CHANGES)),
-    "before": render.memory_column(f"{ctx.metric_label} at a", unit),
-    "after": render.memory_column(f"{ctx.metric_label} at b", unit),
+    "before": render.memory_column(f"{ctx.metric_label} at a", unit, "– when the process was not running at a"),
+    "after": render.memory_column(f"{ctx.metric_label} at b", unit, "– when the process was not running at b"),
     "growth": render.memory_column(f"Δ {ctx.metric_label}", unit, "b − a (a new process counts 0 at a)"),
     "subtree change": st.column_config.TextColumn("Subtree change"),
     "subtree before": render.memory_column(f"Subtree {ctx.metric_label} at a", unit),
@@ -117,8 +117,9 @@ with tab_p:
             "pid": shown["pid"].to_numpy(),
             "name": shown["name"].astype(str).to_numpy(),
             "change": shown["change"].astype(str).to_numpy(),
-            "before": render.in_unit(shown["before_bytes"], unit).to_numpy(),
-            "after": render.in_unit(shown["after_bytes"], unit).to_numpy(),
+            # a process absent at a moment has no value there ("–"), not 0 (the growth still counts it as 0)
+            "before": render.in_unit(shown["before_bytes"], unit).where(shown["change"] != "new").to_numpy(),
+            "after": render.in_unit(shown["after_bytes"], unit).where(shown["change"] != "exited").to_numpy(),
             "growth": render.in_unit(shown["delta_bytes"], unit).to_numpy(),
             "user": shown["user"].astype(str).to_numpy(),
             "cmdline": shown["cmdline"].astype(str).to_numpy(),

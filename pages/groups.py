@@ -40,8 +40,11 @@ st.segmented_control(
     "narrow the list of a group's processes.",
 )
 
-# ---- over time: the TOP groups by peak, the rest summed as "(other)"
+# ---- over time: the TOP groups by peak, the rest summed as "(other)"; a band whose peak is 0 or unknown is left out
 in_window = ctx.ask(q.groups, by, lo, hi, top=TOP, metric=ctx.metric, bins=sidebar.CHART_BINS)
+in_window = groups.with_known_peak(in_window, own_col)
+bands = in_window["group"].astype(str).unique()
+named = [b for b in bands if b != groups.OTHER_GROUP]
 fig = data.figure(
     "groups",
     ctx.loaded.token,
@@ -50,7 +53,9 @@ fig = data.figure(
         in_window,
         "group",
         own_col,
-        f"{ctx.metric_label} per {BY_LABELS[by].lower()} (top {TOP} by peak, stacked) — click a band to list it",
+        f"{ctx.metric_label} per {BY_LABELS[by].lower()}, stacked (top {len(named)} by peak"
+        + (", the rest as (other)" if len(named) < len(bands) else "")
+        + f") · {charts.span_text(lo, hi)}",
         unit,
         at,
         ts=in_window["ts"],
@@ -58,6 +63,10 @@ fig = data.figure(
         legend_reversed=True,
     ),
 )
+if len(bands) == 0:
+    st.caption(f"No {BY_LABELS[by].lower()} has a known {ctx.metric_label} above 0 in this window: nothing to chart.")
+else:
+    st.caption(f"Up to {TOP} groups with the highest peak get their own band · click a band to list its processes")
 ev = st.plotly_chart(
     fig,
     width="stretch",
@@ -89,7 +98,7 @@ table = pd.DataFrame(
     }
 ).drop(columns=[ctx.metric])  # the chosen metric is the `own` column
 st.subheader(f"Groups at {render.fmt_ts(at)}", divider="gray", anchor=False)
-st.caption(f"{len(now):,} groups · click a row to list its processes")
+st.caption(f"{len(now):,} group{'' if len(now) == 1 else 's'} · click a row to list its processes")
 row = render.clickable_table(
     table,
     key=f"groups_now_{by}_{at.value}",
@@ -109,7 +118,9 @@ if row is not None and str(row["group"]) != view.group:
     state.update_state(group=str(row["group"]))
     st.rerun()
 
-st.caption(f"The chart's series (top {TOP} groups + other, each time bucket's maximum and minimum):")
+st.caption(
+    f"The chart's series ({len(bands)} band{'' if len(bands) == 1 else 's'}, each time bucket's maximum and minimum):"
+)
 render.download_buttons(in_window, f"groups_{by}_{render.file_stamp(lo)}_{render.file_stamp(hi)}", "dl_groups_t")
 
 # ---- the processes of the selected group at the moment

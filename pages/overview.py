@@ -36,7 +36,10 @@ if now is not None:
     value, note = render.unattributed(now, ctx.metric)
     cols[4].metric("Not attributed", value, help=note)
 cols[5].metric("Processes", f"{len(snap_df):,}")
-st.caption(f"At {fmt_ts(at)}" + (" (latest)" if ctx.latest else ""))
+st.caption(
+    f"At {fmt_ts(at)}" + (" (latest)" if ctx.latest else "") + " · click a point of the RAM chart to see that "
+    "moment's processes"
+)
 
 # ---- RAM chart: click a moment -> Level view at that moment
 fig = data.figure(

@@ -112,8 +112,9 @@ now = here.iloc[0] if len(here) else None
 
 # ---- header: identity (names and command lines only as text), values at the chosen moment
 st.subheader(f"PID {int(proc['pid'])}", anchor=False)
-st.text(visible(str(proc["name"])))
-st.code(visible(str(proc["cmdline"])) or "(no command line)", language=None, wrap_lines=True)
+shown = now if now is not None else proc  # name and command line at the moment (an exec or a zombie changes them)
+st.text(visible(str(shown["name"])))
+st.code(visible(str(shown["cmdline"])) or "(no command line)", language=None, wrap_lines=True)
 exact = ctx.rec.start_times_exact
 note = "" if exact else " (observed span: seed dumps carry no start time)"
 end = at if now is not None else proc["last_seen"]
@@ -136,6 +137,13 @@ c4.metric(
     help=f"Own + all descendants at {fmt_ts(at)}",
 )
 
+rec_end = ctx.rec.span[1] if ctx.rec.span else None
+if now is not None and rec_end is not None and proc["last_seen"] < rec_end and at == proc["last_seen"]:
+    st.info(
+        f"This process exited: this is its last sample, {fmt_ts(proc['last_seen'])} (seen from "
+        f"{fmt_ts(proc['first_seen'])}; the recording goes on to {fmt_ts(rec_end)}).",
+        icon=":material/history:",
+    )
 if now is None:
     st.info(
         f"This process is not running at {fmt_ts(at)} (seen {fmt_ts(proc['first_seen'])} – "
@@ -173,6 +181,7 @@ tl = ctx.ask(q.timeline, key, lo, hi, bins=sidebar.CHART_BINS // 2)
 stamp = render.file_stamp(at)
 title = f"{proc['name']} (PID {int(proc['pid'])})"
 spikes = ctx.ask(q.process_spikes, lo, hi, ctx.metric, procs=[key])
+st.caption(f"Over the window {fmt_ts(lo)} – {fmt_ts(hi)} · click a point of the left chart to move the moment there")
 left, right = st.columns(2)
 with left:
     fig = data.figure(

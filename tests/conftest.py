@@ -169,6 +169,22 @@ def run_page(monkeypatch: pytest.MonkeyPatch) -> Callable[..., object]:
     return run
 
 
+@pytest.fixture
+def downloads(monkeypatch: pytest.MonkeyPatch) -> dict[str, Callable[[], object]]:
+    """File name -> the data callable of every download button an AppTest run rendered (call it for the bytes)."""
+    from streamlit.runtime.media_file_manager import MediaFileManager
+
+    seen: dict[str, Callable[[], object]] = {}
+    real = MediaFileManager.add_deferred
+
+    def add_deferred(self, data_callable, mimetype, coordinates, file_name=None, **kw):
+        seen[str(file_name)] = data_callable
+        return real(self, data_callable, mimetype, coordinates, file_name, **kw)
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", add_deferred)
+    return seen
+
+
 def markdown_texts(at: object) -> list[str]:
     """Every text an AppTest run rendered through Markdown (markdown, captions, alerts, titles, labels)."""
     out: list[str] = []

@@ -64,3 +64,11 @@ def test_same_moment_says_so(run_page, native_dumps: Path) -> None:
     assert not at.exception
     assert any("same snapshot" in i.value for i in at.info)
     assert _metrics(at)["Unchanged"] == "5"
+
+
+def test_a_process_absent_at_a_moment_has_no_value_there_not_zero(run_page, native_dumps: Path) -> None:
+    at = run_page(native_dumps, "pages/compare.py", a=A, b=B)
+    procs = next(d.value for d in at.main.dataframe if {"change", "pid"} <= set(d.value.columns)).set_index("pid")
+    assert procs.loc[31, "change"] == "new" and procs.loc[31, "before"] != procs.loc[31, "before"]  # NaN: "–"
+    assert procs.loc[30, "change"] == "exited" and procs.loc[30, "after"] != procs.loc[30, "after"]
+    assert procs.loc[31, "growth"] == procs.loc[31, "after"]  # the growth of a new process still counts 0 at a

@@ -70,7 +70,7 @@ def test_groups_on_the_shipped_sample_add_up(run_page) -> None:
 def test_bad_by_is_named_and_ignored(run_page, native_dumps: Path) -> None:
     at = run_page(native_dumps, "pages/groups.py", by="colour")
     assert not at.exception
-    assert any("by='colour'" in t.value for t in at.text)
+    assert any("by must be one of name, command, user, cgroup, got 'colour'" in t.value for t in at.text)
     assert "group" in _frame(at, "smaps_known").columns
 
 
@@ -81,3 +81,31 @@ def test_sidebar_filters_narrow_the_member_list_not_the_totals(run_page, native_
     assert any("1 processes hidden by the sidebar filters" in c.value for c in at.caption)
     table = next(d.value for d in at.main.dataframe if "smaps_known" in d.value.columns).set_index("group")
     assert table.loc["nginx", "processes"] == 2
+
+
+def test_the_chart_legend_holds_only_groups_with_memory_and_its_title_no_instructions(run_page, seed_dumps) -> None:
+    import json
+
+    at = run_page(seed_dumps, "pages/groups.py")
+    assert not at.exception
+    fig = json.loads(at.main.get("plotly_chart")[0].proto.spec)
+    names = [t["name"] for t in fig["data"]]
+    # the seed recording's kernel threads hold 0 MiB: none of them pads the "top by peak" legend, nor an "(other)"
+    # made of them
+    assert names and not any(n.startswith(("cpuhp", "hwrng", "kworker", "(other)")) for n in names)
+    assert {"python3", "init"} <= set(names)
+    title = fig["layout"]["title"]["text"]
+    assert "click" not in title and f"top {len(names)} by peak" in title and "17:02:13 – 17:04:41 UTC" in title
+
+
+def test_one_group_is_named_in_the_legend_and_counted_in_the_singular(run_page, seed_dumps) -> None:
+    import json
+
+    at = run_page(seed_dumps, "pages/groups.py", by="user", group="root")
+    assert not at.exception
+    fig = json.loads(at.main.get("plotly_chart")[0].proto.spec)
+    assert [t["name"] for t in fig["data"]] == ["root"] and fig["layout"]["showlegend"] is True
+    assert any(c.value.startswith("1 group ·") for c in at.caption)
+    # the member table's names get a fixed width, not the width of the first rows' short names
+    members = at.main.dataframe[-1]
+    assert json.loads(members.proto.columns)["name"]["width"] >= 150

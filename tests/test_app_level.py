@@ -118,8 +118,8 @@ def test_metric_not_recorded_falls_back_to_rss_and_says_so(run_page, crafted_dum
 def test_downloads_are_named_after_the_view_and_hold_the_shown_rows(run_page, crafted_dumps: Path) -> None:
     at = run_page(crafted_dumps, "pages/level.py", level="1", min_rss_mb="25")
     helps = [b.help for b in at.get("download_button")]
-    assert "1 row as level1_2026-11-27T10-00-30Z.csv" in helps
-    assert "1 row as level1_2026-11-27T10-00-30Z.json" in helps
+    assert any(h.startswith("1 row as level1_2026-11-27T10-00-30Z.csv.") for h in helps)
+    assert any(h.startswith("1 row as level1_2026-11-27T10-00-30Z.json.") for h in helps)
 
 
 def test_csv_and_json_exports_keep_bytes_utc_times_and_nulls() -> None:
@@ -151,3 +151,26 @@ def test_a_moment_written_to_the_url_is_exactly_a_stored_snapshot_and_selects_it
     again = run_page(sample, "pages/level.py", level="1", at=written)
     assert again.slider(key="w_at").value == target.tz_localize(None).to_pydatetime()
     assert q.resolve(rec, written).ts == target
+
+
+def test_the_download_holds_the_tables_columns_first_then_the_raw_ones(run_page, seed_dumps: Path, downloads) -> None:
+    import io
+
+    at = run_page(seed_dumps, "pages/level.py", level="2", at="2026-11-27T17:03:31Z")
+    assert not at.exception
+    shown = _level_table(at)
+    name = "level2_2026-11-27T17-03-31Z"
+    csv_rows = pd.read_csv(io.BytesIO(downloads[f"{name}.csv"]()))
+    json_rows = pd.DataFrame(json.loads(downloads[f"{name}.json"]()))
+    first = ["pid", "name", "rss_bytes", "subtree_rss_bytes", "peak_subtree_bytes", "lifetime_s", "cmdline"]
+    for rows in (csv_rows, json_rows):
+        assert rows.columns[: len(first)].tolist() == first
+        assert {"ppid", "user", "cmdline", "start_time", "level", "vsz_bytes"} <= set(rows.columns)  # raw ones too
+        assert rows["pid"].tolist() == shown["pid"].tolist()  # the table's rows, in its order
+        assert (rows["peak_subtree_bytes"] / 2**20).tolist() == shown["peak"].tolist()
+        assert (rows["subtree_rss_bytes"] <= rows["peak_subtree_bytes"]).all()
+    assert render.fmt_durations(csv_rows["lifetime_s"]).tolist() == shown["lifetime"].tolist()
+    helps = {b.help for b in at.get("download_button")}
+    assert any(
+        "The table's columns first (pid, name, rss_bytes" in h and "then every recorded column" in h for h in helps
+    )

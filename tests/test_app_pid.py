@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from conftest import markdown_texts
 
 from memlib import query as q
@@ -70,7 +71,24 @@ def test_bad_url_values_are_named_not_fatal(run_page, crafted_dumps: Path) -> No
     assert not at.exception
     assert any("ignored" in w.value for w in at.warning)
     bad = "\n".join(t.value for t in at.text)
-    assert "pid='abc'" in bad and "min_rss_mb='-5'" in bad
+    assert "pid must be a whole number, got 'abc'" in bad and "min_rss_mb must be a number >= 0, got '-5'" in bad
+    assert "convert" not in bad and "float" not in bad  # no Python conversion message
+
+
+@pytest.mark.parametrize(
+    ("pid", "said"),
+    [
+        ("-7", "pid must be 0 or more, got '-7'"),
+        ("99999999999", "pid must be at most 4,194,304 (the kernel's largest PID), got '99999999999'"),
+        ("1e30", "pid must be a whole number, got '1e30'"),
+        ("", "pid is empty"),
+    ],
+)
+def test_a_bad_pid_in_the_url_says_what_is_wrong(run_page, crafted_dumps: Path, pid: str, said: str) -> None:
+    at = run_page(crafted_dumps, "pages/pid.py", pid=pid)
+    assert not at.exception
+    assert said in "\n".join(t.value for t in at.text)
+    assert any("Choose a process" in c.value for c in at.caption)  # the page still offers the biggest processes
 
 
 def test_hostile_process_is_text_only(run_page, crafted_dumps: Path) -> None:
@@ -78,3 +96,21 @@ def test_hostile_process_is_text_only(run_page, crafted_dumps: Path) -> None:
     assert not at.exception
     assert any("example.invalid" in c.value for c in at.code)
     assert not any("example.invalid" in t or "pwn" in t for t in markdown_texts(at))
+
+
+def test_an_exited_process_says_so_at_its_last_sample(run_page, seed_dumps) -> None:
+    at = run_page(seed_dumps, "pages/pid.py", pid="22958")  # the seed recording's leaker exits at 17:04:15
+    assert not at.exception
+    assert at.query_params.get("at") == "2026-11-27T17:04:15Z"
+    said = " ".join(i.value for i in at.info)
+    assert "This process exited: this is its last sample, 2026-11-27 17:04:15 UTC" in said
+    assert "the recording goes on to 2026-11-27 17:04:41 UTC" in said
+    at = run_page(seed_dumps, "pages/pid.py", pid="1")
+    assert not any("exited" in i.value for i in at.info)  # alive at the end: nothing to say
+
+
+def test_name_and_command_line_are_the_ones_at_the_moment(run_page, seed_dumps) -> None:
+    # the workload root is a zombie "[python3] <defunct>" at its end; at 17:03:31 it ran workload.py
+    at = run_page(seed_dumps, "pages/pid.py", pid="22941", at="2026-11-27T17:03:31Z")
+    assert not at.exception
+    assert "workload.py" in at.code[0].value and "defunct" not in at.code[0].value

@@ -468,3 +468,61 @@ def test_a_store_that_cannot_be_opened_is_one_line(capsysbinary, monkeypatch, tm
     code = main(["system", "--dumps", str(tmp_path)])
     _, err = capsysbinary.readouterr()
     assert code == 2 and err.decode().startswith(f"error: cannot open {tmp_path}: KeyError") and err.count(b"\n") == 1
+
+
+def test_snapshot_rows_biggest_first_kernel_threads_last(capsysbinary) -> None:
+    code, out, err = run(capsysbinary, "snapshot", "--at", AT, "--format", "csv")
+    assert code == 0, err
+    df = csv_of(out)
+    assert df["pid"].iloc[0] == 22958  # the leaker, 69 MiB own RSS, not pid 1 or a kernel thread
+    assert df["rss_bytes"].is_monotonic_decreasing
+    kthreads = df["cmdline"].str.startswith("[")
+    assert kthreads.iloc[-kthreads.sum() :].all()  # every kernel thread (0 MiB) after every process with memory
+    code, out, _ = run(capsysbinary, "snapshot", "--at", AT, "--sort", "subtree", "--format", "csv")
+    df = csv_of(out)
+    assert df["pid"].iloc[0] == 1 and df["subtree_rss_bytes"].is_monotonic_decreasing
+    code, out, _ = run(capsysbinary, "snapshot", "--at", AT, "--sort", "pid", "--format", "csv")
+    assert csv_of(out)["pid"].is_monotonic_increasing
+
+
+def test_snapshot_table_lines_fit_the_width_csv_and_json_stay_whole(capsysbinary, monkeypatch) -> None:
+    monkeypatch.setenv("COLUMNS", "120")  # the terminal's width
+    code, out, err = run(capsysbinary, "snapshot", "--at", AT)
+    assert code == 0, err
+    lines = out.decode().splitlines()
+    assert lines[0].split()[:3] == ["pid", "ppid", "name"] and lines[0].split()[-1] == "cmdline"
+    assert max(map(len, lines)) <= 120
+    assert "…" in out.decode()  # long command lines were cut, marked
+    assert "note: snapshot at 2026-11-27T17:02:59Z: 73 of 73 processes" in err
+    code, out, _ = run(capsysbinary, "snapshot", "--at", AT, "--width", "0")
+    assert "--token=********" in out.decode() and "…" not in out.decode()  # full width on request
+    monkeypatch.setenv("COLUMNS", "60")
+    code, out, _ = run(capsysbinary, "snapshot", "--at", AT, "--format", "csv")
+    df = csv_of(out)
+    assert df["cmdline"].str.len().max() > 100 and "ts" in df.columns and "start_time" in df.columns
+
+
+def test_an_empty_snapshot_says_why_and_when_the_match_was_seen(capsysbinary) -> None:
+    code, out, err = run(capsysbinary, "snapshot", "--match", "role leaker")  # latest: the leaker exited
+    assert code == 0 and out == b"(no rows)\n"
+    assert "no process at 2026-11-27T17:04:41Z has 'role leaker' in its name, command line or user" in err
+    assert "last seen at 2026-11-27T17:04:15Z (pid 22958, python3): --at 2026-11-27T17:04:15Z shows it" in err
+    code, out, err = run(capsysbinary, "snapshot", "--match", "role leaker", "--at", "2026-11-27T17:02:13Z")
+    assert "first seen after this moment at 2026-11-27T17:02:17Z (pid 22958, python3)" in err
+    code, out, err = run(capsysbinary, "snapshot", "--match", "no-such-process", "--format", "csv")
+    assert code == 0 and "no process in this recording ever matched it" in err
+    assert out.decode().startswith("ts,pid,")  # csv keeps its header: still machine-readable
+    code, out, err = run(capsysbinary, "snapshot", "--at", AT, "--match", "role leaker", "--min-rss", "500")
+    assert "1 process(es) at 2026-11-27T17:02:59Z match 'role leaker', but --min-rss 500 leave(s) none" in err
+    code, out, err = run(capsysbinary, "snapshot", "--level", "9")
+    assert "level 9 is empty at 2026-11-27T17:04:41Z: the deepest level is 5" in err
+
+
+def test_timeline_of_an_exited_process_says_when_it_was_last_seen(capsysbinary) -> None:
+    code, out, err = run(capsysbinary, "timeline", "--pid", "22958", "--format", "csv")
+    assert code == 0
+    assert csv_of(out)["ts"].iloc[-1] == "2026-11-27T17:04:15Z"
+    assert "pid 22958 (python3) is gone at the end of the recording (2026-11-27T17:04:41Z)" in err
+    assert "seen 2026-11-27T17:02:17Z – 2026-11-27T17:04:15Z; snapshot --at 2026-11-27T17:04:15Z shows it" in err
+    code, out, err = run(capsysbinary, "timeline", "--pid", "1", "--format", "csv")
+    assert code == 0 and "gone" not in err  # alive at the end: nothing to say

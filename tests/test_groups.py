@@ -117,3 +117,21 @@ def test_group_totals_equal_sum_of_members_at_every_moment(procs, by, top):
     assert per_snap["processes"].tolist() == truth["processes"].tolist()
     assert per_snap["rss_bytes"].tolist() == truth["rss_bytes"].tolist()
     assert (out["processes"] > 0).all()
+
+
+def test_a_group_whose_peak_is_zero_or_unknown_is_never_top():
+    # kthreadd's RSS is 0 at every moment: with room for 4 groups only the 3 that hold memory are top
+    out = groups.group_totals(_history(), "name", top=4)
+    assert set(out["group"].astype(str)) == {"python3", "postgres", "systemd", groups.OTHER_GROUP}
+    assert (out.loc[out["group"] == groups.OTHER_GROUP, "rss_bytes"] == 0).all()
+    # by PSS only postgres is known: systemd, python3 and kthreadd are not top whatever the room
+    out = groups.group_totals(_history(), "name", top=10, metric="pss")
+    assert set(out["group"].astype(str)) == {"postgres", groups.OTHER_GROUP}
+
+
+def test_with_known_peak_drops_bands_that_are_always_zero_or_unknown():
+    series = groups.group_totals(_history(), "name", top=4)
+    shown = groups.with_known_peak(series, "rss_bytes")
+    assert set(shown["group"].astype(str)) == {"python3", "postgres", "systemd"}  # "(other)" held only kthreadd
+    assert set(groups.with_known_peak(series, "pss_bytes")["group"].astype(str)) == {"postgres"}
+    assert groups.with_known_peak(series.iloc[0:0], "rss_bytes").empty

@@ -313,3 +313,12 @@ def test_command_lines_are_scrubbed_again_when_read(tmp_path):
     assert any("--password" in c for c in shown["cmdline"].astype(str))
     timeline = query.timeline(rec, query.process(rec, 2))
     assert "hunter2" not in " ".join(str(c) for c in timeline.get("cmdline", []))
+
+
+def test_groups_top_never_pads_with_groups_of_zero_peak(seed_rec: source.Recording) -> None:
+    # the seed recording holds ~55 kernel threads at 0 MiB: top 10 by peak must not list any of them
+    out = query.groups(seed_rec, "name", top=10)
+    peaks = out.groupby("group", observed=True)["rss_bytes"].max()
+    named = peaks.drop(index="(other)", errors="ignore")
+    assert len(named) < 10 and (named > 0).all()
+    assert "cpuhp/0" not in peaks.index and "kthreadd" not in peaks.index

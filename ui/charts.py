@@ -56,6 +56,22 @@ def plot_config(filename: str) -> dict:
     }
 
 
+def _moment_text(at: pd.Timestamp | None) -> str:
+    return "the latest moment" if at is None else pd.Timestamp(at).tz_convert("UTC").strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _metric_text(col: str) -> str:
+    """'rss_bytes' / 'tree_pss_bytes' -> 'RSS' / 'PSS'."""
+    return col.removeprefix("tree_").removeprefix("subtree_").removesuffix("_bytes").upper()
+
+
+def span_text(lo: pd.Timestamp, hi: pd.Timestamp) -> str:
+    """A time window -> '2026-11-27 17:02:13 – 17:04:41 UTC' (the date once when both ends share it), for titles."""
+    lo, hi = pd.Timestamp(lo).tz_convert("UTC"), pd.Timestamp(hi).tz_convert("UTC")
+    end = hi.strftime("%H:%M:%S" if lo.date() == hi.date() else "%Y-%m-%d %H:%M:%S")
+    return f"{lo.strftime('%Y-%m-%d %H:%M:%S')} – {end} UTC"
+
+
 # plotly's default qualitative colours: ten saturated ones, so the bands of a stacked chart stay apart (Streamlit's
 # theme has a near-white one)
 COLORWAY = [
@@ -83,7 +99,20 @@ def _layout(fig: go.Figure, title: str, unit: str, height: int = 340, hovermode:
         xaxis={"title": None, "tickformat": "%H:%M:%S\n%b %d"},
         colorway=COLORWAY,
     )  # styled by Streamlit's chart theme (st.plotly_chart's default); a plotly template cost 0.1-0.2 s per page
+    _space_legend(fig)
     return fig
+
+
+def _space_legend(fig: go.Figure) -> None:
+    """Give every entry of a horizontal legend the width of the longest name plus a gap, so the entries never run
+    into each other ("subtree RSSown RSS") on screen or in the exported PNG (Plotly's automatic width leaves ~3 px)."""
+    names = [str(t.name) for t in fig.data if t.name and t.showlegend is not False]
+    if names:
+        fig.update_layout(legend={"entrywidth": LEGEND_CHAR_PX * max(map(len, names)) + LEGEND_GAP_PX})
+
+
+LEGEND_CHAR_PX = 7  # an upper bound of the legend font's (12 px) average character width
+LEGEND_GAP_PX = 24
 
 
 def _mark(fig: go.Figure, at: pd.Timestamp | None) -> None:
@@ -167,7 +196,8 @@ def ram_figure(sysdf: pd.DataFrame, unit: str, at: pd.Timestamp | None, metric_l
             visible="legendonly" if col == "cached_bytes" else True,
         )
     _mark(fig, at)
-    _layout(fig, "RAM — click a point to see that moment's processes", unit, hovermode="closest")
+    span = f" · {span_text(sysdf['ts'].min(), sysdf['ts'].max())}" if len(sysdf) else ""
+    _layout(fig, f"RAM used and what accounts for it{span}", unit, hovermode="closest")
     fig.update_yaxes(rangemode="normal")
     return fig
 
@@ -257,7 +287,8 @@ def stacked_figure(
     _mark(fig, at)
     _layout(fig, title, unit)
     legend = {"orientation": "v", "x": 1.02, "y": 1, "yanchor": "top", "font": {"size": 10}}
-    fig.update_layout(legend=legend | ({"traceorder": "reversed"} if legend_reversed else {}))
+    # a single band keeps its legend entry too: the legend is where a band is named (Plotly hides a lone one)
+    fig.update_layout(legend=legend | ({"traceorder": "reversed"} if legend_reversed else {}), showlegend=True)
     return fig
 
 
@@ -303,8 +334,11 @@ def children_figure(
     )
 
 
-def treemap_figure(snap_df: pd.DataFrame, own_col: str, unit: str, max_nodes: int = 600) -> go.Figure:
-    """One snapshot's PROCS+TREE rows (proc_id, pid, name, parent_row, own metric) -> treemap of subtree memory.
+def treemap_figure(
+    snap_df: pd.DataFrame, own_col: str, unit: str, at: pd.Timestamp | None = None, max_nodes: int = 600
+) -> go.Figure:
+    """One snapshot's PROCS+TREE rows (proc_id, pid, name, parent_row, own metric) -> treemap of subtree memory, its
+    title naming the moment `at` and the metric (for the exported PNG).
 
     Node ids are proc_ids; a click reports the id. With more than `max_nodes` processes only the biggest subtrees
     (and their ancestors) are drawn.
@@ -334,7 +368,7 @@ def treemap_figure(snap_df: pd.DataFrame, own_col: str, unit: str, max_nodes: in
         customdata=df["pid"].tolist(),
         unit=unit,
         value_name="subtree ",
-        title="Tree memory at this moment — click a box to open it",
+        title=f"Process tree at {_moment_text(at)}: box size = subtree {_metric_text(own_col)}",
         height=480,
     )
 
@@ -353,6 +387,7 @@ def _hierarchy_figure(
     height: int,
 ) -> go.Figure:
     """Treemap or icicle of byte `values` (null = 0) shown in `unit`: each node's value is its whole branch's."""
+    digits = 0 if unit == "MiB" else 2  # a 300 MiB box reads "0.29 GiB", not "0 GiB"
     fig = go.Figure(
         trace(
             ids=ids,
@@ -361,8 +396,8 @@ def _hierarchy_figure(
             values=(values.astype("Float64").fillna(0) / UNITS[unit]).tolist(),
             branchvalues="total",
             customdata=customdata,
-            hovertemplate=f"%{{label}}<br>{value_name}%{{value:.1f}} {unit}<extra></extra>",
-            texttemplate="%{label}<br>%{value:.0f} " + unit,
+            hovertemplate=f"%{{label}}<br>{value_name}%{{value:.{digits + 1}f}} {unit}<extra></extra>",
+            texttemplate=f"%{{label}}<br>%{{value:.{digits}f}} {unit}",
             maxdepth=4,
             marker={"colorscale": "Blues"},
         )
@@ -417,9 +452,9 @@ def swap_split_figure(sysdf: pd.DataFrame, holders: pd.DataFrame, unit: str, at:
     return fig
 
 
-def icicle_figure(tree_df: pd.DataFrame, value_col: str, unit: str) -> go.Figure:
-    """cgroup_tree frame (cgroup, parent, label, tree_<m>) -> icicle of rolled-up cgroup totals; ids are cgroup paths
-    (a click reports the path)."""
+def icicle_figure(tree_df: pd.DataFrame, value_col: str, unit: str, at: pd.Timestamp | None = None) -> go.Figure:
+    """cgroup_tree frame (cgroup, parent, label, tree_<m>) -> icicle of rolled-up cgroup totals at the moment `at`
+    (named in the title); ids are cgroup paths (a click reports the path)."""
     paths = tree_df["cgroup"].astype(str).tolist()
     return _hierarchy_figure(
         go.Icicle,
@@ -430,7 +465,7 @@ def icicle_figure(tree_df: pd.DataFrame, value_col: str, unit: str) -> go.Figure
         customdata=paths,
         unit=unit,
         value_name="",
-        title="cgroup tree (rolled-up totals) — click a box to select it",
+        title=f"cgroup tree at {_moment_text(at)}: rolled-up {_metric_text(value_col)} per cgroup",
         height=380,
     )
 

@@ -90,8 +90,9 @@ def to_json_bytes(df: pd.DataFrame) -> bytes:
     return df.to_json(orient="records", date_format="iso", date_unit="ms", indent=1).encode("utf-8")
 
 
-def download_buttons(df: pd.DataFrame, name: str, key: str) -> None:
-    """CSV and JSON download buttons for exactly the rows of `df`, files named `<name>.csv` / `<name>.json`."""
+def download_buttons(df: pd.DataFrame, name: str, key: str, about: str | None = None) -> None:
+    """CSV and JSON download buttons for exactly the rows of `df`, files named `<name>.csv` / `<name>.json`; `about`
+    (what the columns are) is added to the buttons' help."""
     rows = f"{len(df):,} row" + ("" if len(df) == 1 else "s")
     box = st.container(horizontal=True, gap="small")
     for ext, mime, encode in (("csv", "text/csv", to_csv_bytes), ("json", "application/json", to_json_bytes)):
@@ -102,13 +103,21 @@ def download_buttons(df: pd.DataFrame, name: str, key: str) -> None:
             mime=mime,
             key=f"{key}_{ext}",
             on_click="ignore",
-            help=f"{rows} as {name}.{ext}",
+            help=f"{rows} as {name}.{ext}" + (f". {about}." if about else ""),
         )
+
+
+def memory_format(unit: str) -> str:
+    """printf format of a memory value already converted to `unit` ('%.1f MiB', '%.2f GiB')."""
+    return f"%.{1 if unit == 'MiB' else 2}f {unit}"
 
 
 def memory_column(label: str, unit: str, help: str | None = None) -> st.column_config.NumberColumn:
     """Column config for a memory column already converted to `unit`."""
-    return st.column_config.NumberColumn(label, format=f"%.{1 if unit == 'MiB' else 2}f {unit}", help=help)
+    return st.column_config.NumberColumn(label, format=memory_format(unit), help=help)
+
+
+NAME_PX = 150  # width of a process-name column: room for ~20 characters
 
 
 def process_table_config(unit: str, metric_label: str = "RSS") -> dict[str, object]:
@@ -116,7 +125,7 @@ def process_table_config(unit: str, metric_label: str = "RSS") -> dict[str, obje
     return {
         "pid": st.column_config.NumberColumn("PID", format="%d", help="Click to open the PID drill-down"),
         "ppid": st.column_config.NumberColumn("PPID", format="%d", help="Click to open the parent"),
-        "name": st.column_config.TextColumn("Name"),
+        "name": st.column_config.TextColumn("Name", width=NAME_PX),  # not sized to the first rows' short names
         "cmdline": st.column_config.TextColumn("Command line", width="large"),
         "user": st.column_config.TextColumn("User"),
         "own": memory_column(f"Own {metric_label}", unit),

@@ -133,9 +133,8 @@ def _source_facts(loaded: data.Loaded) -> None:
     origin = " · shipped sample" if loaded.source.is_sample else ""
     length = fmt_duration((last - first).total_seconds()) if first is not None else "empty"
     with st.expander(f"Data: {rec.kind}{origin} · {length}", expanded=False, icon=":material/database:"):
-        st.text(
-            visible("\n".join(f"{label}: {value}" for label, value in rows))
-        )  # values are data: text, never Markdown
+        # one line per fact; each value escaped on its own (visible() would show the line breaks as "\n")
+        st.text("\n".join(f"{label}: {visible(value)}" for label, value in rows))  # data: text, never Markdown
         for notice in rec.notices[:20]:
             st.text(source_choice.viewer_text(notice))  # root-relative names, never server paths
 

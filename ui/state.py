@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -79,14 +80,32 @@ GROUP_BY = ("name", "command", "user", "cgroup")  # memlib.groups.GROUP_BY
 MAX_MATCH_LEN = 200
 
 
-def _parse_number(text: str, *, integer: bool, minimum: float = 0) -> float | int:
-    value = float(text)
-    if not math.isfinite(value) or value < minimum:
-        raise ValueError(f"must be a number >= {minimum:g}")
-    if integer:
-        if value != int(value):
-            raise ValueError("must be a whole number")
-        return int(value)
+PID_MAX = 4_194_304  # the kernel's largest possible pid (PID_MAX_LIMIT on 64-bit)
+MAX_LEVEL = 10_000
+_WHOLE = re.compile(r"\+?[0-9]+")
+
+
+def _parse_whole(text: str, maximum: int, what: str) -> int:
+    """A URL value -> a whole number in [0, maximum]; ValueError saying what is wrong (not how Python failed)."""
+    text = text.strip()
+    if text.startswith("-") and _WHOLE.fullmatch(text[1:]):
+        raise ValueError("must be 0 or more")
+    if not _WHOLE.fullmatch(text):
+        raise ValueError("must be a whole number")
+    value = int(text)
+    if value > maximum:
+        raise ValueError(f"must be at most {maximum:,} ({what})")
+    return value
+
+
+def _parse_number(text: str) -> float:
+    """A URL value -> a finite number >= 0; ValueError saying what is wrong."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError("must be a number") from None
+    if not math.isfinite(value) or value < 0:
+        raise ValueError("must be a number >= 0")
     return value
 
 
@@ -94,11 +113,11 @@ def _parse_field(field: str, text: str) -> object:
     if field in TIME_FIELDS:
         return parse_time(text)
     if field == "pid":
-        return _parse_number(text, integer=True, minimum=0)
+        return _parse_whole(text, PID_MAX, "the kernel's largest PID")
     if field == "level":
-        return _parse_number(text, integer=True, minimum=0)
+        return _parse_whole(text, MAX_LEVEL, "tree levels")
     if field in ("min_lifetime", "min_rss_mb", "min_subtree_mb"):
-        return _parse_number(text, integer=False)
+        return _parse_number(text)
     if field == "match":
         return text[:MAX_MATCH_LEN]
     if field == "metric":
@@ -123,7 +142,8 @@ def _parse_field(field: str, text: str) -> object:
 
 
 def parse_query(params: Mapping[str, str | list[str]]) -> tuple[ViewState, list[str]]:
-    """Query params -> (ViewState, warnings); a bad value is dropped with a warning naming it, never raised."""
+    """Query params -> (ViewState, warnings); a bad value is dropped with a warning saying what is wrong in words
+    ("pid must be a whole number, got 'abc'"), never raised; an empty pid is named too."""
     values: dict[str, object] = {}
     warnings: list[str] = []
     for param, field in PARAM_FIELDS.items():
@@ -132,11 +152,14 @@ def parse_query(params: Mapping[str, str | list[str]]) -> tuple[ViewState, list[
         raw = params[param]
         text = raw[-1] if isinstance(raw, list) else raw
         if text is None or str(text).strip() == "":
+            if param == "pid":
+                warnings.append("pid is empty (give a process ID, a whole number).")
             continue
         try:
             values[field] = _parse_field(field, str(text))
         except ValueError as exc:
-            warnings.append(f"Ignored URL parameter {param}={str(text)[:60]!r}: {exc}.")
+            said = f"{param}: {exc}" if field in TIME_FIELDS else f"{param} {exc}, got {str(text)[:60]!r}"
+            warnings.append(f"{said}.")
     state = ViewState(**values)
     if state.from_ is not None and state.to is not None and state.from_ > state.to:
         warnings.append("Ignored the time window: 'from' is after 'to'.")

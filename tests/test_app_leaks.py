@@ -155,7 +155,9 @@ def test_window_follows_the_sidebar_and_names_stay_text(run_page, tmp_path) -> N
     # before the leak started (minutes 0-19) nothing grows, and the spike of pid 200 is outside the window
     at = run_page(dumps, "pages/leaks.py", to="2026-11-27T10:19:00Z")
     assert not at.exception
-    assert any("grew steadily" in s.value for s in at.success)
+    assert any("grew steadily" in s.value for s in at.info) and not at.success  # no green all-clear
+    why = [c.value for c in at.caption if "processes considered" in c.value]
+    assert why and "4 processes considered" in why[0] and "4 not growing" in why[0], why
     assert not any("rate" in f.columns for f in _frames(at))
     assert any("No process spiked" in c.value for c in at.caption)
     helps = [b.help for b in at.get("download_button")]

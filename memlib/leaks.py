@@ -63,7 +63,7 @@ import pandas as pd
 
 from memlib import schema
 from memlib.timeline import metric_column
-from memlib.tree import TreeIndex, group_bounds, with_tree
+from memlib.tree import group_bounds, with_tree
 from memlib.units import fmt_duration, ns_of, to_utc
 
 NS_PER_H = 3_600_000_000_000
@@ -229,10 +229,15 @@ def _empty_leaks(like: pd.DataFrame | None = None) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def _empty_trends() -> pd.DataFrame:
-    return pd.DataFrame(
-        {"proc_id": pd.Series(dtype="int64"), "ts": pd.Series(dtype=schema.UTC_NS), "floor_bytes": []}
-    ).astype({"floor_bytes": "int64"})
+def empty_trends(like: pd.DataFrame | None = None) -> pd.DataFrame:
+    """No trends: proc_id, ts, floor_bytes (+ the identity columns host, boot_id, pid, start_time `like` has)."""
+    ident = [] if like is None else [c for c in ("host", "boot_id", "pid", "start_time") if c in like.columns]
+    out = pd.DataFrame({"proc_id": pd.Series(dtype="int64")})
+    for c in ident:
+        out[c] = like[c].iloc[0:0].to_numpy() if like is not None else []
+    out["ts"] = pd.Series(dtype=schema.UTC_NS)
+    out["floor_bytes"] = pd.Series(dtype="int64")
+    return out
 
 
 def bin_of(offset_us: np.ndarray, span_us: np.ndarray, points: int) -> np.ndarray:
@@ -316,13 +321,31 @@ def leak_report(
     min_duration_s: float | None = None,
     min_growth_bytes: int = MIB,
     max_points: int = MAX_POINTS,
-    index: TreeIndex | None = None,
 ) -> LeakReport:
     """PROCS frame and a window -> LeakReport: the growing candidates' scores (see leak_scores), the census, trends.
 
     min_duration_s None: min_duration_for(the seconds the window's samples cover). Rows with a null metric value
-    (PSS/USS unread) are ignored. `index`: a TreeIndex built from this very frame (skips a sort).
+    (PSS/USS unread) are ignored.
     """
+    cand, floors, base = window_floors(procs, t_from, t_to, metric, min_samples, min_duration_s, max_points)
+    if cand.empty:
+        return LeakReport(_empty_leaks(procs), base, empty_trends())
+    scores = score_floors(cand, floors, base.window_s, max_points, min_growth_bytes)
+    return LeakReport(scores, census_of(base, len(cand), scores), trends(cand, floors, scores, max_points))
+
+
+def window_floors(
+    procs: pd.DataFrame,
+    t_from: pd.Timestamp | str | None = None,
+    t_to: pd.Timestamp | str | None = None,
+    metric: str = "rss",
+    min_samples: int = MIN_SAMPLES,
+    min_duration_s: float | None = None,
+    max_points: int = MAX_POINTS,
+) -> tuple[pd.DataFrame, Floors, LeakCensus]:
+    """PROCS frame and a window -> (candidates: proc_id, pid, start_time, first_ns, last_ns, samples + name, cmdline,
+    user of the last sample; their Floors; the census so far), as memlib.query computes them: fine bins on the grid
+    of the window's samples (every process's, known metric or not), then floors_of."""
     col = metric_column(metric)
     missing = [c for c in ("ts", "proc_id", "pid", "start_time", col) if c not in procs.columns]
     if missing:
@@ -332,19 +355,10 @@ def leak_report(
     window = _window_mask(procs["ts"], t_from, t_to)
     values = procs[col]
     mask = window & values.notna().to_numpy() if values.hasnans else window
-    if index is not None and index.n_rows == len(procs):
-        order = index.proc_order
-    else:
-        snap_order = np.argsort(procs["snap"].to_numpy(), kind="stable") if "snap" in procs.columns else None
-        if snap_order is None:
-            snap_order = np.argsort(ns_of(procs["ts"]), kind="stable")
-        o = np.argsort(procs["proc_id"].to_numpy()[snap_order], kind="stable")
-        order = snap_order[o]
-    order = order[mask[order]]
+    rows = np.flatnonzero(mask)
+    order = rows[np.lexsort((ns_of(procs["ts"])[rows], procs["proc_id"].to_numpy()[rows]))]  # process, then time
     if order.size == 0:
-        census = LeakCensus(0, 0, 0.0, min_samples, min_duration_s if min_duration_s is not None else 0.0)
-        return LeakReport(_empty_leaks(procs), census, _empty_trends())
-    # the grid spans the window's samples (every process's, known metric or not), as memlib.query's does
+        return floors_of(Fine(*(np.zeros(0, np.int64) for _ in Fine._fields)), 0, min_samples, min_duration_s)
     t_window = ns_of(procs["ts"])[window] // 1000
     origin, width = fine_grid(int(t_window.min()), int(t_window.max()), max_points)
     pid_codes = procs["proc_id"].to_numpy()[order]
@@ -359,7 +373,7 @@ def leak_report(
     )  # fmt: skip
     cand, floors, base = floors_of(fine, origin, min_samples, min_duration_s, max_points)
     if cand.empty:
-        return LeakReport(_empty_leaks(procs), base, _empty_trends())
+        return cand, floors, base
     _, bounds = group_bounds(pid_codes)
     first_row, last_row = order[bounds[:-1]], order[bounds[1:] - 1]
     at = pd.Index(pid_codes[bounds[:-1]]).get_indexer(cand["proc_id"].to_numpy())
@@ -368,8 +382,7 @@ def leak_report(
     for c in ("name", "cmdline", "user"):
         if c in procs.columns:
             cand[c] = procs[c].array.take(last_row[at])
-    scores = score_floors(cand, floors, base.window_s, max_points, min_growth_bytes)
-    return LeakReport(scores, census_of(base, len(cand), scores), trends(cand, floors, scores, max_points))
+    return cand, floors, base
 
 
 def leak_scores(
@@ -381,7 +394,6 @@ def leak_scores(
     min_duration_s: float | None = None,
     min_growth_bytes: int = MIB,
     max_points: int = MAX_POINTS,
-    index: TreeIndex | None = None,
 ) -> pd.DataFrame:
     """PROCS frame and a window -> one row per growing candidate process, most suspicious first: LEAK_COLUMNS.
 
@@ -391,7 +403,7 @@ def leak_scores(
     docstring (leak_report gives the census and trends too). Sorted by score, then rate, descending.
     """
     kw = {"min_samples": min_samples, "min_duration_s": min_duration_s, "min_growth_bytes": min_growth_bytes}
-    return leak_report(procs, t_from, t_to, metric, max_points=max_points, index=index, **kw).scores
+    return leak_report(procs, t_from, t_to, metric, max_points=max_points, **kw).scores
 
 
 def census_of(base: LeakCensus, candidates: int, scores: pd.DataFrame) -> LeakCensus:
@@ -423,7 +435,7 @@ def trends(cand: pd.DataFrame, floors: Floors, scores: pd.DataFrame, max_points:
     of points. Extra columns of `cand` (host, boot_id, pid, start_time) are carried. By the order of `scores`, ts."""
     wanted = scores.loc[scores["score"].to_numpy() > 0, "proc_id"].to_numpy()
     if wanted.size == 0:
-        return _empty_trends()
+        return empty_trends(cand)
     rank = pd.Series(np.arange(len(wanted)), index=wanted)
     r = rank.reindex(cand["proc_id"].to_numpy()).to_numpy()  # rank of each candidate, NaN when not a suspect
     sel = ~np.isnan(r[floors.g])
@@ -609,7 +621,6 @@ def subtree_leak_scores(
     min_duration_s: float | None = None,
     min_growth_bytes: int = MIB,
     process_scores: pd.DataFrame | None = None,
-    index: TreeIndex | None = None,
     long_lived: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """PROCS frame and a window -> one row per subtree with a growing member, most suspicious first.
@@ -629,7 +640,7 @@ def subtree_leak_scores(
         min_duration_s = min_duration_for((int(known.max()) - int(known.min())) / 1e9 if known.size else 0.0)
     scores = process_scores
     if scores is None:
-        scores = leak_scores(procs, t_from, t_to, metric, min_samples, min_duration_s, min_growth_bytes, index=index)
+        scores = leak_scores(procs, t_from, t_to, metric, min_samples, min_duration_s, min_growth_bytes)
     if scores.empty:
         return empty
     rows = np.flatnonzero(window)

@@ -866,12 +866,18 @@ def leak_report(rec: source.Recording, t_from=None, t_to=None, metric: str = "rs
     nb = int(max_points)
     if nb < 4:
         raise ValueError(f"max_points must be >= 4, got {max_points}")
-    empty = leaks_mod.leak_report(schema.empty_procs(), metric=metric, min_samples=min_samples)
+    ident = pd.DataFrame({"host": pd.Series(dtype=object), "boot_id": pd.Series(dtype=object),
+                          "pid": pd.Series(dtype="int32"), "start_time": pd.Series(dtype=schema.UTC_NS)})  # fmt: skip
+    empty = leaks_mod.LeakReport(
+        leaks_mod.ordered(pd.concat([leaks_mod.leak_scores(schema.empty_procs()), ident[["host", "boot_id"]]], axis=1)),
+        leaks_mod.LeakCensus(0, 0, 0.0, min_samples, min_duration_s or 0.0),
+        leaks_mod.empty_trends(ident),
+    )
     where, params = _window(t_from, t_to, host)
     with _tables(rec, t_from, t_to, [host] if host else None, system=True, procs=True) as t:
         bounds = _run(f"SELECT epoch_us(min(ts)) AS lo, epoch_us(max(ts)) AS hi FROM {t['system']} {where}", params)
         if bounds.empty or pd.isna(bounds["lo"].iloc[0]):
-            return empty._replace(census=leaks_mod.LeakCensus(0, 0, 0.0, min_samples, min_duration_s or 0.0))
+            return empty
         origin, width = leaks_mod.fine_grid(int(bounds["lo"].iloc[0]), int(bounds["hi"].iloc[0]), nb)
         where_v, params_v = _window(t_from, t_to, host, f"{col} IS NOT NULL")
         fine = (
@@ -891,6 +897,8 @@ def leak_report(rec: source.Recording, t_from=None, t_to=None, metric: str = "rs
     if cand.empty:
         return empty._replace(census=base)
     scores = leaks_mod.score_floors(cand, floors, base.window_s, nb, min_growth_bytes)
+    if scores.empty:
+        return empty._replace(census=leaks_mod.census_of(base, len(cand), scores))
     ident = _texts_at_last(rec, scores, host)
     with_ident = cand.merge(ident.drop(columns=["name", "cmdline", "user"]), on="proc_id", how="left")
     trends = leaks_mod.trends(with_ident, floors, scores, nb)

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from memlib import alerts, leaks, query, spikes
-from memlib.tree import TreeIndex, with_tree
+from memlib.tree import with_tree
 from tests.strategies import INTERVAL_S, MIB, histories, make_procs, ts_of
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -155,8 +155,6 @@ def test_subtrees_sum_member_growth_and_ignore_churn(procs: pd.DataFrame, scores
     bare = _history()
     again = leaks.subtree_leak_scores(bare)
     pd.testing.assert_frame_equal(again, sub)
-    idx = leaks.leak_scores(procs, index=TreeIndex.build(procs))
-    pd.testing.assert_frame_equal(idx, scores)
 
 
 def test_window_limits_the_rows_used(procs: pd.DataFrame) -> None:

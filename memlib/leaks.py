@@ -176,17 +176,6 @@ def _window_mask(ts: pd.Series, t_from: pd.Timestamp | None, t_to: pd.Timestamp 
     return mask
 
 
-def _row_median(sorted_rows: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Rows sorted ascending with NaN last, and their count of valid values -> median per row (NaN when none)."""
-    k = valid.astype(np.int64)
-    lo = np.clip((k - 1) // 2, 0, None)
-    hi = np.clip(k // 2, 0, sorted_rows.shape[1] - 1)
-    r = np.arange(sorted_rows.shape[0])
-    med = (sorted_rows[r, lo] + sorted_rows[r, hi]) / 2
-    med[k == 0] = np.nan
-    return med
-
-
 def theil_sen(x: np.ndarray, y: np.ndarray, from_col: int = 0) -> np.ndarray:
     """(rows x points) times and values, NaN = empty -> Theil-Sen slope per row (y units per x unit; NaN: < 2 points).
 
@@ -207,8 +196,13 @@ def theil_sen(x: np.ndarray, y: np.ndarray, from_col: int = 0) -> np.ndarray:
             s = (ys[:, j] - ys[:, i]) / (xs[:, j] - xs[:, i])
         s[~np.isfinite(s)] = np.nan
         valid = np.count_nonzero(~np.isnan(s), axis=1)
-        s.sort(axis=1)
-        out[a : a + step] = _row_median(s, valid)
+        med = np.full(len(valid), np.nan)
+        for k in np.unique(valid[valid > 0]):  # rows with as many slopes: their median by selection (NaN last)
+            rows = np.flatnonzero(valid == k)
+            lo, hi = (k - 1) // 2, k // 2
+            part = np.partition(s[rows], [lo, hi], axis=1)
+            med[rows] = (part[:, lo] + part[:, hi]) / 2
+        out[a : a + step] = med
     return out
 
 

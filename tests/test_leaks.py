@@ -93,6 +93,29 @@ def test_theil_sen_matches_brute_force_with_gaps() -> None:
     assert late[0] == pytest.approx(np.median((ys[j] - ys[i]) / (j - i)))
 
 
+def test_theil_sen_is_the_median_of_the_finite_pair_slopes_on_random_rows() -> None:
+    rng = np.random.default_rng(1)
+    for trial in range(200):
+        n, rows = int(rng.integers(2, 12)), int(rng.integers(1, 5))
+        x = np.sort(rng.normal(size=(rows, n)), axis=1)
+        y = rng.normal(size=(rows, n))
+        y[rng.random((rows, n)) < 0.3] = np.nan
+        if trial % 7 == 0:
+            x[:, 1] = x[:, 0]  # equal times: no slope for that pair
+        for from_col in (0, n // 2):
+            got = leaks.theil_sen(x, y, from_col=from_col)
+            i, j = np.triu_indices(n, 1)
+            i, j = i[i >= from_col], j[i >= from_col]
+            for r in range(rows):
+                with np.errstate(all="ignore"):
+                    s = (y[r, j] - y[r, i]) / (x[r, j] - x[r, i])
+                s = s[np.isfinite(s)]
+                if len(s):
+                    assert got[r] == pytest.approx(np.median(s), abs=1e-12)
+                else:
+                    assert np.isnan(got[r])
+
+
 def test_the_steady_leaker_ranks_first_with_its_rate_and_start(scores: pd.DataFrame) -> None:
     top = scores.iloc[0]
     assert top["name"] == "leaker"

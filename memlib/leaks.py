@@ -33,8 +33,8 @@ value is known:
 
 ``LeakReport`` carries the scores, a ``LeakCensus`` (how many processes were considered, too short, not growing,
 rose a little, suspects; the resolved minimum duration) whose ``why_empty`` says in words why nothing is a suspect
-and what to try, and ``trends``: the suspects' floors regrouped into ``TREND_POINTS`` bins for sparklines (the same
-bins as ``leak_series(points=TREND_POINTS)``).
+and what to try, and ``trends``: the suspects' floors regrouped into ``TREND_POINTS`` bins of their span for
+sparklines (own bin b joins trend bin b x TREND_POINTS // max_points).
 
 Per subtree (``subtree_leak_scores``), decision: **the sum of per-member growth**. A subtree's members are the
 process itself and every process seen below it at sampled moments of the window (snapshots on a grid with a step of
@@ -54,7 +54,6 @@ at least one member besides themselves; subtrees nest (a leaker's parent, grandp
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -424,9 +423,9 @@ class Floors(NamedTuple):
 
 def trends(cand: pd.DataFrame, floors: Floors, scores: pd.DataFrame, max_points: int = MAX_POINTS,
            points: int = TREND_POINTS) -> pd.DataFrame:  # fmt: skip
-    """The suspects' (score > 0) floors regrouped into `points` bins of their span: proc_id, ts (mean time of the
-    samples), floor_bytes (their minimum); the very bins of leak_series(points=points) when max_points is a multiple
-    of points. Extra columns of `cand` (host, boot_id, pid, start_time) are carried. By the order of `scores`, ts."""
+    """The suspects' (score > 0) floors regrouped into `points` bins of their span (own bin b joins b x points //
+    max_points): proc_id, ts (mean time of the samples), floor_bytes (their minimum). Extra columns of `cand` (host,
+    boot_id, pid, start_time) are carried. By the order of `scores`, then ts."""
     wanted = scores.loc[scores["score"].to_numpy() > 0, "proc_id"].to_numpy()
     if wanted.size == 0:
         return empty_trends(cand)
@@ -734,54 +733,3 @@ def _subtree_dtype(c: str) -> str:
     if c in ("pid", "members", "growing_members", "top_member_pid"):
         return "int32"
     return "float64"
-
-
-def leak_series(
-    procs: pd.DataFrame,
-    proc_ids: Sequence[int],
-    t_from: pd.Timestamp | str | None = None,
-    t_to: pd.Timestamp | str | None = None,
-    metric: str = "rss",
-    points: int = 60,
-) -> pd.DataFrame:
-    """PROCS frame, proc_ids, window -> their resampled floors for sparklines: proc_id, ts, floor_bytes.
-
-    Each process's observed span in the window is cut into `points` equal bins (bin_of, as leak_scores does with
-    max_points): floor_bytes = the minimum of the metric in the bin, ts = the mean time of its samples (rounded to
-    the nanosecond). Empty bins are left out. Sorted by proc_id (in the order given), ts.
-    """
-    col = metric_column(metric)
-    if points < 1:
-        raise ValueError(f"points must be >= 1, got {points}")
-    wanted = np.asarray(list(proc_ids), dtype=np.int64)
-    mask = _window_mask(procs["ts"], t_from, t_to) & np.isin(procs["proc_id"].to_numpy(), wanted)
-    if procs[col].hasnans:
-        mask &= procs[col].notna().to_numpy()
-    rows = np.flatnonzero(mask)
-    rank = pd.Series(np.arange(len(wanted)), index=wanted).groupby(level=0).first()
-    pid = rank.reindex(procs["proc_id"].to_numpy()[rows]).to_numpy()
-    t = ns_of(procs["ts"])[rows]
-    o = np.lexsort((t, pid))
-    rows, pid, t = rows[o], pid[o], t[o]
-    if rows.size == 0:
-        return pd.DataFrame(
-            {"proc_id": pd.Series(dtype="int64"), "ts": pd.Series(dtype=schema.UTC_NS), "floor_bytes": []}
-        )
-    _, bounds = group_bounds(pid)
-    counts = np.diff(bounds)
-    g = np.repeat(np.arange(len(counts)), counts)
-    first = t[bounds[:-1]][g]
-    offset_us = (t - first) // 1000
-    b = bin_of(offset_us, ((t[bounds[1:] - 1] - t[bounds[:-1]]) // 1000)[g], points)
-    _, kb = group_bounds(g * points + b)
-    v = procs[col].to_numpy(dtype=np.float64, na_value=np.nan)[rows]
-    floor = np.minimum.reduceat(v, kb[:-1])
-    offset_sum = np.add.reduceat(offset_us, kb[:-1])
-    tmean = first[kb[:-1]] + np.rint(offset_sum * 1000 / np.diff(kb)).astype(np.int64)
-    return pd.DataFrame(
-        {
-            "proc_id": procs["proc_id"].to_numpy()[rows][kb[:-1]].astype(np.int64),
-            "ts": pd.DatetimeIndex(tmean).tz_localize("UTC"),
-            "floor_bytes": floor.astype(np.int64),
-        }
-    )

@@ -1018,37 +1018,6 @@ def _rows_at(rec: source.Recording, ts_ns: np.ndarray, host: str | None = None) 
     return _as_procs(df, snap)
 
 
-def leak_series(rec: source.Recording, procs: Sequence[Proc], t_from=None, t_to=None, metric: str = "rss",
-                points: int = 60) -> pd.DataFrame:  # fmt: skip
-    """Processes and a window -> their resampled floors for sparklines (leaks.leak_series semantics): host, boot_id,
-    pid, start_time, ts, floor_bytes; by the order given, then ts."""
-    col = metric_column(metric)
-    if points < 1:
-        raise ValueError(f"points must be >= 1, got {points}")
-    if not procs:
-        return pd.DataFrame({"pid": pd.Series(dtype="int32"), "ts": pd.Series(dtype=schema.UTC_NS),
-                             "floor_bytes": pd.Series(dtype="int64")})  # fmt: skip
-    t_from, t_to = _p(t_from), _p(t_to)
-    with _keys(procs) as keep, _tables(rec, t_from, t_to, None, procs=True) as t:
-        where, wparams = _window(t_from, t_to, None, f"{keep} AND {col} IS NOT NULL")
-        out = _run(
-            f"""WITH w AS (SELECT host, boot_id, pid, start_time, ts, {col} AS v FROM {t["procs"]} {where}),
-            c AS (SELECT host, boot_id, pid, start_time, epoch_ns(min(ts)) AS f,
-                    greatest(epoch_ns(max(ts)) - epoch_ns(min(ts)), 1) AS span FROM w GROUP BY ALL),
-            r AS (SELECT w.*, c.f, least(CAST(floor((epoch_ns(w.ts) - c.f) / c.span * {int(points)}) AS BIGINT),
-                    {int(points) - 1}) AS b FROM w JOIN c USING (host, boot_id, pid, start_time))
-            SELECT host, boot_id, pid, start_time,
-                make_timestamp_ns(CAST(any_value(f) + round(avg(epoch_ns(ts) - f)) AS BIGINT)) AS ts,
-                min(v) AS floor_bytes
-            FROM r GROUP BY host, boot_id, pid, start_time, b ORDER BY host, boot_id, pid, start_time, ts""",
-            wparams,
-        )
-    order = {(p.host, p.boot_id, int(p.pid), p.start_time): i for i, p in enumerate(procs)}
-    rank = [order.get((h, b, int(pid), st), len(order)) for h, b, pid, st in
-            zip(out["host"], out["boot_id"], out["pid"], out["start_time"], strict=True)]  # fmt: skip
-    return out.assign(_r=rank).sort_values(["_r", "ts"], kind="stable").drop(columns="_r").reset_index(drop=True)
-
-
 def alerts(rec: source.Recording, rules: Sequence, at=None) -> pd.DataFrame:
     """Alert rules (memlib.alerts.parse_rules) -> the alerts firing at the snapshot `at` names (default latest):
     memlib.alerts.ALERT_COLUMNS. Only the rows of the rules' window are read."""

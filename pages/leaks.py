@@ -85,7 +85,7 @@ COMMON_CONFIG = {
 
 
 def _suspects_table(suspects: pd.DataFrame, spark: pd.DataFrame | None, middle: dict[str, np.ndarray]) -> pd.DataFrame:
-    """Leak suspects (+ their leak_series, when given) -> table: [trend,] pid, name, rate, since, the `middle`
+    """Leak suspects (+ their trends, when given) -> table: [trend,] pid, name, rate, since, the `middle`
     columns, score, user, command line."""
     trend = {} if spark is None else {"trend": _sparklines(spark, suspects)}
     return pd.DataFrame(

@@ -237,17 +237,16 @@ def test_random_histories_never_crash_and_scores_are_sane(procs: pd.DataFrame) -
     assert (sp["size_bytes"] > 0).all() and (sp["end"] >= sp["start"]).all()
 
 
-def test_leak_series_for_sparklines(procs: pd.DataFrame, scores: pd.DataFrame) -> None:
-    ids = list(scores["proc_id"].head(2))
-    ser = leaks.leak_series(procs, ids, points=30)
-    assert list(ser.columns) == ["proc_id", "ts", "floor_bytes"]
-    assert list(ser["proc_id"].drop_duplicates()) == ids and ser.groupby("proc_id").size().max() == 30
-    leaker = ser[ser["proc_id"] == ids[0]]
+def test_trends_for_sparklines(procs: pd.DataFrame) -> None:
+    report = leaks.leak_report(procs)
+    suspects = report.scores[report.scores["score"] > 0]
+    assert list(report.trends["proc_id"].drop_duplicates()) == list(suspects["proc_id"])
+    assert report.trends.groupby("proc_id").size().max() == leaks.TREND_POINTS
+    leaker = report.trends[report.trends["proc_id"] == suspects["proc_id"].iloc[0]]
     assert leaker["ts"].is_monotonic_increasing and leaker["floor_bytes"].is_monotonic_increasing
     assert leaker["floor_bytes"].iloc[0] == pytest.approx(100 * MIB, abs=2 * MIB)
-    assert leaks.leak_series(procs, [10**6]).empty
-    late = leaks.leak_series(procs, ids[:1], t_from=ts_of(N - 10), points=100)
-    assert len(late) == 10 and late["ts"].min() >= ts_of(N - 10)
+    rows = procs[procs["proc_id"] == suspects["proc_id"].iloc[0]]
+    assert leaker["floor_bytes"].min() == rows["rss_bytes"].min()  # a floor is a sample's value
 
 
 def test_query_floors_give_the_frame_scores_exactly(sample_rec) -> None:

@@ -73,12 +73,12 @@ def run(quick: bool = False) -> list[dict]:
     index = tree.TreeIndex.build(full)
     judge = not quick
     size = f"{len(full):,} rows, {full['proc_id'].nunique():,} processes"
-    scores = leaks.leak_scores(full, index=index)
+    scores = leaks.leak_scores(full)
     top = str(scores["name"].iloc[0]) if len(scores) else "none"
     rows = [
         _row(
             "leak_scores, whole recording",
-            _time(lambda: leaks.leak_scores(full, index=index), repeats),
+            _time(lambda: leaks.leak_scores(full), repeats),
             2.0,
             judge,
             f"{size}; {len(scores)} growing candidates, first: {top}",

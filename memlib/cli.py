@@ -23,9 +23,11 @@ PSS is known for >= 95 % of the RSS at that moment, else RSS; the choice is said
 - ``top [--at T] [--by rss|subtree|growth] [--metric auto|rss|pss|uss|swap] [--since T] [--limit K]``: rank, ts,
   pid, start_time, name, cmdline, rss_bytes, subtree_rss_bytes, descendants (+ <metric>_bytes and
   subtree_<metric>_bytes when the metric is not RSS; + subtree_share for subtree), ranked by the metric (``--by rss``
-  ranks by the process's own value of it); growth: change between ``--since`` (default: first snapshot) and
-  ``--at`` (summary.growers), columns pid, start_time, name, cmdline, status, before_bytes, after_bytes, delta_bytes,
-  subtree_before_bytes, subtree_after_bytes, subtree_delta_bytes
+  ranks by the process's own value of it); growth: each process's rise within the window from ``--since``
+  (default: first snapshot) to ``--at``: its last value there minus its first (one that started or exited inside
+  the window counts by its own rise; memlib.query.growers), columns pid, start_time, name, cmdline, status (alive,
+  new, exited, "new, exited"), first_seen, last_seen, before_bytes, after_bytes, delta_bytes, subtree_before_bytes,
+  subtree_after_bytes, subtree_delta_bytes
 - ``processes --pid P``: the processes that had that pid (host, pid, start_time, first_seen, last_seen, name,
   cmdline, samples, lifetime_s, rss_max_bytes)
 - ``export [--at T | --all] [filters] [--format csv|json|parquet] [--out FILE]``: every PROCS + TREE column of the
@@ -37,8 +39,10 @@ PSS is known for >= 95 % of the RSS at that moment, else RSS; the choice is said
   exited, grown, shrunk, unchanged, unknown), <metric>_before_bytes, <metric>_after_bytes, delta_bytes; largest
   |delta| first (memlib.compare; a pid reused between the moments is one exited and one new process)
 - ``leaks [--from T1 --to T2] [--top K] [--subtrees] [--min-duration S]``: pid, start_time, name, cmdline,
-  rate_bytes_per_hour, growing_since, score; most suspicious first, score > 0 only (memlib.leaks; --subtrees ranks
-  subtrees by the sum of their members' growth and adds top_member_pid, top_member_name)
+  rate_bytes_per_hour, growing_since, confidence (0-1: how long and how often it was seen), score; most suspicious
+  first, score > 0 only (memlib.leaks; the minimum duration follows the window unless given; --subtrees ranks
+  subtrees by the sum of their members' growth and adds top_member_pid, top_member_name). No suspect: "(no rows)"
+  and a note on stderr saying why (processes considered, too short, not growing) and what to try; exit 0
 - ``fleet hosts|top|leaks|groups|rollup``: the same questions across every host of a fleet store, with a ``host``
   column (memlib.fleet_cli lists the columns)
 - ``alerts --rules FILE [--at T] [--format table|json]``: the alerts firing (memlib.alerts; rules format in
@@ -70,7 +74,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from memlib import alerts, cli_args, filters, fleet_cli, groups, query, schema, source
+from memlib import alerts, cli_args, filters, fleet_cli, groups, leaks, query, schema, source
 from memlib.display import visible, visible_frame
 from memlib.units import iso_z_series
 
@@ -95,8 +99,8 @@ TOP_COLUMNS = [
     "rank", "ts", "pid", "start_time", "name", "cmdline", "rss_bytes", "subtree_rss_bytes", "descendants",
 ]  # fmt: skip
 GROWTH_COLUMNS = [
-    "rank", "pid", "start_time", "name", "cmdline", "status", "before_bytes", "after_bytes", "delta_bytes",
-    "subtree_before_bytes", "subtree_after_bytes", "subtree_delta_bytes",
+    "rank", "pid", "start_time", "name", "cmdline", "status", "first_seen", "last_seen", "before_bytes",
+    "after_bytes", "delta_bytes", "subtree_before_bytes", "subtree_after_bytes", "subtree_delta_bytes",
 ]  # fmt: skip
 
 
@@ -166,11 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
     pid_options(p)
     p = sub.add_parser("children", parents=[shown], help="a process's direct children's subtree totals over time")
     pid_options(p)
-    p = sub.add_parser("top", parents=[shown], help="largest processes, subtrees or growers")
+    p = sub.add_parser("top", parents=[shown], help="largest processes, subtrees, or growers within a window")
     at_option(p)
     p.add_argument("--by", choices=["rss", "subtree", "growth"], default="rss")
     p.add_argument("--metric", choices=METRIC_CHOICES, default="auto", help="auto: PSS when known for >= 95 %% of RSS")
-    p.add_argument("--since", default=None, help="growth: from this time (default: first snapshot)")
+    p.add_argument("--since", default=None,
+                   help="growth: the window from this time to --at (default: first snapshot)")  # fmt: skip
     p.add_argument("--limit", type=cli_args.whole(0), default=10)
     p = sub.add_parser("processes", parents=[shown], help="the processes that had a pid")
     p.add_argument("--pid", type=cli_args.pid, required=True)
@@ -194,8 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", default=None, metavar="T2", help="window end (default: last sample)")
     p.add_argument("--top", type=cli_args.whole(0), default=10, help="the K most suspicious (default 10)")
     p.add_argument("--subtrees", action="store_true", help="rank subtrees (sum of their members' growth)")
-    p.add_argument("--min-duration", type=cli_args.number(0), default=600.0, metavar="S",
-                   help="seconds a process must be seen in the window to be a suspect (default 600)")  # fmt: skip
+    p.add_argument("--min-duration", type=cli_args.number(0), default=None, metavar="S",
+                   help="seconds a process must be seen in the window to be a suspect (default: a quarter of the "
+                        "window, at most 600)")  # fmt: skip
     p = sub.add_parser("alerts", parents=[common], help="alert rules firing now (exit 1 when any fires)")
     p.add_argument("--rules", required=True, metavar="FILE", help="TOML rules file (docs/alerts.example.toml)")
     p.add_argument("--at", default="latest", help="ISO 8601 time or 'latest' (default)")
@@ -571,7 +577,12 @@ def cmd_compare(rec: source.Recording, args: argparse.Namespace) -> pd.DataFrame
     return out if args.limit is None else out.head(args.limit)
 
 
-LEAK_COLUMNS = ["pid", "start_time", "name", "cmdline", "rate_bytes_per_hour", "growing_since", "score"]
+LEAK_COLUMNS = ["pid", "start_time", "name", "cmdline", "rate_bytes_per_hour", "growing_since", "confidence", "score"]
+SUBTREE_LEAK_COLUMNS = [
+    "pid", "start_time", "name", "cmdline", "rate_bytes_per_hour", "growing_since", "score", "top_member_pid",
+    "top_member_name",
+]  # fmt: skip
+WIDER = "widen the window (--from/--to) or give a shorter --min-duration"
 ALERT_COLUMNS = [
     "rule", "kind", "ts", "pid", "start_time", "name", "cmdline", "value", "threshold", "unit", "message",
 ]  # fmt: skip
@@ -579,14 +590,24 @@ EXIT_ALERT = 1
 
 
 def cmd_leaks(rec: source.Recording, args: argparse.Namespace) -> pd.DataFrame:
-    """Leak suspects in the window, score > 0, top K: LEAK_COLUMNS (+ top_member_pid/name with --subtrees)."""
+    """Leak suspects in the window, score > 0, top K: LEAK_COLUMNS (SUBTREE_LEAK_COLUMNS with --subtrees); when
+    there is none, a note on stderr says why."""
     t_from, t_to = _range(args)
-    out = query.leak_scores(rec, t_from, t_to, min_duration_s=args.min_duration)
-    cols = LEAK_COLUMNS
+    report = query.leak_report(rec, t_from, t_to, min_duration_s=args.min_duration)
+    out, cols = report.scores, LEAK_COLUMNS
     if args.subtrees:
-        out = query.subtree_leak_scores(rec, t_from, t_to, min_duration_s=args.min_duration, process_scores=out)
-        cols = [*LEAK_COLUMNS, "top_member_pid", "top_member_name"]
+        out = query.subtree_leak_scores(rec, t_from, t_to, min_duration_s=report.census.min_duration_s,
+                                        process_scores=out)  # fmt: skip
+        cols = SUBTREE_LEAK_COLUMNS
     out = out[out["score"].to_numpy() > 0]
+    if out.empty:
+        why = report.census.why_empty("RSS", WIDER)
+        if not why:  # process suspects, but none below a subtree root (init's and kthreadd's subtrees are not ranked)
+            why = (f"no subtree has a steadily growing member: the {report.census.suspects} process suspect(s) have "
+                   "no subtree root above them but init or kthreadd; see `leaks` without --subtrees")  # fmt: skip
+        print(f"note: {why}", file=sys.stderr)
+    elif not args.subtrees and (caution := leaks.low_confidence_note(out)):
+        print(f"note: {caution}", file=sys.stderr)
     return out[cols].head(args.top).reset_index(drop=True)
 
 

@@ -1,30 +1,40 @@
-"""Leak scores (issue 6): which processes, and which subtrees, keep growing over a window.
+"""Leak scores: which processes, and which subtrees, keep growing over a window; why none does.
 
-Per process (``leak_scores``), over the rows whose ``ts`` lies in [t_from, t_to]:
+Per process (``leak_report`` / ``leak_scores``), over the rows whose ``ts`` lies in [t_from, t_to] and whose metric
+value is known:
 
-1. Candidates: processes with at least ``min_samples`` samples spanning at least ``min_duration_s`` in the window
-   (short-lived processes are never suspects: a job that starts and exits is churn, not a leak).
-2. Resampling: each candidate's own observed span is cut into ``max_points`` (200) equal bins; a bin holds the
+1. Candidates: processes with at least ``min_samples`` (12) samples spanning at least the minimum duration in the
+   window. The minimum duration follows the window (``min_duration_for``): a quarter of the time the window's samples
+   cover, at most 10 minutes, so a 3-minute recording can still show a steady leak while in an hour or a day a job
+   that starts and exits within minutes is churn, not a leak. An explicit ``min_duration_s`` overrides it.
+2. Resampling: each candidate's own observed span is cut into ``max_points`` (100) equal bins (bin of a sample =
+   (t - first) * max_points // span, in whole microseconds, the last sample in the last bin); a bin holds the
    **minimum** of the metric over its samples (the floor) and the mean time of those samples. A leak raises the floor;
-   a short spike does not. A day at 5 s (17,280 samples) becomes 200 points, so the cost per process is bounded.
-   Bins are built for every candidate at once on a (process x bin) matrix (numpy, no loop per row or process).
+   a short spike does not. A day at 5 s (17,280 samples) becomes 100 points, so the cost per process is bounded.
 3. Pre-filter: only processes whose floor rose (median of the last quarter of bins > median of the first quarter)
    go on; the others are not growing and are left out of the result. The Theil-Sen step below then runs over the
-   remaining candidates in chunks of rows of the matrix (a loop per chunk of ~150 processes, not per process).
+   remaining candidates in chunks of rows of a (process x bin) matrix (a loop per chunk, not per process).
 4. ``rate_bytes_per_hour``: Theil-Sen slope of the floor against time (median of the slopes between every pair of
-   bins), robust to a spike (a few outlying bins move the median of ~20,000 pair slopes very little).
+   bins), robust to a spike (a few outlying bins move the median of ~5,000 pair slopes very little).
    ``late_rate_bytes_per_hour``: the same over the second half of the bins only (pairs whose both bins lie there).
 5. ``rising_share``: share of steps between consecutive bins in which the floor rose (a steady leak: close to 1;
    a grow-once-then-plateau step: close to 0). ``fit_r2``: 1 - SS_res / SS_tot of the Theil-Sen line (intercept
    = median of y - slope * x), clipped to [0, 1]. ``growth_bytes``: last bin's floor - lowest floor.
    ``growing_since``: the time of the last bin whose floor is within ``max(1 MiB, 2 % of the range)`` of the lowest
    floor (the process has been growing since it last was at its low); within the window.
-6. ``score`` = log2(1 + rate / (1 MiB/h)) x rising_share x fit_r2 x late_factor x sqrt(growing_s / window),
-   where late_factor = clip(late_rate / rate, 0, 1) (a process that grew and then stopped scores ~0), growing_s =
-   last_seen - growing_since and window = the time covered by the window's samples (growing over the whole window
-   counts fully, growing over a quarter of it half: how long it has been growing). The score is 0 when the rate is
-   <= 0 or the fitted growth over the observed span (rate x span) is below ``min_growth_bytes``. It is a ranking,
-   not a probability: above ~1 means a steady rise of a few MiB/h or more.
+6. ``confidence`` (0..1): how much evidence there is, sqrt(min(1, span / 30 min) x min(1, samples / 60)): a process
+   seen for 2 minutes can rise steadily and still be a warm-up; one seen rising for half an hour is a leak.
+7. ``score`` = log2(1 + rate / (1 MiB/h)) x rising_share x fit_r2 x late_factor x sqrt(growing_s / window)
+   x confidence, where late_factor = clip(late_rate / rate, 0, 1) (a process that grew and then stopped scores ~0),
+   growing_s = last_seen - growing_since and window = the time covered by the window's samples (growing over the
+   whole window counts fully, growing over a quarter of it half: how long it has been growing). The score is 0 when
+   the rate is <= 0 or the fitted growth over the observed span (rate x span) is below ``min_growth_bytes``. It is a
+   ranking, not a probability: above ~1 means a steady rise of a few MiB/h or more.
+
+``LeakReport`` carries the scores, a ``LeakCensus`` (how many processes were considered, too short, not growing,
+rose a little, suspects; the resolved minimum duration) whose ``why_empty`` says in words why nothing is a suspect
+and what to try, and ``trends``: the suspects' floors regrouped into ``TREND_POINTS`` bins of their span for
+sparklines (own bin b joins trend bin b x TREND_POINTS // max_points).
 
 Per subtree (``subtree_leak_scores``), decision: **the sum of per-member growth**. A subtree's members are the
 process itself and every process seen below it at sampled moments of the window (snapshots on a grid with a step of
@@ -36,39 +46,123 @@ it); a long-lived child born mid-window contributes its own growth, not its birt
 add nothing (the rate is an upper bound of the net trend when a member shrinks). A process re-parented away (an
 orphan) stays a member of the subtree it was seen in. A subtree's steadiness is the rate-weighted mean, over its
 growing members, of each member's score without its rate term (rising_share x fit_r2 x late_factor x duration
-factor); score = log2(1 + rate / (1 MiB/h)) x steadiness; ``growing_since`` the earliest among members with a positive
-score. Roots: long-lived processes at level >= 1 (init and
-kthreadd's subtrees are everything) with at least one member besides themselves; subtrees nest (a leaker's parent,
-grandparent... all list it; ``top_member_*`` names it). Only subtrees with at least one scored member are listed.
+factor x confidence); score = log2(1 + rate / (1 MiB/h)) x steadiness; ``growing_since`` the earliest among members
+with a positive score. Roots: long-lived processes at level >= 1 (init and kthreadd's subtrees are everything) with
+at least one member besides themselves; subtrees nest (a leaker's parent, grandparent... all list it;
+``top_member_*`` names it). Only subtrees with at least one scored member are listed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from memlib import schema
 from memlib.timeline import metric_column
-from memlib.tree import TreeIndex, group_bounds, with_tree
-from memlib.units import ns_of, to_utc
+from memlib.tree import group_bounds, with_tree
+from memlib.units import fmt_duration, ns_of, to_utc
 
 NS_PER_H = 3_600_000_000_000
+US_PER_H = 3_600_000_000
 MIB = schema.MIB
-MAX_POINTS = 200
+MAX_POINTS = 100
+FINE_PER_POINT = 4  # the window's grid has FINE_PER_POINT x max_points bins
+TREND_POINTS = 50
+MIN_SAMPLES = 12
+MAX_MIN_DURATION_S = 600.0  # the minimum duration of a suspect in a long window
+MIN_DURATION_SHARE = 0.25  # ... and in a short one: this share of the window
+CONFIDENT_SPAN_S = 1800.0
+CONFIDENT_SAMPLES = 60
+LOW_CONFIDENCE = 0.5  # below it the top suspect comes with a word of caution
 _PAIR_BUDGET = 3_000_000  # pair slopes held at once by the chunked Theil-Sen (~24 MB of float64)
 
 LEAK_COLUMNS = [
     "proc_id", "pid", "start_time", "name", "cmdline", "user", "first_seen", "last_seen", "samples",
     "rate_bytes_per_hour", "late_rate_bytes_per_hour", "rising_share", "fit_r2", "growth_bytes", "growing_since",
-    "growing_s", "start_floor_bytes", "end_floor_bytes", "score",
+    "growing_s", "start_floor_bytes", "end_floor_bytes", "confidence", "score",
 ]  # fmt: skip
 SUBTREE_LEAK_COLUMNS = [
     "proc_id", "pid", "start_time", "name", "cmdline", "user", "last_seen", "members", "growing_members",
     "rate_bytes_per_hour", "growing_since", "top_member_pid", "top_member_name", "top_member_rate_bytes_per_hour",
     "score",
 ]  # fmt: skip
+CANDIDATE_COLUMNS = ["proc_id", "first_ns", "last_ns", "samples"]
+
+
+def min_duration_for(window_s: float) -> float:
+    """Seconds the window's samples cover -> seconds a process must be seen to be a suspect (a quarter, <= 10 min)."""
+    return min(MAX_MIN_DURATION_S, MIN_DURATION_SHARE * max(float(window_s), 0.0))
+
+
+def is_candidate(samples: np.ndarray, span_ns: np.ndarray, min_samples: int, min_duration_s: float) -> np.ndarray:
+    """Per process: its samples and observed span (ns) in the window -> whether it is seen long enough to be scored."""
+    return (samples >= max(2, min_samples)) & (span_ns >= min_duration_s * 1e9) & (span_ns > 0)
+
+
+@dataclass(frozen=True)
+class LeakCensus:
+    """What a leak ranking looked at: processes with a known value in the window, the most samples any of them has,
+    the seconds the window's samples cover, the thresholds used, and how many processes ended where."""
+
+    processes: int
+    samples: int
+    window_s: float
+    min_samples: int
+    min_duration_s: float
+    too_short: int = 0
+    not_rising: int = 0
+    weak: int = 0
+    suspects: int = 0
+
+    def why_empty(self, metric_label: str = "RSS", wider: str = "widen the window") -> str:
+        """Why no process is a suspect (or "" when some is), with what to try; `wider` names how to widen it."""
+        if self.suspects:
+            return ""
+        if self.processes == 0:
+            return f"No process has a known {metric_label} value in this window: nothing to score. Try another metric."
+        need = f"{self.min_samples} samples over at least {fmt_duration(self.min_duration_s)}"
+        if self.samples < self.min_samples:
+            return (
+                f"The window is too short: no process has more than {self.samples} sample(s) in it "
+                f"({fmt_duration(self.window_s)}), and a suspect needs {self.min_samples}. Try: {wider}."
+            )
+        parts = [
+            f"{self.processes:,} processes considered",
+            f"{self.too_short:,} seen for less than {need} (too short to judge)",
+            f"{self.not_rising:,} not growing",
+            f"{self.weak:,} rose a little but not steadily (grew once then stopped, or less than 1 MiB)",
+        ]
+        hint = (
+            f"Try: {wider} to follow the long-lived processes for longer."
+            if self.too_short < self.processes
+            else f"Every process was seen too briefly. Try: {wider}."
+        )
+        return f"No steady growth of {metric_label}: " + "; ".join(parts) + ". " + hint
+
+
+def low_confidence_note(scores: pd.DataFrame) -> str:
+    """Leak scores -> a caution when the top suspect's confidence is below LOW_CONFIDENCE, else ""."""
+    suspects = scores[scores["score"].to_numpy() > 0]
+    if suspects.empty or suspects["confidence"].iloc[0] >= LOW_CONFIDENCE:
+        return ""
+    top = suspects.iloc[0]
+    seen = fmt_duration((top["last_seen"] - top["first_seen"]).total_seconds())
+    return (
+        f"Low confidence: the top suspect was seen for {seen} ({int(top['samples'])} samples). A steady rise that "
+        "short can still be a warm-up; record longer to be sure."
+    )
+
+
+class LeakReport(NamedTuple):
+    """A leak ranking: scores (LEAK_COLUMNS, most suspicious first), census (LeakCensus) and trends (the suspects'
+    floors for sparklines: proc_id (+ identity in memlib.query), ts, floor_bytes)."""
+
+    scores: pd.DataFrame
+    census: LeakCensus
+    trends: pd.DataFrame
 
 
 def _window_mask(ts: pd.Series, t_from: pd.Timestamp | None, t_to: pd.Timestamp | None) -> np.ndarray:
@@ -79,17 +173,6 @@ def _window_mask(ts: pd.Series, t_from: pd.Timestamp | None, t_to: pd.Timestamp 
     if t_to is not None:
         mask &= t <= to_utc(t_to).as_unit("ns").value
     return mask
-
-
-def _row_median(sorted_rows: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Rows sorted ascending with NaN last, and their count of valid values -> median per row (NaN when none)."""
-    k = valid.astype(np.int64)
-    lo = np.clip((k - 1) // 2, 0, None)
-    hi = np.clip(k // 2, 0, sorted_rows.shape[1] - 1)
-    r = np.arange(sorted_rows.shape[0])
-    med = (sorted_rows[r, lo] + sorted_rows[r, hi]) / 2
-    med[k == 0] = np.nan
-    return med
 
 
 def theil_sen(x: np.ndarray, y: np.ndarray, from_col: int = 0) -> np.ndarray:
@@ -112,20 +195,24 @@ def theil_sen(x: np.ndarray, y: np.ndarray, from_col: int = 0) -> np.ndarray:
             s = (ys[:, j] - ys[:, i]) / (xs[:, j] - xs[:, i])
         s[~np.isfinite(s)] = np.nan
         valid = np.count_nonzero(~np.isnan(s), axis=1)
-        s.sort(axis=1)
-        out[a : a + step] = _row_median(s, valid)
+        med = np.full(len(valid), np.nan)
+        for k in np.unique(valid[valid > 0]):  # rows with as many slopes: their median by selection (NaN last)
+            rows = np.flatnonzero(valid == k)
+            lo, hi = (k - 1) // 2, k // 2
+            part = np.partition(s[rows], [lo, hi], axis=1)
+            med[rows] = (part[:, lo] + part[:, hi]) / 2
+        out[a : a + step] = med
     return out
 
 
-def _empty_leaks(procs: pd.DataFrame) -> pd.DataFrame:
+def _empty_leaks(like: pd.DataFrame | None = None) -> pd.DataFrame:
     out: dict[str, pd.Series] = {}
     for c in LEAK_COLUMNS:
         if c in ("start_time", "first_seen", "last_seen", "growing_since"):
             out[c] = pd.Series(dtype=schema.UTC_NS)
         elif c in ("name", "cmdline", "user"):
-            out[c] = procs[c].iloc[0:0].reset_index(drop=True) if c in procs.columns else pd.Series(dtype=object)
-        elif c == "pid" and c in procs.columns:
-            out[c] = pd.Series(dtype="int32")
+            has = like is not None and c in like.columns
+            out[c] = like[c].iloc[0:0].reset_index(drop=True) if has else pd.Series(dtype=object)  # type: ignore[index]
         elif c in ("proc_id", "growth_bytes", "start_floor_bytes", "end_floor_bytes"):
             out[c] = pd.Series(dtype="int64")
         elif c in ("pid", "samples"):
@@ -135,119 +222,261 @@ def _empty_leaks(procs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def leak_scores(
+def empty_trends(like: pd.DataFrame | None = None) -> pd.DataFrame:
+    """No trends: proc_id, ts, floor_bytes (+ the identity columns host, boot_id, pid, start_time `like` has)."""
+    ident = [] if like is None else [c for c in ("host", "boot_id", "pid", "start_time") if c in like.columns]
+    out = pd.DataFrame({"proc_id": pd.Series(dtype="int64")})
+    for c in ident:
+        out[c] = like[c].iloc[0:0].to_numpy() if like is not None else []
+    out["ts"] = pd.Series(dtype=schema.UTC_NS)
+    out["floor_bytes"] = pd.Series(dtype="int64")
+    return out
+
+
+def bin_of(offset_us: np.ndarray, span_us: np.ndarray, points: int) -> np.ndarray:
+    """Microseconds since a process's first sample and its span (us) -> bin number in 0..points-1 (integers)."""
+    return np.minimum(offset_us * points // np.maximum(span_us, 1), points - 1)
+
+
+class Fine(NamedTuple):
+    """Per (process, fine bin of the window's grid), in any order: the process key (int64), the fine bin number, the
+    floor (minimum of the metric), the samples, the sum of their microseconds since the grid's origin, the first
+    and the last sample's time (microseconds since the epoch)."""
+
+    key: np.ndarray
+    fb: np.ndarray
+    floor: np.ndarray
+    samples: np.ndarray
+    offset_sum_us: np.ndarray
+    first_us: np.ndarray
+    last_us: np.ndarray
+
+
+def fine_grid(first_us: int, last_us: int, max_points: int = MAX_POINTS) -> tuple[int, int]:
+    """The window's first and last sample (us) -> (origin, width) of its grid of FINE_PER_POINT x max_points bins."""
+    return first_us, max(1, -(-(last_us - first_us + 1) // (FINE_PER_POINT * max_points)))
+
+
+def floors_of(
+    fine: Fine, origin_us: int, min_samples: int, min_duration_s: float | None, max_points: int = MAX_POINTS
+) -> tuple[pd.DataFrame, Floors, LeakCensus]:
+    """Fine bins -> (candidates: proc_id (= key), first_ns, last_ns, samples; their Floors; the census so far).
+
+    Each process's first/last sample and count are exact (min/max/sum over its fine bins); each fine bin joins the
+    bin of the candidate's own span (bin_of) that holds its samples' mean time.
+    """
+    if len(fine.key) == 0:
+        return (
+            pd.DataFrame({c: pd.Series(dtype="int64") for c in ("proc_id", "first_ns", "last_ns", "samples")}),
+            Floors(*(np.zeros(0, np.int64) for _ in Floors._fields)),
+            LeakCensus(0, 0, 0.0, min_samples, min_duration_s or 0.0),
+        )
+    o = np.lexsort((fine.fb, fine.key))
+    key, samples, off = fine.key[o], fine.samples[o].astype(np.int64), fine.offset_sum_us[o].astype(np.int64)
+    ids, bounds = group_bounds(key)
+    starts = bounds[:-1]
+    first = np.minimum.reduceat(fine.first_us[o].astype(np.int64), starts)
+    last = np.maximum.reduceat(fine.last_us[o].astype(np.int64), starts)
+    counts = np.add.reduceat(samples, starts)
+    window_s = (int(last.max()) - int(first.min())) / 1e6  # the time the window's samples cover
+    min_dur = min_duration_for(window_s) if min_duration_s is None else float(min_duration_s)
+    keep = is_candidate(counts, (last - first) * 1000, min_samples, min_dur)
+    census = LeakCensus(len(ids), int(counts.max()), window_s, min_samples, min_dur, too_short=int((~keep).sum()))
+    per = np.diff(bounds)
+    rows = np.repeat(keep, per)
+    g = np.repeat(np.arange(int(keep.sum())), per[keep])
+    first, last, counts = first[keep], last[keep], counts[keep]
+    samples, off = samples[rows], off[rows]
+    mean_off = off // samples + (origin_us - first[g])  # mean time of the fine bin, us since the candidate's first
+    b = bin_of(mean_off, (last - first)[g], max_points)
+    _, kb = group_bounds(g * max_points + b)  # fine bins are in (process, time) order: so are their own bins
+    ks = kb[:-1]
+    n = np.add.reduceat(samples, ks) if len(ks) else np.zeros(0, np.int64)
+    floors = Floors(
+        g[ks],
+        b[ks],
+        np.minimum.reduceat(fine.floor[o][rows].astype(np.float64), ks) if len(ks) else np.zeros(0),
+        (np.add.reduceat(off, ks) if len(ks) else np.zeros(0, np.int64)) + n * (origin_us - first[g[ks]]),
+        n,
+    )
+    cand = pd.DataFrame(
+        {"proc_id": ids[keep].astype(np.int64), "first_ns": first * 1000, "last_ns": last * 1000, "samples": counts}
+    )
+    return cand, floors, census
+
+
+def leak_report(
     procs: pd.DataFrame,
     t_from: pd.Timestamp | str | None = None,
     t_to: pd.Timestamp | str | None = None,
     metric: str = "rss",
-    min_samples: int = 12,
-    min_duration_s: float = 600.0,
+    min_samples: int = MIN_SAMPLES,
+    min_duration_s: float | None = None,
     min_growth_bytes: int = MIB,
     max_points: int = MAX_POINTS,
-    index: TreeIndex | None = None,
-) -> pd.DataFrame:
-    """PROCS frame and a window -> one row per growing candidate process, most suspicious first: LEAK_COLUMNS.
+) -> LeakReport:
+    """PROCS frame and a window -> LeakReport: the growing candidates' scores (see leak_scores), the census, trends.
 
-    proc_id, pid, start_time, name, cmdline, user (last seen in the window), first_seen, last_seen, samples (in the
-    window), rate_bytes_per_hour (Theil-Sen), late_rate_bytes_per_hour, rising_share, fit_r2, growth_bytes,
-    growing_since, growing_s, start_floor_bytes, end_floor_bytes, score. Definitions in the module docstring. Rows
-    with a null metric value (PSS/USS unread) are ignored. `index`: a TreeIndex built from this very frame (skips a
-    sort). Sorted by score, then rate, descending.
+    min_duration_s None: min_duration_for(the seconds the window's samples cover). Rows with a null metric value
+    (PSS/USS unread) are ignored.
     """
+    cand, floors, base = window_floors(procs, t_from, t_to, metric, min_samples, min_duration_s, max_points)
+    if cand.empty:
+        return LeakReport(_empty_leaks(procs), base, empty_trends())
+    scores = score_floors(cand, floors, base.window_s, max_points, min_growth_bytes)
+    return LeakReport(scores, census_of(base, len(cand), scores), trends(cand, floors, scores, max_points))
+
+
+def window_floors(
+    procs: pd.DataFrame,
+    t_from: pd.Timestamp | str | None = None,
+    t_to: pd.Timestamp | str | None = None,
+    metric: str = "rss",
+    min_samples: int = MIN_SAMPLES,
+    min_duration_s: float | None = None,
+    max_points: int = MAX_POINTS,
+) -> tuple[pd.DataFrame, Floors, LeakCensus]:
+    """PROCS frame and a window -> (candidates: proc_id, pid, start_time, first_ns, last_ns, samples + name, cmdline,
+    user of the last sample; their Floors; the census so far), as memlib.query computes them: fine bins on the grid
+    of the window's samples (every process's, known metric or not), then floors_of."""
     col = metric_column(metric)
     missing = [c for c in ("ts", "proc_id", "pid", "start_time", col) if c not in procs.columns]
     if missing:
         raise KeyError(f"procs frame lacks column(s) {missing}")
     if max_points < 4:
         raise ValueError(f"max_points must be >= 4, got {max_points}")
-    mask = _window_mask(procs["ts"], t_from, t_to)
+    window = _window_mask(procs["ts"], t_from, t_to)
     values = procs[col]
-    if values.hasnans:
-        mask &= values.notna().to_numpy()
-    if index is not None and index.n_rows == len(procs):
-        order = index.proc_order
-    else:
-        snap_order = np.argsort(procs["snap"].to_numpy(), kind="stable") if "snap" in procs.columns else None
-        if snap_order is None:
-            snap_order = np.argsort(ns_of(procs["ts"]), kind="stable")
-        o = np.argsort(procs["proc_id"].to_numpy()[snap_order], kind="stable")
-        order = snap_order[o]
-    order = order[mask[order]]
+    mask = window & values.notna().to_numpy() if values.hasnans else window
+    rows = np.flatnonzero(mask)
+    order = rows[np.lexsort((ns_of(procs["ts"])[rows], procs["proc_id"].to_numpy()[rows]))]  # process, then time
     if order.size == 0:
-        return _empty_leaks(procs)
-    ids, bounds = group_bounds(procs["proc_id"].to_numpy()[order])
-    counts = np.diff(bounds)
-    t_all = ns_of(procs["ts"])[order]
-    window_s = max((int(t_all.max()) - int(t_all.min())) / 1e9, 1e-9)  # the window actually covered by samples
-    first_t, last_t = t_all[bounds[:-1]], t_all[bounds[1:] - 1]
-    span = last_t - first_t
-    keep = (counts >= max(2, min_samples)) & (span >= min_duration_s * 1e9) & (span > 0)
-    if not keep.any():
-        return _empty_leaks(procs)
-    row_keep = np.repeat(keep, counts)
-    rows = order[row_keep]
-    g = np.repeat(np.arange(int(keep.sum())), counts[keep])
-    ids, first_t, last_t, span, counts = ids[keep], first_t[keep], last_t[keep], span[keep], counts[keep]
-    t = t_all[row_keep]
-    v = values.to_numpy(dtype=np.float64, na_value=np.nan)[rows]
-
-    # per (process, bin): the floor (minimum) and the mean time of its samples
-    nb = max_points
-    b = np.minimum(((t - first_t[g]) / span[g] * nb).astype(np.int64), nb - 1)  # float: no overflow on long spans
-    key = g * nb + b
-    _, kb = group_bounds(key)  # rows are in (process, time) order, so keys are sorted
-    kstart = kb[:-1]
-    kg = g[kstart]
-    last_row = rows[np.cumsum(counts) - 1]
-    first_row = rows[np.concatenate([[0], np.cumsum(counts)[:-1]])]
-    floors = pd.DataFrame(
-        {
-            "proc_id": ids[kg].astype(np.int64),
-            "b": b[kstart],
-            "floor": np.minimum.reduceat(v, kstart),
-            "tmean_h": np.add.reduceat((t - first_t[g]) / NS_PER_H, kstart) / np.diff(kb),
-            "first_ns": first_t[kg],
-            "last_ns": last_t[kg],
-            "samples": counts[kg],
-            "pid": procs["pid"].to_numpy()[first_row][kg],
-            "start_time": procs["start_time"].array.take(first_row[kg]),
-        }
-    )
+        return floors_of(Fine(*(np.zeros(0, np.int64) for _ in Fine._fields)), 0, min_samples, min_duration_s)
+    t_window = ns_of(procs["ts"])[window] // 1000
+    origin, width = fine_grid(int(t_window.min()), int(t_window.max()), max_points)
+    pid_codes = procs["proc_id"].to_numpy()[order]
+    t_us = ns_of(procs["ts"])[order] // 1000
+    fb = (t_us - origin) // width
+    _, kb = group_bounds(pid_codes.astype(np.int64) * (FINE_PER_POINT * max_points + 1) + fb)
+    ks = kb[:-1]
+    v = values.to_numpy(dtype=np.float64, na_value=np.nan)[order]
+    fine = Fine(
+        pid_codes[ks].astype(np.int64), fb[ks], np.minimum.reduceat(v, ks), np.diff(kb),
+        np.add.reduceat(t_us - origin, ks), t_us[ks], t_us[kb[1:] - 1],
+    )  # fmt: skip
+    cand, floors, base = floors_of(fine, origin, min_samples, min_duration_s, max_points)
+    if cand.empty:
+        return cand, floors, base
+    _, bounds = group_bounds(pid_codes)
+    first_row, last_row = order[bounds[:-1]], order[bounds[1:] - 1]
+    at = pd.Index(pid_codes[bounds[:-1]]).get_indexer(cand["proc_id"].to_numpy())
+    cand.insert(1, "pid", procs["pid"].to_numpy()[first_row[at]])
+    cand.insert(2, "start_time", procs["start_time"].array.take(first_row[at]))
     for c in ("name", "cmdline", "user"):
         if c in procs.columns:
-            floors[c] = procs[c].array.take(last_row[kg])
-    return score_floors(floors, window_s, nb, min_growth_bytes)
+            cand[c] = procs[c].array.take(last_row[at])
+    return cand, floors, base
 
 
-FLOOR_COLUMNS = ["proc_id", "b", "floor", "tmean_h", "first_ns", "last_ns", "samples", "pid", "start_time"]
+def leak_scores(
+    procs: pd.DataFrame,
+    t_from: pd.Timestamp | str | None = None,
+    t_to: pd.Timestamp | str | None = None,
+    metric: str = "rss",
+    min_samples: int = MIN_SAMPLES,
+    min_duration_s: float | None = None,
+    min_growth_bytes: int = MIB,
+    max_points: int = MAX_POINTS,
+) -> pd.DataFrame:
+    """PROCS frame and a window -> one row per growing candidate process, most suspicious first: LEAK_COLUMNS.
+
+    proc_id, pid, start_time, name, cmdline, user (last seen in the window), first_seen, last_seen, samples (in the
+    window), rate_bytes_per_hour (Theil-Sen), late_rate_bytes_per_hour, rising_share, fit_r2, growth_bytes,
+    growing_since, growing_s, start_floor_bytes, end_floor_bytes, confidence, score. Definitions in the module
+    docstring (leak_report gives the census and trends too). Sorted by score, then rate, descending.
+    """
+    kw = {"min_samples": min_samples, "min_duration_s": min_duration_s, "min_growth_bytes": min_growth_bytes}
+    return leak_report(procs, t_from, t_to, metric, max_points=max_points, **kw).scores
+
+
+def census_of(base: LeakCensus, candidates: int, scores: pd.DataFrame) -> LeakCensus:
+    """The census before scoring (processes, samples, window, thresholds, too_short), the number of candidates and
+    their scores -> the full census (not_rising, weak, suspects)."""
+    suspects = int((scores["score"].to_numpy() > 0).sum())
+    return LeakCensus(
+        base.processes, base.samples, base.window_s, base.min_samples, base.min_duration_s, base.too_short,
+        not_rising=candidates - len(scores), weak=len(scores) - suspects, suspects=suspects,
+    )  # fmt: skip
+
+
+class Floors(NamedTuple):
+    """Per-bin floors, one entry per non-empty (candidate, bin), sorted by candidate then bin: the candidate's row
+    position, the bin number (0..max_points-1), the minimum of the metric, the sum of the samples' microseconds since
+    the candidate's first sample, the number of samples."""
+
+    g: np.ndarray
+    b: np.ndarray
+    floor: np.ndarray
+    offset_sum_us: np.ndarray
+    samples: np.ndarray
+
+
+def trends(cand: pd.DataFrame, floors: Floors, scores: pd.DataFrame, max_points: int = MAX_POINTS,
+           points: int = TREND_POINTS) -> pd.DataFrame:  # fmt: skip
+    """The suspects' (score > 0) floors regrouped into `points` bins of their span (own bin b joins b x points //
+    max_points): proc_id, ts (mean time of the samples), floor_bytes (their minimum). Extra columns of `cand` (host,
+    boot_id, pid, start_time) are carried. By the order of `scores`, then ts."""
+    wanted = scores.loc[scores["score"].to_numpy() > 0, "proc_id"].to_numpy()
+    if wanted.size == 0:
+        return empty_trends(cand)
+    rank = pd.Series(np.arange(len(wanted)), index=wanted)
+    r = rank.reindex(cand["proc_id"].to_numpy()).to_numpy()  # rank of each candidate, NaN when not a suspect
+    sel = ~np.isnan(r[floors.g])
+    g, cb = floors.g[sel], floors.b[sel] * points // max_points
+    o = np.lexsort((cb, r[g]))
+    g, cb = g[o], cb[o]
+    _, kb = group_bounds(g.astype(np.int64) * points + cb)
+    ks = kb[:-1]
+    floor = np.minimum.reduceat(floors.floor[sel][o], ks)
+    off = np.add.reduceat(floors.offset_sum_us[sel][o], ks)
+    n = np.add.reduceat(floors.samples[sel][o], ks)
+    first_ns = cand["first_ns"].to_numpy(np.int64)[g[ks]]
+    ts = first_ns + np.rint(off * 1000 / n).astype(np.int64)
+    out = pd.DataFrame({"proc_id": cand["proc_id"].to_numpy(np.int64)[g[ks]]})
+    for c in ("host", "boot_id", "pid", "start_time"):
+        if c in cand.columns:
+            out[c] = cand[c].array.take(g[ks])
+    out["ts"] = pd.DatetimeIndex(ts).tz_localize("UTC")
+    out["floor_bytes"] = floor.astype(np.int64)
+    return out
 
 
 def score_floors(
-    floors: pd.DataFrame | None, window_s: float, max_points: int = MAX_POINTS, min_growth_bytes: int = MIB
+    cand: pd.DataFrame, floors: Floors, window_s: float, max_points: int = MAX_POINTS, min_growth_bytes: int = MIB
 ) -> pd.DataFrame:
-    """Per-bin floors -> leak scores: LEAK_COLUMNS, most suspicious first (steps 3-6 of the module docstring).
+    """Candidates and their per-bin floors -> leak scores: LEAK_COLUMNS, most suspicious first (steps 3-7 of the
+    module docstring).
 
-    `floors`: one row per non-empty (process, bin), sorted by proc_id then b: FLOOR_COLUMNS (b = bin number in
-    0..max_points-1, floor = min of the metric in it, tmean_h = mean time of its samples in hours since the process's
-    first sample in the window, first_ns/last_ns/samples/pid/start_time per process, repeated) and optionally name,
-    cmdline, user (the process's last values in the window). window_s: the time covered by the window's samples.
-    Extra columns that are constant per process (host, boot_id) are carried into the result.
+    `cand`: one row per candidate, CANDIDATE_COLUMNS (first_ns/last_ns: its first and last sample in the window,
+    samples: its count there) and optionally name, cmdline, user (its last values in the window) and any columns
+    constant per process (host, boot_id), which are carried into the result. `floors`: Floors whose g are row
+    positions in `cand`. window_s: the seconds the window's samples cover.
     """
-    if floors is None or floors.empty:
-        return _empty_leaks(floors if floors is not None else pd.DataFrame())
     nb = max_points
-    pid_codes = floors["proc_id"].to_numpy()
-    ids, gb = group_bounds(pid_codes)
+    if len(cand) == 0 or len(floors.g) == 0:
+        return _empty_leaks(cand)
+    kg = floors.g.astype(np.int64)
+    kbin = floors.b.astype(np.int64)
+    floor = floors.floor.astype(np.float64)
+    tmean = floors.offset_sum_us / floors.samples / US_PER_H  # hours since the candidate's first sample
+    n_proc = len(cand)
+    gb = np.searchsorted(kg, np.arange(n_proc + 1))
     gstart = gb[:-1]
-    n_proc = len(ids)
-    kg = np.repeat(np.arange(n_proc), np.diff(gb))
-    kbin = floors["b"].to_numpy(np.int64)
-    floor = floors["floor"].to_numpy(np.float64)
-    tmean = floors["tmean_h"].to_numpy(np.float64)
-    first_t = floors["first_ns"].to_numpy(np.int64)[gstart]
-    last_t = floors["last_ns"].to_numpy(np.int64)[gstart]
+    per_proc_bins = np.diff(gb)
+    first_t = cand["first_ns"].to_numpy(np.int64)
+    last_t = cand["last_ns"].to_numpy(np.int64)
     span = last_t - first_t
-    counts = floors["samples"].to_numpy(np.int64)[gstart]
+    counts = cand["samples"].to_numpy(np.int64)
     Y = np.full((n_proc, nb), np.nan)
     X = np.full((n_proc, nb), np.nan)
     Y[kg, kbin] = floor
@@ -258,9 +487,9 @@ def score_floors(
     with np.errstate(all="ignore"):
         early = np.nanmedian(Y[:, :q], axis=1)
         late = np.nanmedian(Y[:, nb - q :], axis=1)
-    rising = late > early
+    rising = (late > early) & (per_proc_bins > 0)
     if not rising.any():
-        return _empty_leaks(floors)
+        return _empty_leaks(cand)
     sel = np.flatnonzero(rising)
     Ys, Xs = Y[sel], X[sel]
     rate = theil_sen(Xs, Ys)
@@ -276,41 +505,39 @@ def score_floors(
         r2 = np.where(ss_tot > 0, np.clip(1 - ss_res / ss_tot, 0, 1), 0.0)
 
     # rising share, growth and growing-since from the compact (non-empty bins) arrays
-    per_proc_bins = np.diff(gb)
     same = kg[1:] == kg[:-1]
     ups = np.bincount(kg[1:][same & (floor[1:] > floor[:-1])], minlength=n_proc)
     steps = np.maximum(per_proc_bins - 1, 1)
     share = ups / steps
-    lo = np.minimum.reduceat(floor, gstart)
-    hi = np.maximum.reduceat(floor, gstart)
+    at = np.minimum(gstart, len(floor) - 1)
+    lo = np.minimum.reduceat(floor, at)
+    hi = np.maximum.reduceat(floor, at)
     tol = np.maximum(MIB, 0.02 * (hi - lo))
     near_low = floor <= (lo + tol)[kg]
     pos = np.where(near_low, np.arange(len(floor)), -1)
-    last_low = np.maximum.reduceat(pos, gstart)
+    last_low = np.maximum.reduceat(pos, at)
     since_ns = first_t + np.rint(tmean[last_low] * NS_PER_H).astype(np.int64)
-    end_floor = floor[gstart + per_proc_bins - 1]
-    start_floor = floor[gstart]
+    end_floor = floor[np.maximum(gstart + per_proc_bins - 1, 0)]
+    start_floor = floor[at]
 
     share = share[sel]
     late_factor = np.where(rate > 0, np.clip(np.nan_to_num(late_rate / np.where(rate > 0, rate, 1)), 0, 1), 0.0)
     fitted_growth = rate * span[sel] / NS_PER_H
     growing_s = (last_t[sel] - since_ns[sel]) / 1e9
-    duration_factor = np.sqrt(np.clip(growing_s / window_s, 0, 1))
-    score = np.log2(1 + np.clip(rate, 0, None) / MIB) * share * r2 * late_factor * duration_factor
+    duration_factor = np.sqrt(np.clip(growing_s / max(window_s, 1e-9), 0, 1))
+    confidence = np.sqrt(
+        np.clip(span[sel] / 1e9 / CONFIDENT_SPAN_S, 0, 1) * np.clip(counts[sel] / CONFIDENT_SAMPLES, 0, 1)
+    )
+    score = np.log2(1 + np.clip(rate, 0, None) / MIB) * share * r2 * late_factor * duration_factor * confidence
     score = np.where((rate > 0) & (fitted_growth >= min_growth_bytes), score, 0.0)
     score = np.nan_to_num(score)
 
-    at = gstart[sel]
-    out = pd.DataFrame(
-        {
-            "proc_id": ids[sel].astype(np.int64),
-            "pid": floors["pid"].to_numpy()[at].astype(np.int32),
-            "start_time": floors["start_time"].array.take(at),
-        }
-    )
-    for c in floors.columns:
-        if c not in FLOOR_COLUMNS:
-            out[c] = floors[c].array.take(at)
+    out = pd.DataFrame({"proc_id": cand["proc_id"].to_numpy(np.int64)[sel]})
+    for c in cand.columns:
+        if c not in CANDIDATE_COLUMNS:
+            out[c] = cand[c].array.take(sel)
+    if "pid" in out.columns:
+        out["pid"] = out["pid"].astype(np.int32)
     out["first_seen"] = pd.DatetimeIndex(first_t[sel]).tz_localize("UTC")
     out["last_seen"] = pd.DatetimeIndex(last_t[sel]).tz_localize("UTC")
     out["samples"] = counts[sel].astype(np.int32)
@@ -323,10 +550,17 @@ def score_floors(
     out["growing_s"] = growing_s
     out["start_floor_bytes"] = start_floor[sel].astype(np.int64)
     out["end_floor_bytes"] = end_floor[sel].astype(np.int64)
+    out["confidence"] = confidence
     out["score"] = score
     order_out = np.lexsort((-np.nan_to_num(rate, nan=-np.inf), -score))
-    extra = [c for c in out.columns if c not in LEAK_COLUMNS]
-    return out.iloc[order_out].reset_index(drop=True)[[c for c in LEAK_COLUMNS if c in out.columns] + extra]
+    return ordered(out.iloc[order_out].reset_index(drop=True))
+
+
+def ordered(scores: pd.DataFrame) -> pd.DataFrame:
+    """Leak scores with columns in any order -> LEAK_COLUMNS first (those present), then the others."""
+    return scores[
+        [c for c in LEAK_COLUMNS if c in scores.columns] + [c for c in scores.columns if c not in LEAK_COLUMNS]
+    ]
 
 
 def _membership_pairs(
@@ -376,11 +610,10 @@ def subtree_leak_scores(
     t_from: pd.Timestamp | str | None = None,
     t_to: pd.Timestamp | str | None = None,
     metric: str = "rss",
-    min_samples: int = 12,
-    min_duration_s: float = 600.0,
+    min_samples: int = MIN_SAMPLES,
+    min_duration_s: float | None = None,
     min_growth_bytes: int = MIB,
     process_scores: pd.DataFrame | None = None,
-    index: TreeIndex | None = None,
     long_lived: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """PROCS frame and a window -> one row per subtree with a growing member, most suspicious first.
@@ -391,14 +624,19 @@ def subtree_leak_scores(
     rate, score). `process_scores`: leak_scores of the same frame/window/parameters, to avoid recomputing.
     `long_lived`: the proc_ids seen for min_samples over min_duration_s in the window, when `procs` holds only the
     sampled moments (memlib.query passes the rows of the grid and of each long-lived process's last sample).
+    min_duration_s None: min_duration_for(the seconds the window's samples with a known metric value cover).
     """
+    empty = pd.DataFrame({c: pd.Series(dtype=_subtree_dtype(c)) for c in SUBTREE_LEAK_COLUMNS})
+    window = _window_mask(procs["ts"], t_from, t_to)
+    if min_duration_s is None:
+        known = ns_of(procs["ts"])[window & procs[metric_column(metric)].notna().to_numpy()]
+        min_duration_s = min_duration_for((int(known.max()) - int(known.min())) / 1e9 if known.size else 0.0)
     scores = process_scores
     if scores is None:
-        scores = leak_scores(procs, t_from, t_to, metric, min_samples, min_duration_s, min_growth_bytes, index=index)
-    empty = pd.DataFrame({c: pd.Series(dtype=_subtree_dtype(c)) for c in SUBTREE_LEAK_COLUMNS})
+        scores = leak_scores(procs, t_from, t_to, metric, min_samples, min_duration_s, min_growth_bytes)
     if scores.empty:
         return empty
-    rows = np.flatnonzero(_window_mask(procs["ts"], t_from, t_to))
+    rows = np.flatnonzero(window)
     pid_arr = procs["proc_id"].to_numpy()[rows]
     t_arr = ns_of(procs["ts"])[rows]
     o = np.lexsort((t_arr, pid_arr))
@@ -407,7 +645,7 @@ def subtree_leak_scores(
     counts = np.diff(bounds)
     span = t_arr[o[bounds[1:] - 1]] - t_arr[o[bounds[:-1]]]
     if long_lived is None:
-        long_lived = (counts >= max(2, min_samples)) & (span >= min_duration_s * 1e9) & (span > 0)
+        long_lived = is_candidate(counts, span, min_samples, min_duration_s)
     else:
         long_lived = np.isin(ids, np.asarray(long_lived, np.int64))
     root_ids, member_ids = _membership_pairs(procs, rows, last_rows[long_lived], min_duration_s)
@@ -495,53 +733,3 @@ def _subtree_dtype(c: str) -> str:
     if c in ("pid", "members", "growing_members", "top_member_pid"):
         return "int32"
     return "float64"
-
-
-def leak_series(
-    procs: pd.DataFrame,
-    proc_ids: Sequence[int],
-    t_from: pd.Timestamp | str | None = None,
-    t_to: pd.Timestamp | str | None = None,
-    metric: str = "rss",
-    points: int = 60,
-) -> pd.DataFrame:
-    """PROCS frame, proc_ids, window -> their resampled floors for sparklines: proc_id, ts, floor_bytes.
-
-    Each process's observed span in the window is cut into `points` equal bins (as leak_scores does with
-    max_points): floor_bytes = the minimum of the metric in the bin, ts = the mean time of its samples. Empty bins
-    are left out. Sorted by proc_id (in the order given), ts.
-    """
-    col = metric_column(metric)
-    if points < 1:
-        raise ValueError(f"points must be >= 1, got {points}")
-    wanted = np.asarray(list(proc_ids), dtype=np.int64)
-    mask = _window_mask(procs["ts"], t_from, t_to) & np.isin(procs["proc_id"].to_numpy(), wanted)
-    if procs[col].hasnans:
-        mask &= procs[col].notna().to_numpy()
-    rows = np.flatnonzero(mask)
-    rank = pd.Series(np.arange(len(wanted)), index=wanted).groupby(level=0).first()
-    pid = rank.reindex(procs["proc_id"].to_numpy()[rows]).to_numpy()
-    t = ns_of(procs["ts"])[rows]
-    o = np.lexsort((t, pid))
-    rows, pid, t = rows[o], pid[o], t[o]
-    if rows.size == 0:
-        return pd.DataFrame(
-            {"proc_id": pd.Series(dtype="int64"), "ts": pd.Series(dtype=schema.UTC_NS), "floor_bytes": []}
-        )
-    _, bounds = group_bounds(pid)
-    counts = np.diff(bounds)
-    g = np.repeat(np.arange(len(counts)), counts)
-    first = t[bounds[:-1]][g]
-    span = np.maximum(t[bounds[1:] - 1][g] - first, 1)
-    b = np.minimum(((t - first) / span * points).astype(np.int64), points - 1)
-    _, kb = group_bounds(g * points + b)
-    v = procs[col].to_numpy(dtype=np.float64, na_value=np.nan)[rows]
-    floor = np.minimum.reduceat(v, kb[:-1])
-    tmean = first[kb[:-1]] + np.rint(np.add.reduceat(t - first, kb[:-1]) / np.diff(kb)).astype(np.int64)
-    return pd.DataFrame(
-        {
-            "proc_id": procs["proc_id"].to_numpy()[rows][kb[:-1]].astype(np.int64),
-            "ts": pd.DatetimeIndex(tmean).tz_localize("UTC"),
-            "floor_bytes": floor.astype(np.int64),
-        }
-    )

@@ -698,13 +698,56 @@ def top_subtrees(rec: source.Recording, m: Moment, metric: str = "rss", limit: i
     return summary.top_subtrees(moment(rec, m), 0, metric=metric, limit=limit, level=level)
 
 
+GROWER_COLUMNS = [
+    "host", "boot_id", "pid", "start_time", "name", "cmdline", "user", "status", "first_seen", "last_seen",
+    "before_bytes", "after_bytes", "delta_bytes", "subtree_before_bytes", "subtree_after_bytes", "subtree_delta_bytes",
+    "descendants_before", "descendants_after", "proc_id",
+]  # fmt: skip
+GROWER_STATUS = ["alive", "new", "exited", "new, exited"]
+
+
 def growers(rec: source.Recording, a: Moment, b: Moment, metric: str = "rss", limit: int | None = 10,
             by: str = "own") -> pd.DataFrame:  # fmt: skip
-    """Processes by growth between two moments: summary.GROWER_COLUMNS + start_time (proc_id local to the answer)."""
-    both = moments(rec, [a, b])
-    out = summary.growers(both, 0, 1, metric=metric, limit=limit, by=by)
-    starts = both.drop_duplicates("proc_id").set_index("proc_id")["start_time"]
-    return out.assign(start_time=starts.reindex(out["proc_id"]).to_numpy())
+    """Processes by their own growth within the window [a, b] (one host): GROWER_COLUMNS, largest first.
+
+    One pass over the window's rows (arg_min/arg_max skip unknown values), text read for the answer's rows only.
+    For each process seen in the window: before_bytes = its first known value of the metric in the window,
+    after_bytes = its last, delta_bytes = after - before (a process that started or exited inside the window: from
+    its own first to its own last sample, so one that grew and exited counts by its rise); subtree_* the same of its
+    stored subtree total; first_seen/last_seen in the window; status "alive" (sampled at both ends), "new" (not at
+    a), "exited" (not at b), "new, exited" (neither). Sorted by delta_bytes (by="own") or subtree_delta_bytes
+    (by="subtree") descending, unknown last, then pid; limit=None keeps all. proc_id numbers the answer.
+    """
+    if by not in ("own", "subtree"):
+        raise ValueError(f"by must be 'own' or 'subtree', got {by!r}")
+    col = metric_column(metric)
+    scol = schema.subtree_column(col)
+    delta = "delta_bytes" if by == "own" else "subtree_delta_bytes"
+    where, params = _window(a.ts, b.ts, b.host)
+    with _tables(rec, a.ts, b.ts, [b.host], procs=True) as t:
+        out = _run(
+            f"""WITH g AS (SELECT hash(host, boot_id, pid, start_time) AS k, any_value(pid) AS pid,
+                    any_value(start_time) AS start_time, min(ts) AS first_seen, max(ts) AS last_seen,
+                    arg_min({col}, ts) AS before_bytes, arg_max({col}, ts) AS after_bytes,
+                    arg_min({scol}, ts) AS subtree_before_bytes, arg_max({scol}, ts) AS subtree_after_bytes,
+                    arg_min(descendants, ts) AS descendants_before, arg_max(descendants, ts) AS descendants_after
+                FROM {t["procs"]} {where} GROUP BY k)
+            SELECT * EXCLUDE (pid, start_time), after_bytes - before_bytes AS delta_bytes,
+                subtree_after_bytes - subtree_before_bytes AS subtree_delta_bytes
+            FROM g ORDER BY {delta} DESC NULLS LAST, pid, start_time, k
+            {"" if limit is None else f"LIMIT {int(limit)}"}""",
+            params,
+        )
+    out["proc_id"] = out.pop("k").to_numpy(np.uint64).view(np.int64)
+    texts = _texts_at_last(rec, out, b.host)
+    out = out.merge(texts, on="proc_id", how="left")
+    at_a, at_b = (out["first_seen"] == a.ts).to_numpy(), (out["last_seen"] == b.ts).to_numpy()
+    status = np.select([at_a & at_b, at_b, at_a], GROWER_STATUS[:3], GROWER_STATUS[3])
+    out["status"] = pd.Categorical(status, categories=GROWER_STATUS)
+    out = out.sort_values([delta, "pid", "start_time"], ascending=[False, True, True], na_position="last",
+                          kind="stable")  # fmt: skip
+    out["proc_id"] = np.arange(len(out), dtype=np.int64)
+    return out[GROWER_COLUMNS].reset_index(drop=True)
 
 
 def compare(rec: source.Recording, a: Moment, b: Moment, metric: str = "rss", subtrees: bool = False) -> pd.DataFrame:
@@ -872,46 +915,97 @@ def cgroup_timeline(rec: source.Recording, t_from=None, t_to=None, cgroups: list
 # ------------------------------------------------------------------------------------------------ leaks, spikes
 
 
-def leak_scores(rec: source.Recording, t_from=None, t_to=None, metric: str = "rss", min_samples: int = 12,
-                min_duration_s: float = 600.0, min_growth_bytes: int = schema.MIB,
-                max_points: int = leaks_mod.MAX_POINTS, host: str | None = None) -> pd.DataFrame:  # fmt: skip
-    """Leak suspects over the window (memlib.leaks semantics): LEAK_COLUMNS + host, boot_id, most suspicious first.
+def leak_report(rec: source.Recording, t_from=None, t_to=None, metric: str = "rss",
+                min_samples: int = leaks_mod.MIN_SAMPLES, min_duration_s: float | None = None,
+                min_growth_bytes: int = schema.MIB, max_points: int = leaks_mod.MAX_POINTS,
+                host: str | None = None) -> leaks_mod.LeakReport:  # fmt: skip
+    """Leak suspects over the window (memlib.leaks semantics) -> LeakReport: scores (LEAK_COLUMNS + host, boot_id,
+    most suspicious first), census (why nothing is a suspect), trends (the suspects' floors for sparklines, with
+    host, boot_id, pid, start_time).
 
-    The per-bin floors (each candidate's observed span cut into max_points bins; min of the metric and mean time per
-    bin) are computed in the query; leaks.score_floors runs Theil–Sen on that small result.
+    One pass over the window's rows, carrying no text, computes each process's fine bins (leaks.Fine) on the grid of
+    the window's samples; leaks.floors_of and leaks.score_floors (Theil–Sen) run on that small answer; a last pass
+    reads the name, command line and user of the scored processes at their last sample only.
+    min_duration_s None: leaks.min_duration_for(the seconds the window's samples cover).
     """
     col = metric_column(metric)
     t_from, t_to = _p(t_from), _p(t_to)
-    where, params = _window(t_from, t_to, host, f"{col} IS NOT NULL")
     nb = int(max_points)
-    with _tables(rec, t_from, t_to, [host] if host else None, procs=True) as t:
-        # one pass per step over the window's rows: identities hashed to one key, strings only in the per-process step
-        floors = _run(
-            f"""WITH w AS (SELECT hash(host, boot_id, pid, start_time) AS k, host, boot_id, pid, start_time, ts,
-                    {col} AS v, name, cmdline, "user" FROM {t["procs"]} {where}),
-            every AS (SELECT k, any_value(host) AS host, any_value(boot_id) AS boot_id, any_value(pid) AS pid,
-                    any_value(start_time) AS start_time, epoch_us(min(ts)) AS f, epoch_us(max(ts)) AS l,
-                    count(*) AS n, arg_max(name, ts) AS name, arg_max(cmdline, ts) AS cmdline,
-                    arg_max("user", ts) AS "user" FROM w GROUP BY k),
-            c AS (SELECT * FROM every WHERE n >= {max(2, int(min_samples))} AND l - f >= {float(min_duration_s) * 1e6}
-                    AND l > f),
-            fl AS (SELECT w.k, least(CAST(floor((epoch_us(w.ts) - c.f) / (c.l - c.f) * {nb}) AS BIGINT), {nb - 1}) AS b,
-                    min(w.v)::DOUBLE AS floor, avg((epoch_us(w.ts) - c.f) / 3600e6) AS tmean_h
-                  FROM w JOIN c USING (k) GROUP BY w.k, b)
-            SELECT c.host, c.boot_id, c.pid, c.start_time, fl.b, fl.floor, fl.tmean_h, c.f AS first_us, c.l AS last_us,
-                c.n::INTEGER AS samples, c.name, c.cmdline, c."user",
-                (SELECT min(f) FROM every) AS lo, (SELECT max(l) FROM every) AS hi
-            FROM fl JOIN c USING (k) ORDER BY c.host, c.boot_id, c.pid, c.start_time, fl.b""",
-            params,
+    if nb < 4:
+        raise ValueError(f"max_points must be >= 4, got {max_points}")
+    ident = pd.DataFrame({"host": pd.Series(dtype=object), "boot_id": pd.Series(dtype=object),
+                          "pid": pd.Series(dtype="int32"), "start_time": pd.Series(dtype=schema.UTC_NS)})  # fmt: skip
+    empty = leaks_mod.LeakReport(
+        leaks_mod.ordered(pd.concat([leaks_mod.leak_scores(schema.empty_procs()), ident[["host", "boot_id"]]], axis=1)),
+        leaks_mod.LeakCensus(0, 0, 0.0, min_samples, min_duration_s or 0.0),
+        leaks_mod.empty_trends(ident),
+    )
+    where, params = _window(t_from, t_to, host)
+    with _tables(rec, t_from, t_to, [host] if host else None, system=True, procs=True) as t:
+        bounds = _run(f"SELECT epoch_us(min(ts)) AS lo, epoch_us(max(ts)) AS hi FROM {t['system']} {where}", params)
+        if bounds.empty or pd.isna(bounds["lo"].iloc[0]):
+            return empty
+        origin, width = leaks_mod.fine_grid(int(bounds["lo"].iloc[0]), int(bounds["hi"].iloc[0]), nb)
+        where_v, params_v = _window(t_from, t_to, host, f"{col} IS NOT NULL")
+        fine = (
+            _con()
+            .sql(
+                f"""SELECT hash(host, boot_id, pid, start_time) AS k, (epoch_us(ts) - {origin}) // {width} AS fb,
+                min({col})::BIGINT AS floor, count(*)::BIGINT AS n, sum(epoch_us(ts) - {origin})::BIGINT AS off,
+                epoch_us(min(ts)) AS f, epoch_us(max(ts)) AS l
+            FROM {t["procs"]} {where_v} GROUP BY ALL""",
+                params=params_v,
+            )
+            .to_arrow_table()
         )
-    if floors.empty:
-        return leaks_mod.score_floors(None, 1.0, nb, min_growth_bytes)
-    window_s = max((int(floors["hi"].iloc[0]) - int(floors["lo"].iloc[0])) / 1e6, 1e-9)
-    floors = _with_ids(floors).rename(columns={"first_us": "first_ns", "last_us": "last_ns"})
-    floors["first_ns"] *= 1000
-    floors["last_ns"] *= 1000
-    cols = [*leaks_mod.FLOOR_COLUMNS, "name", "cmdline", "user", "host", "boot_id"]
-    return leaks_mod.score_floors(floors[cols], window_s, nb, min_growth_bytes)
+    arrays = {c: fine.column(c).to_numpy() for c in fine.column_names}
+    bins = leaks_mod.Fine(arrays["k"].view(np.int64), *(arrays[c] for c in ("fb", "floor", "n", "off", "f", "l")))
+    cand, floors, base = leaks_mod.floors_of(bins, origin, min_samples, min_duration_s, nb)
+    if cand.empty:
+        return empty._replace(census=base)
+    scores = leaks_mod.score_floors(cand, floors, base.window_s, nb, min_growth_bytes)
+    if scores.empty:
+        return empty._replace(census=leaks_mod.census_of(base, len(cand), scores))
+    ident = _texts_at_last(rec, scores, host)
+    with_ident = cand.merge(ident.drop(columns=["name", "cmdline", "user"]), on="proc_id", how="left")
+    trends = leaks_mod.trends(with_ident, floors, scores, nb)
+    scores = leaks_mod.ordered(scores.merge(ident, on="proc_id", how="left"))
+    return leaks_mod.LeakReport(scores, leaks_mod.census_of(base, len(cand), scores), trends)
+
+
+def _texts_at_last(rec: source.Recording, scores: pd.DataFrame, host: str | None) -> pd.DataFrame:
+    """Processes (proc_id = hash of the identity, last_seen) -> proc_id, host, boot_id, pid, start_time, name,
+    cmdline, user at each one's last sample (only the files around those samples are read)."""
+    cols = ["proc_id", "host", "boot_id", "pid", "start_time", "name", "cmdline", "user"]
+    if scores.empty:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
+    t_from, t_to = scores["last_seen"].min(), scores["last_seen"].max()
+    con = _con()
+    name = f"pmi_last_{next(_names)}"
+    con.register(name, pa.table({"k": pa.array(scores["proc_id"].to_numpy(np.int64).view(np.uint64)),
+                                 "l": pa.array(scores["last_seen"].array.as_unit("us").asi8)}))  # fmt: skip
+    try:
+        where, params = _window(t_from, t_to, host, f"epoch_us(ts) IN (SELECT l FROM {name})")
+        with _tables(rec, t_from, t_to, [host] if host else None, procs=True) as t:
+            out = _run(
+                f"""SELECT k AS proc_id, host, boot_id, pid, start_time, name, cmdline, "user"
+                FROM (SELECT hash(host, boot_id, pid, start_time) AS k, epoch_us(ts) AS l, * EXCLUDE (ts)
+                      FROM {t["procs"]} {where}) JOIN {name} USING (k, l)""",
+                params,
+            )
+    finally:
+        con.unregister(name)
+    out["proc_id"] = out["proc_id"].to_numpy(np.uint64).view(np.int64)
+    return out[cols].drop_duplicates("proc_id")
+
+
+def leak_scores(rec: source.Recording, t_from=None, t_to=None, metric: str = "rss",
+                min_samples: int = leaks_mod.MIN_SAMPLES, min_duration_s: float | None = None,
+                min_growth_bytes: int = schema.MIB, max_points: int = leaks_mod.MAX_POINTS,
+                host: str | None = None) -> pd.DataFrame:  # fmt: skip
+    """Leak suspects over the window: LEAK_COLUMNS + host, boot_id, most suspicious first (leak_report's scores)."""
+    return leak_report(rec, t_from, t_to, metric, min_samples, min_duration_s, min_growth_bytes, max_points,
+                       host).scores  # fmt: skip
 
 
 def subtree_leak_scores(
@@ -919,8 +1013,8 @@ def subtree_leak_scores(
     t_from=None,
     t_to=None,
     metric: str = "rss",
-    min_samples: int = 12,
-    min_duration_s: float = 600.0,
+    min_samples: int = leaks_mod.MIN_SAMPLES,
+    min_duration_s: float | None = None,
     min_growth_bytes: int = schema.MIB,
     process_scores: pd.DataFrame | None = None,
     host: str | None = None,
@@ -930,13 +1024,21 @@ def subtree_leak_scores(
     The query returns only the sampled moments the membership rule looks at (a grid of min_duration_s / 2 and each
     long-lived process's last sample) and which processes are long-lived; leaks.subtree_leak_scores does the rest.
     `process_scores`: this module's leak_scores of the same window and parameters (recomputed when None).
+    min_duration_s None: leaks.min_duration_for(the seconds the window's snapshots cover).
     """
     t_from, t_to = _p(t_from), _p(t_to)
     scores = process_scores
     if scores is None:
-        scores = leak_scores(rec, t_from, t_to, metric, min_samples, min_duration_s, min_growth_bytes, host=host)
+        report = leak_report(rec, t_from, t_to, metric, min_samples, min_duration_s, min_growth_bytes, host=host)
+        scores, min_duration_s = report.scores, report.census.min_duration_s
     if scores.empty:
-        return leaks_mod.subtree_leak_scores(schema.empty_procs(), process_scores=scores)
+        return leaks_mod.subtree_leak_scores(schema.empty_procs(), process_scores=scores, min_duration_s=0.0)
+    snaps = snapshots(rec, t_from, t_to, host)
+    if snaps.empty:
+        return leaks_mod.subtree_leak_scores(schema.empty_procs(), process_scores=scores.iloc[0:0], min_duration_s=0.0)
+    times = np.unique(snaps["ts"].array.as_unit("ns").asi8)
+    if min_duration_s is None:
+        min_duration_s = leaks_mod.min_duration_for((int(times[-1]) - int(times[0])) / 1e9)
     where, params = _window(t_from, t_to, host)
     with _tables(rec, t_from, t_to, [host] if host else None, procs=True) as t:
         long_lived = _run(
@@ -945,10 +1047,6 @@ def subtree_leak_scores(
                 AND epoch_us(max(ts)) - epoch_us(min(ts)) >= {float(min_duration_s) * 1e6} AND max(ts) > min(ts)""",
             params,
         )
-    snaps = snapshots(rec, t_from, t_to, host)
-    if snaps.empty:
-        return leaks_mod.subtree_leak_scores(schema.empty_procs(), process_scores=scores.iloc[0:0])
-    times = np.unique(snaps["ts"].array.as_unit("ns").asi8)
     step = max(1.0, min_duration_s / 2) * 1e9
     grid = np.arange(times[0], times[-1] + step, step)
     picked = times[np.clip(np.searchsorted(times, grid), 0, len(times) - 1)]
@@ -985,37 +1083,6 @@ def _rows_at(rec: source.Recording, ts_ns: np.ndarray, host: str | None = None) 
         con.unregister(name)
     snap = df.groupby(["ts", "host"], sort=True).ngroup() if len(df) else pd.Series([], dtype=np.int64)
     return _as_procs(df, snap)
-
-
-def leak_series(rec: source.Recording, procs: Sequence[Proc], t_from=None, t_to=None, metric: str = "rss",
-                points: int = 60) -> pd.DataFrame:  # fmt: skip
-    """Processes and a window -> their resampled floors for sparklines (leaks.leak_series semantics): host, boot_id,
-    pid, start_time, ts, floor_bytes; by the order given, then ts."""
-    col = metric_column(metric)
-    if points < 1:
-        raise ValueError(f"points must be >= 1, got {points}")
-    if not procs:
-        return pd.DataFrame({"pid": pd.Series(dtype="int32"), "ts": pd.Series(dtype=schema.UTC_NS),
-                             "floor_bytes": pd.Series(dtype="int64")})  # fmt: skip
-    t_from, t_to = _p(t_from), _p(t_to)
-    with _keys(procs) as keep, _tables(rec, t_from, t_to, None, procs=True) as t:
-        where, wparams = _window(t_from, t_to, None, f"{keep} AND {col} IS NOT NULL")
-        out = _run(
-            f"""WITH w AS (SELECT host, boot_id, pid, start_time, ts, {col} AS v FROM {t["procs"]} {where}),
-            c AS (SELECT host, boot_id, pid, start_time, epoch_ns(min(ts)) AS f,
-                    greatest(epoch_ns(max(ts)) - epoch_ns(min(ts)), 1) AS span FROM w GROUP BY ALL),
-            r AS (SELECT w.*, c.f, least(CAST(floor((epoch_ns(w.ts) - c.f) / c.span * {int(points)}) AS BIGINT),
-                    {int(points) - 1}) AS b FROM w JOIN c USING (host, boot_id, pid, start_time))
-            SELECT host, boot_id, pid, start_time,
-                make_timestamp_ns(CAST(any_value(f) + round(avg(epoch_ns(ts) - f)) AS BIGINT)) AS ts,
-                min(v) AS floor_bytes
-            FROM r GROUP BY host, boot_id, pid, start_time, b ORDER BY host, boot_id, pid, start_time, ts""",
-            wparams,
-        )
-    order = {(p.host, p.boot_id, int(p.pid), p.start_time): i for i, p in enumerate(procs)}
-    rank = [order.get((h, b, int(pid), st), len(order)) for h, b, pid, st in
-            zip(out["host"], out["boot_id"], out["pid"], out["start_time"], strict=True)]  # fmt: skip
-    return out.assign(_r=rank).sort_values(["_r", "ts"], kind="stable").drop(columns="_r").reset_index(drop=True)
 
 
 def alerts(rec: source.Recording, rules: Sequence, at=None) -> pd.DataFrame:

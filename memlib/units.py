@@ -8,7 +8,8 @@ very same snapshot (memlib.query.resolve matches exactly first, then the nearest
 
 Zones (seed dumps stamp local time): ``local_zone`` ($TZ, else /etc/localtime, else UTC), ``resolve_zone``.
 
-Bytes: ``fmt_bytes`` writes binary prefixes ('1.5 GiB'); null -> '–'. ``MIB`` is 2**20.
+Bytes: ``fmt_bytes`` writes binary prefixes ('1.5 GiB'); null -> '–'. ``MIB`` is 2**20. Durations:
+``fmt_duration`` ('3 d 4 h', '2 h 5 min', '40 s').
 """
 
 from __future__ import annotations
@@ -79,6 +80,20 @@ def iso_z_series(values: pd.Series) -> pd.Series:
 def ns_of(times: pd.Series) -> np.ndarray:
     """A datetime column (any unit, UTC) -> int64 nanoseconds since the epoch (NaT -> INT64_MIN)."""
     return times.array.as_unit("ns").asi8
+
+
+def fmt_duration(seconds: float | None) -> str:
+    """Seconds -> '3 d 4 h', '2 h 5 min', '4 min 10 s', '40 s'; null -> '–'."""
+    if seconds is None or seconds is pd.NA or (isinstance(seconds, float) and math.isnan(seconds)):
+        return "–"
+    s = float(seconds)
+    if s < 60:
+        return f"{s:.0f} s"
+    if s < 3600:
+        return f"{int(s // 60)} min {int(s % 60)} s"
+    if s < 86400:
+        return f"{int(s // 3600)} h {int(s % 3600 // 60)} min"
+    return f"{int(s // 86400)} d {int(s % 86400 // 3600)} h"
 
 
 def fmt_bytes(n: float | int | None) -> str:

@@ -11,7 +11,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
-from memlib import alerts, spikes  # noqa: E402
+from memlib import alerts, leaks, spikes  # noqa: E402
 from memlib import query as q  # noqa: E402
 from memlib.units import fmt_bytes  # noqa: E402
 from ui import nav, render, sidebar  # noqa: E402
@@ -19,6 +19,7 @@ from ui.source import viewer_text  # noqa: E402
 from ui.state import UNITS  # noqa: E402
 
 MAX_SUSPECTS = 100
+WIDER = "widen the window in the sidebar"
 MAX_SPIKES = 200
 RULES_ENV = "PMI_ALERT_RULES"
 
@@ -45,7 +46,7 @@ def _procs(rows: pd.DataFrame) -> list[q.Proc]:
 
 
 def _sparklines(series: pd.DataFrame, rows: pd.DataFrame) -> list[list[float]]:
-    """leak_series frame (pid, start_time, ts, floor_bytes) -> one list of floors (in the display unit) per row."""
+    """Trends (pid, start_time, ts, floor_bytes) -> one list of floors (in the display unit) per row."""
     floors = series.assign(v=(series["floor_bytes"].astype("Float64") / div).round(3))
     parts = floors.groupby(["pid", "start_time"], sort=False)["v"].apply(list).to_dict()
     return [parts.get((int(r.pid), r.start_time), []) for r in rows.itertuples()]
@@ -66,7 +67,17 @@ COMMON_CONFIG = {
     ),
     "growing for": st.column_config.TextColumn("Growing for"),
     "score": st.column_config.NumberColumn(
-        "Score", format="%.2f", help="Ranking: rate × steadiness × how long; above ~1 = a steady rise of MiB/h or more"
+        "Score",
+        format="%.2f",
+        help="Ranking: rate × steadiness × how long × confidence; above ~1 = a steady rise of MiB/h or more",
+    ),
+    "confidence": st.column_config.ProgressColumn(
+        "Confidence",
+        format="percent",
+        min_value=0.0,
+        max_value=1.0,
+        help=f"How sure: full when seen for {render.fmt_duration(leaks.CONFIDENT_SPAN_S)} and "
+        f"{leaks.CONFIDENT_SAMPLES} samples or more; a short stretch can still be a warm-up",
     ),
     "user": st.column_config.TextColumn("User"),
     "cmdline": st.column_config.TextColumn("Command line", width="large"),
@@ -74,7 +85,7 @@ COMMON_CONFIG = {
 
 
 def _suspects_table(suspects: pd.DataFrame, spark: pd.DataFrame | None, middle: dict[str, np.ndarray]) -> pd.DataFrame:
-    """Leak suspects (+ their leak_series, when given) -> table: [trend,] pid, name, rate, since, the `middle`
+    """Leak suspects (+ their trends, when given) -> table: [trend,] pid, name, rate, since, the `middle`
     columns, score, user, command line."""
     trend = {} if spark is None else {"trend": _sparklines(spark, suspects)}
     return pd.DataFrame(
@@ -86,6 +97,7 @@ def _suspects_table(suspects: pd.DataFrame, spark: pd.DataFrame | None, middle: 
             "since": suspects["growing_since"].to_numpy(),
             **middle,
             "score": suspects["score"].to_numpy(),
+            **({"confidence": suspects["confidence"].to_numpy()} if "confidence" in suspects.columns else {}),
             "user": suspects["user"].astype(str).to_numpy(),
             "cmdline": suspects["cmdline"].astype(str).to_numpy(),
         }
@@ -94,17 +106,16 @@ def _suspects_table(suspects: pd.DataFrame, spark: pd.DataFrame | None, middle: 
 
 def _process_suspects() -> None:
     with st.spinner("Scoring leaks…"):
-        sc = ctx.ask(q.leak_scores, lo, hi, ctx.metric)
+        report = ctx.ask(q.leak_report, lo, hi, ctx.metric)
+    sc = report.scores
     suspects = sc[sc["score"] > 0].head(MAX_SUSPECTS).reset_index(drop=True)
     if len(suspects) == 0:
-        st.success(f"No process's {label} grew steadily in this window.", icon=":material/check_circle:")
-        rose = f"{len(sc):,} rose a little (grew once then stopped, or less than 1 MiB); " if len(sc) else ""
-        st.caption(f"{rose}processes seen for less than 10 minutes of the window are never suspects.")
+        st.info(f"No leak suspect: no process's {label} grew steadily in this window.", icon=":material/search_off:")
+        st.caption(report.census.why_empty(label, WIDER))
         return
-    spark = ctx.ask(q.leak_series, _procs(suspects), lo, hi, ctx.metric)
     table = _suspects_table(
         suspects,
-        spark,
+        report.trends,
         {
             "growing for": render.fmt_durations(suspects["growing_s"]).to_numpy(),
             "growth": render.in_unit(suspects["growth_bytes"], unit).to_numpy(),
@@ -122,18 +133,34 @@ def _process_suspects() -> None:
     render.clickable_table(
         table, key=f"leaks_procs_{window_key}", column_config=config, processes=suspects, on_row=_open_process
     )
+    caution = leaks.low_confidence_note(suspects)
+    if caution:
+        st.warning(caution, icon=":material/help:")
     rest = len(sc) - len(suspects)
-    if rest > 0:
-        st.caption(f"{rest:,} more processes rose a little but score 0 (grew once then stopped, or too little).")
+    census = report.census
+    st.caption(
+        f"{census.processes:,} processes considered; {census.too_short:,} seen for less than "
+        f"{render.fmt_duration(census.min_duration_s)} or {census.min_samples} samples are not judged"
+        + (f"; {rest:,} more rose a little but score 0 (grew once then stopped, or too little)." if rest > 0 else ".")
+    )
     render.download_buttons(suspects, f"leaks_{window_name}", key="dl_leaks")
 
 
 def _subtree_suspects() -> None:
+    report = ctx.ask(q.leak_report, lo, hi, ctx.metric)
     with st.spinner("Scoring subtrees…"):
-        st_ = ctx.ask(q.subtree_leak_scores, lo, hi, ctx.metric)
+        st_ = ctx.ask(
+            q.subtree_leak_scores,
+            lo,
+            hi,
+            ctx.metric,
+            min_duration_s=report.census.min_duration_s,
+            process_scores=report.scores,
+        )
     suspects = st_[st_["score"] > 0].head(MAX_SUSPECTS).reset_index(drop=True)
     if len(suspects) == 0:
-        st.success("No subtree has a steadily growing member in this window.", icon=":material/check_circle:")
+        st.info("No subtree has a steadily growing member in this window.", icon=":material/search_off:")
+        st.caption("A subtree is a suspect when one of its members is: see the Processes tab for why none is.")
         return
     top_member = (
         suspects["top_member_name"].astype(str) + " (" + suspects["top_member_pid"].astype("Int64").astype(str) + ")"

@@ -128,30 +128,46 @@ with right:
 picked = picked if picked is not None else picked_sub
 
 st.subheader("Biggest growers in the window", divider="gray", anchor=False)
-grow = ctx.ask(q.growers, *ctx.window_moments, ctx.metric, 10)
+grow_all = ctx.ask(q.growers, *ctx.window_moments, ctx.metric, 10)
+grow = grow_all[grow_all["delta_bytes"].fillna(0).to_numpy() > 0].reset_index(drop=True)
 if len(grow):
     gtable = pd.DataFrame(
         {
             "pid": grow["pid"].to_numpy(),
             "name": grow["name"].astype(str).to_numpy(),
             "status": grow["status"].astype(str).to_numpy(),
+            "growth": render.in_unit(grow["delta_bytes"], unit).to_numpy(),
             "before": render.in_unit(grow["before_bytes"], unit).to_numpy(),
             "after": render.in_unit(grow["after_bytes"], unit).to_numpy(),
-            "growth": render.in_unit(grow["delta_bytes"], unit).to_numpy(),
             "subtree growth": render.in_unit(grow["subtree_delta_bytes"], unit).to_numpy(),
             "cmdline": grow["cmdline"].astype(str).to_numpy(),
         }
     )
+    label = ctx.metric_label
+    gconfig = {
+        **render.process_table_config(unit, label),
+        "status": st.column_config.TextColumn(
+            "Status", help="alive at both ends of the window, new (started in it), exited (ended in it), or both"
+        ),
+        "growth": render.memory_column(
+            f"Growth in window ({label})",
+            unit,
+            "Its last value in the window minus its first: a process that started or exited inside the window "
+            "counts from its own first to its own last sample",
+        ),
+        "before": render.memory_column(f"First {label}", unit, "At its first sample in the window"),
+        "after": render.memory_column(f"Last {label}", unit, "At its last sample in the window"),
+        "subtree growth": render.memory_column(
+            f"Subtree growth ({label})", unit, "The same for its subtree total (own + descendants)"
+        ),
+    }
     picked_g = render.clickable_table(
-        gtable,
-        key=f"growers_{lo.value}_{hi.value}",
-        column_config=render.process_table_config(unit, ctx.metric_label),
-        processes=grow,
+        gtable, key=f"growers_{lo.value}_{hi.value}", column_config=gconfig, processes=grow
     )
     picked = picked if picked is not None else picked_g
     render.download_buttons(grow, f"growers_{span}", key="dl_growers")
 else:
-    st.caption("Nothing grew in this window.")
+    st.caption(f"No process's {ctx.metric_label} rose between its first and last sample in this window.")
 
 if picked is not None:
     nav.go(nav.PAGE_PID, nav.process_view(view, picked))

@@ -193,3 +193,62 @@ def filter_rows(
         context.update(chain_up([t["parent_row"] for t in tr], i))
     kept_ids = {rows[i]["proc_id"] for i in kept}
     return kept_ids, {rows[i]["proc_id"] for i in context} - kept_ids
+
+
+def growers_in_window(procs: pd.DataFrame, t_a: pd.Timestamp, t_b: pd.Timestamp, metric: str = "rss_bytes",
+                      pre: tuple | None = None) -> dict[int, dict]:  # fmt: skip
+    """Per proc_id sampled at a time in [t_a, t_b]: first_seen / last_seen (its first and last sample there),
+    before / after (its metric at the first / last of those samples where it is known; None if never), delta
+    (after - before), the same of its subtree total (subtree_before, subtree_after, subtree_delta), and status:
+    "alive" when sampled at both t_a and t_b, "new" at t_b only, "exited" at t_a only, "new, exited" at neither."""
+    rows, tr = pre if pre is not None else (rows_of(procs), trees(procs))
+    seen: dict[int, list] = {}
+    for r, t in zip(rows, tr, strict=True):
+        if t_a <= r["ts"] <= t_b:
+            seen.setdefault(r["proc_id"], []).append((r["ts"], r[metric], t["subtree_" + metric]))
+    out = {}
+    for proc_id, samples in seen.items():
+        samples.sort(key=lambda x: x[0])
+        row: dict = {"first_seen": samples[0][0], "last_seen": samples[-1][0]}
+        for pos, key in ((1, ""), (2, "subtree_")):
+            known = [s[pos] for s in samples if s[pos] is not None]
+            row[key + "before"] = known[0] if known else None
+            row[key + "after"] = known[-1] if known else None
+            row[key + "delta"] = known[-1] - known[0] if known else None
+        at_a, at_b = row["first_seen"] == t_a, row["last_seen"] == t_b
+        row["status"] = "alive" if at_a and at_b else "new" if at_b else "exited" if at_a else "new, exited"
+        out[proc_id] = row
+    return out
+
+
+def leak_floors(procs: pd.DataFrame, metric: str = "rss_bytes", max_points: int = 100,
+                fine_per_point: int = 4) -> dict[int, list[tuple[int, int, int]]]:  # fmt: skip
+    """The whole frame as the window -> per proc_id with two or more known samples over a span > 0: its floors as
+    [(bin, floor, samples)] by bin. Rules: times in whole microseconds; the grid runs from the frame's first sample
+    to its last in fine_per_point x max_points bins of width ceil((last - first + 1) / that), at least 1 us; a
+    sample's fine bin is (t - first) // width; a fine bin's mean time is first + (sum of its samples' t - first) //
+    their count; it joins the process's own bin min((mean - own first) x max_points // own span, max_points - 1);
+    a bin's floor is the minimum of its samples' values."""
+    rows = rows_of(procs)
+    us = [pd.Timestamp(r["ts"]).value // 1000 for r in rows]
+    origin, end = min(us), max(us)
+    width = max(1, -(-(end - origin + 1) // (fine_per_point * max_points)))
+    per: dict[int, list[tuple[int, int]]] = {}
+    for r, t in zip(rows, us, strict=True):
+        if r[metric] is not None:
+            per.setdefault(r["proc_id"], []).append((t, r[metric]))
+    out = {}
+    for proc_id, samples in per.items():
+        first, last = min(t for t, _ in samples), max(t for t, _ in samples)
+        if len(samples) < 2 or last == first:
+            continue
+        fine: dict[int, list[tuple[int, int]]] = {}
+        for t, v in samples:
+            fine.setdefault((t - origin) // width, []).append((t, v))
+        own: dict[int, list[tuple[int, int]]] = {}
+        for members in fine.values():
+            mean = origin + sum(t - origin for t, _ in members) // len(members)
+            b = min((mean - first) * max_points // (last - first), max_points - 1)
+            own.setdefault(b, []).extend(members)
+        out[proc_id] = sorted((b, min(v for _, v in m), len(m)) for b, m in own.items())
+    return out

@@ -155,11 +155,31 @@ def test_window_follows_the_sidebar_and_names_stay_text(run_page, tmp_path) -> N
     # before the leak started (minutes 0-19) nothing grows, and the spike of pid 200 is outside the window
     at = run_page(dumps, "pages/leaks.py", to="2026-11-27T10:19:00Z")
     assert not at.exception
-    assert any("grew steadily" in s.value for s in at.success)
+    assert any("grew steadily" in s.value for s in at.info) and not at.success  # no green all-clear
+    why = [c.value for c in at.caption if "processes considered" in c.value]
+    assert why and "4 processes considered" in why[0] and "4 not growing" in why[0], why
     assert not any("rate" in f.columns for f in _frames(at))
     assert any("No process spiked" in c.value for c in at.caption)
     helps = [b.help for b in at.get("download_button")]
     assert not any("leaks_" in h for h in helps)
+
+
+def test_short_seed_recording_lists_its_leaker_with_low_confidence(run_page, seed_dumps) -> None:
+    """Three minutes at 2 s: the leaker, seen for 2 minutes while it grew by 142 MiB, is the first suspect (no green
+    all-clear), with its confidence in the table and a caution; a window of a few samples says it is too short."""
+    at = run_page(seed_dumps, "pages/leaks.py")
+    assert not at.exception
+    assert not at.success
+    suspects = _frame_with(at, "rate", first="trend")
+    assert suspects["pid"].iloc[0] == 22958 and suspects["name"].iloc[0] == "python3"
+    assert 0 < suspects["confidence"].iloc[0] < 0.5 and suspects["score"].iloc[0] > 1
+    assert suspects["growth"].iloc[0] == pytest.approx(142, abs=2)  # MiB
+    assert any("Low confidence" in w.value and "1 min 58 s" in w.value for w in at.warning)
+    at = run_page(seed_dumps, "pages/leaks.py", **{"from": "2026-11-27T17:02:13Z", "to": "2026-11-27T17:02:31Z"})
+    assert not at.exception and not at.success
+    assert any("No leak suspect" in i.value for i in at.info)
+    why = " ".join(c.value for c in at.caption)
+    assert "The window is too short" in why and "a suspect needs 12" in why and "widen the window" in why
 
 
 @pytest.mark.parametrize(

@@ -51,6 +51,18 @@ def test_window_from_the_url_changes_growers(run_page, crafted_dumps: Path) -> N
     assert {m.label: m.value for m in at.metric}["Exited in window"] == "1"  # sleep (pid 300) ended at 10:00:20
 
 
+def test_growers_rank_by_growth_within_the_window(run_page, seed_dumps: Path) -> None:
+    """The whole seed recording: the leaker grew 142 MiB and exited before the end; it ranks first by its own rise
+    (not `ps`, whose only merit is being alive at the window's end)."""
+    at = run_page(seed_dumps)
+    assert not at.exception
+    growers = next(d.value for d in at.main.dataframe if "growth" in d.value.columns)
+    first = growers.iloc[0]
+    assert (first["pid"], first["status"], first["growth"]) == (22958, "new, exited", 142.0)
+    assert (first["before"], first["after"]) == (18.0, 160.0)
+    assert (growers["growth"] > 0).all()
+
+
 def test_empty_source_shows_a_clear_empty_state(run_page, tmp_path: Path) -> None:
     at = run_page(tmp_path)
     assert not at.exception

@@ -318,24 +318,52 @@ def test_leaks_command(capsysbinary, tmp_path: Path) -> None:
     code, out, err = run(capsysbinary, "leaks", "--dumps", dumps, "--format", "csv")
     assert code == 0, err
     df = csv_of(out)
-    assert list(df.columns) == ["pid", "start_time", "name", "cmdline", "rate_bytes_per_hour", "growing_since", "score"]
+    assert list(df.columns) == [
+        "pid", "start_time", "name", "cmdline", "rate_bytes_per_hour", "growing_since", "confidence", "score",
+    ]  # fmt: skip
     assert list(df["pid"]) == [20] and abs(df["rate_bytes_per_hour"].iloc[0] - 120 * MIB) < MIB
+    assert 0.6 < df["confidence"].iloc[0] < 0.7 and "note:" not in err  # 40 samples over 19.5 minutes: sqrt(.65 x .67)
     assert df["growing_since"].iloc[0].startswith("2026-11-27T10:0")
     code, out, err = run(capsysbinary, "leaks", "--dumps", dumps, "--subtrees", "--format", "json")
     assert code == 0, err
     rows = json.loads(out)
     assert [r["pid"] for r in rows] == [10]
     assert rows[0]["top_member_pid"] == 20 and rows[0]["top_member_name"] == "leaky"
-    # a window too short for anyone to be a suspect, then a shorter minimum duration
+    # a 10-minute window: the minimum duration follows the window (a quarter of it), so the leak is still found
     args = ["leaks", "--dumps", dumps, "--from", "2026-11-27T10:10:00Z", "--format", "csv"]
     code, out, _ = run(capsysbinary, *args)
-    assert code == 0 and csv_of(out).empty
-    code, out, _ = run(capsysbinary, *args, "--min-duration", "120")
     assert code == 0 and list(csv_of(out)["pid"]) == [20]
+    # a minimum longer than the window: nobody is a suspect, and stderr says why and what to try
+    code, out, err = run(capsysbinary, *args, "--min-duration", "900")
+    assert code == 0 and csv_of(out).empty
+    assert err.startswith("note: No steady growth of RSS: 4 processes considered; 4 seen for less than") and (
+        "--min-duration" in err and err.count("\n") == 1
+    ), err
+    code, out, err = run(capsysbinary, "leaks", "--dumps", dumps, "--to", "2026-11-27T10:02:00Z")
+    assert code == 0 and out == b"(no rows)\n" and "The window is too short" in err, err
     code, _, err = run(capsysbinary, "leaks", "--dumps", dumps, "--from", "2026-11-27T11:00Z", "--to", "2026-11-27")
     assert code == 2 and err.startswith("error: --from is after --to") and err.count("\n") == 1
     code, _, err = run(capsysbinary, "leaks", "--dumps", dumps, "--from", "noon")
     assert code == 2 and err.startswith("error: --from:") and err.count("\n") == 1
+
+
+def test_leaks_and_growers_on_a_short_seed_recording(capsysbinary) -> None:
+    """Three minutes at 2 s: the leaker (+142 MiB, exits before the end) is the top suspect, with low confidence,
+    and the biggest grower over the whole recording (not `ps`, which is alive at the end)."""
+    code, out, err = run(capsysbinary, "leaks", "--format", "csv")
+    assert code == 0, err
+    df = csv_of(out)
+    assert df["pid"].iloc[0] == 22958 and "--role leaker" in df["cmdline"].iloc[0]
+    assert 3000 * MIB < df["rate_bytes_per_hour"].iloc[0] < 5000 * MIB  # ~1.2 MiB/s
+    assert 0 < df["confidence"].iloc[0] < 0.5 and df["score"].iloc[0] > 1
+    assert err.startswith("note: Low confidence: the top suspect was seen for 1 min 58 s (60 samples)"), err
+    code, out, err = run(capsysbinary, "top", "--by", "growth", "--limit", "3", "--format", "csv")
+    assert code == 0, err
+    grown = csv_of(out)
+    first = grown.iloc[0]
+    assert first["pid"] == 22958 and first["status"] == "new, exited" and first["delta_bytes"] == 142 * MIB
+    assert (first["before_bytes"], first["after_bytes"]) == (18 * MIB, 160 * MIB)
+    assert first["last_seen"] == "2026-11-27T17:04:15Z"  # its own last sample, before the window's end
 
 
 def test_alerts_command_exit_codes(capsysbinary, tmp_path: Path) -> None:

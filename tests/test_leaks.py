@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from memlib import alerts, leaks, query, spikes
-from memlib.tree import TreeIndex, with_tree
+from memlib.tree import with_tree
 from tests.strategies import INTERVAL_S, MIB, histories, make_procs, ts_of
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,6 +93,29 @@ def test_theil_sen_matches_brute_force_with_gaps() -> None:
     assert late[0] == pytest.approx(np.median((ys[j] - ys[i]) / (j - i)))
 
 
+def test_theil_sen_is_the_median_of_the_finite_pair_slopes_on_random_rows() -> None:
+    rng = np.random.default_rng(1)
+    for trial in range(200):
+        n, rows = int(rng.integers(2, 12)), int(rng.integers(1, 5))
+        x = np.sort(rng.normal(size=(rows, n)), axis=1)
+        y = rng.normal(size=(rows, n))
+        y[rng.random((rows, n)) < 0.3] = np.nan
+        if trial % 7 == 0:
+            x[:, 1] = x[:, 0]  # equal times: no slope for that pair
+        for from_col in (0, n // 2):
+            got = leaks.theil_sen(x, y, from_col=from_col)
+            i, j = np.triu_indices(n, 1)
+            i, j = i[i >= from_col], j[i >= from_col]
+            for r in range(rows):
+                with np.errstate(all="ignore"):
+                    s = (y[r, j] - y[r, i]) / (x[r, j] - x[r, i])
+                s = s[np.isfinite(s)]
+                if len(s):
+                    assert got[r] == pytest.approx(np.median(s), abs=1e-12)
+                else:
+                    assert np.isnan(got[r])
+
+
 def test_the_steady_leaker_ranks_first_with_its_rate_and_start(scores: pd.DataFrame) -> None:
     top = scores.iloc[0]
     assert top["name"] == "leaker"
@@ -155,8 +178,6 @@ def test_subtrees_sum_member_growth_and_ignore_churn(procs: pd.DataFrame, scores
     bare = _history()
     again = leaks.subtree_leak_scores(bare)
     pd.testing.assert_frame_equal(again, sub)
-    idx = leaks.leak_scores(procs, index=TreeIndex.build(procs))
-    pd.testing.assert_frame_equal(idx, scores)
 
 
 def test_window_limits_the_rows_used(procs: pd.DataFrame) -> None:
@@ -216,17 +237,16 @@ def test_random_histories_never_crash_and_scores_are_sane(procs: pd.DataFrame) -
     assert (sp["size_bytes"] > 0).all() and (sp["end"] >= sp["start"]).all()
 
 
-def test_leak_series_for_sparklines(procs: pd.DataFrame, scores: pd.DataFrame) -> None:
-    ids = list(scores["proc_id"].head(2))
-    ser = leaks.leak_series(procs, ids, points=30)
-    assert list(ser.columns) == ["proc_id", "ts", "floor_bytes"]
-    assert list(ser["proc_id"].drop_duplicates()) == ids and ser.groupby("proc_id").size().max() == 30
-    leaker = ser[ser["proc_id"] == ids[0]]
+def test_trends_for_sparklines(procs: pd.DataFrame) -> None:
+    report = leaks.leak_report(procs)
+    suspects = report.scores[report.scores["score"] > 0]
+    assert list(report.trends["proc_id"].drop_duplicates()) == list(suspects["proc_id"])
+    assert report.trends.groupby("proc_id").size().max() == leaks.TREND_POINTS
+    leaker = report.trends[report.trends["proc_id"] == suspects["proc_id"].iloc[0]]
     assert leaker["ts"].is_monotonic_increasing and leaker["floor_bytes"].is_monotonic_increasing
     assert leaker["floor_bytes"].iloc[0] == pytest.approx(100 * MIB, abs=2 * MIB)
-    assert leaks.leak_series(procs, [10**6]).empty
-    late = leaks.leak_series(procs, ids[:1], t_from=ts_of(N - 10), points=100)
-    assert len(late) == 10 and late["ts"].min() >= ts_of(N - 10)
+    rows = procs[procs["proc_id"] == suspects["proc_id"].iloc[0]]
+    assert leaker["floor_bytes"].min() == rows["rss_bytes"].min()  # a floor is a sample's value
 
 
 def test_query_floors_give_the_frame_scores_exactly(sample_rec) -> None:

@@ -5,7 +5,6 @@ Bytes and URL times come from memlib.units (the one module for them)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -16,23 +15,9 @@ import streamlit as st
 from memlib import filters, summary
 from memlib.display import visible_frame
 from memlib.filters import Filters
-from memlib.units import fmt_bytes
+from memlib.units import fmt_bytes, fmt_duration  # noqa: F401  (re-exported for the pages)
 from ui import nav
 from ui.state import UNITS
-
-
-def fmt_duration(seconds: float | None) -> str:
-    """Seconds -> '3 d 4 h', '2 h 5 min', '40 s'; null -> '–'."""
-    if seconds is None or seconds is pd.NA or (isinstance(seconds, float) and math.isnan(seconds)):
-        return "–"
-    s = float(seconds)
-    if s < 60:
-        return f"{s:.0f} s"
-    if s < 3600:
-        return f"{int(s // 60)} min {int(s % 60)} s"
-    if s < 86400:
-        return f"{int(s // 3600)} h {int(s % 3600 // 60)} min"
-    return f"{int(s // 86400)} d {int(s % 86400 // 3600)} h"
 
 
 def fmt_durations(seconds: pd.Series) -> pd.Series:

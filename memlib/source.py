@@ -39,12 +39,14 @@ from store.segment import procs_rows, system_rows, with_tree
 Kind = Literal["native", "seed", "empty"]
 ROLLUP_DIR = "rollups"  # memlib.rollup's tables inside a store: data, not an unknown file
 Progress = Callable[[str], None]
+STEP_HOSTS = 8  # the sampling interval is the median step of this many hosts' newest system files
 
 
 @dataclass(frozen=True)
 class Recording:
     """An opened recording: the store `root` to query, the path as given (`shown`), kind, hosts (partition names),
-    exact start times or not (seed), median sampling interval (s), first and last sample (UTC), notices."""
+    exact start times or not (seed), median sampling interval (s; of the newest files of up to STEP_HOSTS hosts),
+    first and last sample (UTC), notices."""
 
     root: Path
     shown: str
@@ -259,23 +261,28 @@ def _closed_info(root: Path, kind: Kind) -> _ClosedInfo:
     notices = notes + extra
     orphans = tuple(_orphan_notices(root, closed))
     hosts = {f.host for f in closed}
-    firsts, lasts, steps = [], [], []
+    firsts: list[int] = []
+    lasts: list[int] = []
+    steps: list[int] = []
     for table in ("system", "procs"):
-        mine = [f for f in closed if f.table == table]
-        if not mine:
-            continue
         by_host: dict[str, list[files.ClosedFile]] = {}
-        for f in mine:
-            by_host.setdefault(f.host, []).append(f)
-        for host_files in by_host.values():
-            host_files.sort(key=lambda f: (f.date, f.path.name))
-            first, last = store.ts_range(host_files[0].path), store.ts_range(host_files[-1].path)
-            if first:
-                firsts.append(first[0])
-            if last:
-                lasts.append(last[1])
+        for f in closed:
+            if f.table == table:
+                by_host.setdefault(f.host, []).append(f)
+        if not by_host:
+            continue
+        ends = [sorted(fs, key=lambda f: (f.date, f.path.name)) for fs in by_host.values()]
+        # a segment never crosses midnight: only the earliest (latest) day's files can hold the first (last) sample
+        lo, hi = min(e[0].date for e in ends), max(e[-1].date for e in ends)
+        head = [e[0] for e in ends if e[0].date == lo]
+        tail = [e[-1] for e in ends if e[-1].date == hi]
+        newest = sorted(ends, key=lambda e: (e[-1].date, e[-1].path.name))[-STEP_HOSTS:]
+        with ThreadPoolExecutor(max_workers=4) as pool:  # footer reads release the GIL
+            firsts += [r[0] for r in pool.map(_span, head) if r]
+            lasts += [r[1] for r in pool.map(_span, tail) if r]
             if table == "system":
-                steps += _steps(host_files[-1].path)
+                for got in pool.map(_steps, [e[-1].path for e in newest]):
+                    steps += got
         break
     info = _ClosedInfo(frozenset(hosts), tuple(firsts), tuple(lasts), tuple(steps), tuple(notices), orphans)
     with _OPEN_LOCK:

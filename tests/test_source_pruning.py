@@ -66,3 +66,28 @@ def test_a_damaged_footer_gives_no_statistics(tmp_path: Path) -> None:
     rec = source.open_recording(rec.root)
     assert first not in source.parquet_files(rec, "procs", ts_of(10), ts_of(10))
     assert any(n.startswith("procs/") and "damaged" in n for n in rec.notices)  # read (no span), judged, named
+
+
+def test_opening_a_fleet_reads_the_footers_of_the_first_and_last_day_only(tmp_path: Path, monkeypatch) -> None:
+    """The first sample lies in a file of the earliest day, the last in one of the latest day (a segment never crosses
+    midnight): opening a store reads no footer of the days between, and its span is still exact."""
+    day = pd.Timedelta(days=1)
+    for host, days in (("a", (0, 1, 2)), ("b", (1,)), ("c", (0, 2))):
+        recs = [
+            {"snap": s, "pid": pid, "ppid": 0 if pid == 1 else 1, "rss": (pid + s) * MIB}
+            for s in range(2)
+            for pid in (1, 2)
+        ]
+        for d in days:
+            frame = make_procs(recs)
+            frame["ts"] = frame["ts"] + d * day
+            write_store(tmp_path / "store", frame, closes={1}, host=host)
+    read: list[Path] = []
+    original = store.ts_range
+    monkeypatch.setattr(store, "ts_range", lambda p: read.append(Path(p)) or original(p))
+    source.clear_cache()
+    rec = source.open_recording(tmp_path / "store")
+    assert rec.hosts == ["a", "b", "c"]
+    assert rec.span == (ts_of(0), ts_of(1) + 2 * day)
+    dates = sorted({p.parent.name for p in read})
+    assert dates == [f"date={ts_of(0).date()}", f"date={(ts_of(0) + 2 * day).date()}"]

@@ -1101,20 +1101,25 @@ def process_spikes(rec: source.Recording, t_from=None, t_to=None, metric: str = 
                    host: str | None = None, procs: Sequence[Proc] | None = None, **kw) -> pd.DataFrame:  # fmt: skip
     """Spikes of processes over the window (memlib.spikes semantics): PROCESS_SPIKE_COLUMNS + host, boot_id.
 
-    The query keeps only processes whose metric moves by at least min_size_bytes in the window (and only `procs`
-    when given) and returns their samples; spikes.process_spikes finds the runs on those rows.
+    A first query (numbers only) finds the processes whose metric moves by at least min_size_bytes in the window
+    (among `procs` when given); a second reads their samples; spikes.process_spikes finds the runs on those rows.
     """
     col = metric_column(metric)
     min_size = kw.get("min_size_bytes", spikes_mod.PROCESS_MIN_SIZE)
     t_from, t_to = _p(t_from), _p(t_to)
-    with _keys(procs) as keep, _tables(rec, t_from, t_to, [host] if host else None, procs=True) as t:
+    hosts = [host] if host else None
+    with _keys(procs) as keep, _tables(rec, t_from, t_to, hosts, procs=True) as t:  # numbers only: no text read
         where, params = _window(t_from, t_to, host, f"{col} IS NOT NULL" + (f" AND {keep}" if keep else ""))
+        moved = _run(
+            f"""SELECT host, boot_id, pid, start_time FROM {t["procs"]} {where} GROUP BY ALL
+                HAVING max({col}) - min({col}) >= {float(min_size)}""",
+            params,
+        )
+    found = [Proc(*r) for r in moved.itertuples(index=False, name=None)]
+    with _keys(found) as keep, _tables(rec, t_from, t_to, hosts, procs=True) as t:
+        where, params = _window(t_from, t_to, host, f"{col} IS NOT NULL AND {keep}")
         rows = _run(
-            f"""WITH w AS (SELECT host, boot_id, pid, start_time, ts, {col}, name, cmdline, "user"
-                           FROM {t["procs"]} {where}),
-            c AS (SELECT host, boot_id, pid, start_time FROM w GROUP BY ALL
-                  HAVING max({col}) - min({col}) >= {float(min_size)})
-            SELECT w.* FROM w JOIN c USING (host, boot_id, pid, start_time)""",
+            f"""SELECT host, boot_id, pid, start_time, ts, {col}, name, cmdline, "user" FROM {t["procs"]} {where}""",
             params,
         )
     frame = _with_ids(rows)

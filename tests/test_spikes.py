@@ -100,3 +100,24 @@ def test_system_spikes_take_a_window(sample_rec) -> None:
     assert len(query.system_spikes(sample_rec)) >= 1  # the shipped recording's RAM spike
     # read from the system rows alone, they are the spikes of the full system series
     pd.testing.assert_frame_equal(out, spikes.used_spikes(query.system(sample_rec, lo, hi), lo, hi))
+
+
+def test_the_query_finds_the_spikes_the_frame_analysis_finds(tmp_path) -> None:
+    """query.process_spikes (candidates by numbers, then their rows) equals spikes.process_spikes on every row of
+    the window, across segment boundaries, in a window that cuts a spike, and among given processes."""
+    from memlib import query
+    from tests.strategies import write_store
+
+    procs = _procs()
+    rec = write_store(tmp_path / "store", procs, closes={99, 180, 251})
+    lo, hi = ts_of(40), ts_of(300)
+    keys = ["pid", "start_time", "start", "end", "peak_ts", "peak_bytes", "baseline_bytes", "size_bytes", "samples"]
+    for t_from, t_to in ((None, None), (lo, hi), (ts_of(104), None)):
+        got = query.process_spikes(rec, t_from, t_to)
+        want = spikes.process_spikes(query.window_rows(rec, t_from, t_to), t_from, t_to)
+        assert len(want) >= (1 if t_from != ts_of(104) else 0)
+        pd.testing.assert_frame_equal(got[keys].reset_index(drop=True), want[keys].reset_index(drop=True))
+        assert got["name"].astype(str).tolist() == want["name"].astype(str).tolist()
+    spiky = query.Proc("testhost", "boot-1", 10, procs.loc[procs["pid"] == 10, "start_time"].iloc[0])
+    only = query.process_spikes(rec, procs=[spiky])
+    assert set(only["pid"]) == {10} and len(only) == 2

@@ -1,7 +1,8 @@
 """The dashboard over generated stores of a day and of 30 days (bench.bench_memlib.recording), in AppTest.
 
-Per page, in a fresh interpreter (a cold server): the server time of the first run of a deep link to the page
-(ui.nav.run_router timed, as Streamlit runs app.py), then of a rerun (warm caches). Targets: on a day, every page's
+Per page, in a fresh interpreter (a cold server: started as serve.py starts it, ui.nav.preload imports the pages'
+libraries, nothing read yet): the server time of the first run of a deep link to the page (ui.nav.run_router timed,
+as Streamlit runs app.py), then of a rerun (warm caches). Targets: on a day, every page's
 first paint <= 1 s and warm reruns <= 150 ms; the Level view's and the PID drill-down's first paint on 30 days / on
 1 day <= 1.5 (cost grows with what is shown, not with history); after visiting every page of the 30-day recording in
 one process, its RSS <= 500 MB. ``run(quick=True)``: 0.1 h and 0.5 h, the PID page only, not judged.
@@ -33,6 +34,7 @@ sys.path.insert(0, sys.argv[1])
 from streamlit.testing.v1 import AppTest
 import ui.nav
 
+ui.nav.preload()  # what serve.py does at server start
 times = []
 original = ui.nav.run_router
 def timed():

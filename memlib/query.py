@@ -93,6 +93,12 @@ def _con() -> duckdb.DuckDBPyConnection:
     return con
 
 
+def warm_up() -> None:
+    """Open the in-memory database now (a server at start) rather than in the first query."""
+    _con()
+    release_thread()
+
+
 def release_thread() -> None:
     """Close this thread's cursor (the next query opens another). A web server runs each page in a new thread: a
     finished thread's cursor, with the memory its queries used, lives on until the garbage collector finds it."""

@@ -4,11 +4,15 @@ page and server seconds to that file (one JSON line); without it nothing is writ
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from tests.native_crafted import write_native_crafted
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -84,3 +88,15 @@ def test_a_page_run_closes_its_threads_cursor(run_page, native_dumps: Path, monk
     original()
     assert query._local.con is None
     assert len(query.snapshots(query.source.open_recording(native_dumps))) > 0  # the next query opens another
+
+
+def test_preload_imports_the_pages_libraries_and_opens_the_engine() -> None:
+    """serve.py calls ui.nav.preload at server start: afterwards the first page run imports nothing heavy."""
+    code = (
+        "import sys; import ui.nav; ui.nav.preload(); from memlib import query; "
+        "missing = [m for m in ('plotly.graph_objects', 'duckdb', 'ui.charts', 'ui.sidebar') if m not in sys.modules]; "
+        "assert not missing and query._DB is not None, missing; print('ok')"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+    assert "preload()" in (ROOT / "serve.py").read_text()

@@ -4,6 +4,8 @@ A `pages/` folder next to app.py makes Streamlit run a deep link such as `/pid?p
 page file, without app.py (legacy auto-discovery stays on until `st.navigation` ran once in the server process).
 Every page file therefore calls `ensure_router()` first: when app.py's router is not active in this run it runs the
 router itself (which calls `st.navigation` with the same url paths, so the same page is chosen) and stops.
+`preload()` imports what the pages need (the query engine, plotly, the sidebar) and opens the query engine; serve.py
+calls it at server start, so the first viewer's page does not pay for it.
 With `PMI_RUN_TIMES=FILE` in the environment every script run appends its page and server time to FILE (the
 load benchmark's server-side figure); without it nothing is timed.
 """
@@ -38,6 +40,16 @@ PAGE_FLEET = "pages/fleet.py"
 PAGE_ICON = Path(__file__).resolve().parent / "icon.png"
 
 _local = threading.local()
+
+
+def preload() -> None:
+    """Import the modules every page uses and open the query engine (server start, before any viewer)."""
+    import plotly.graph_objects  # noqa: F401  (the charts' library: the heaviest import)
+
+    from memlib import query
+    from ui import charts, data, render, sidebar  # noqa: F401
+
+    query.warm_up()
 
 
 def pages() -> list[Any]:

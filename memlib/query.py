@@ -712,11 +712,20 @@ GROWER_COLUMNS = [
 GROWER_STATUS = ["alive", "new", "exited", "new, exited"]
 
 
+class WindowChanges(NamedTuple):
+    """growers: GROWER_COLUMNS (see `growers`); counts: processes_before, processes_now, new, exited, seen."""
+
+    growers: pd.DataFrame
+    counts: dict[str, int]
+
+
+COUNT_KEYS = ("processes_before", "processes_now", "new", "exited", "seen")
+
+
 def growers(rec: source.Recording, a: Moment, b: Moment, metric: str = "rss", limit: int | None = 10,
             by: str = "own") -> pd.DataFrame:  # fmt: skip
     """Processes by their own growth within the window [a, b] (one host): GROWER_COLUMNS, largest first.
 
-    One pass over the window's rows (arg_min/arg_max skip unknown values), text read for the answer's rows only.
     For each process seen in the window: before_bytes = its first known value of the metric in the window,
     after_bytes = its last, delta_bytes = after - before (a process that started or exited inside the window: from
     its own first to its own last sample, so one that grew and exited counts by its rise); subtree_* the same of its
@@ -724,6 +733,19 @@ def growers(rec: source.Recording, a: Moment, b: Moment, metric: str = "rss", li
     a), "exited" (not at b), "new, exited" (neither). Sorted by delta_bytes (by="own") or subtree_delta_bytes
     (by="subtree") descending, unknown last, then pid; limit=None keeps all. proc_id numbers the answer.
     """
+    return window_changes(rec, a, b, metric, limit, by).growers
+
+
+def counts(rec: source.Recording, a: Moment, b: Moment) -> dict[str, int]:
+    """Process counts between two moments of one host: processes_before (sampled at a), processes_now (at b), new
+    (first seen after a), exited (last seen before b), seen (in the window)."""
+    return window_changes(rec, a, b, limit=1).counts
+
+
+def window_changes(rec: source.Recording, a: Moment, b: Moment, metric: str = "rss", limit: int | None = 10,
+                   by: str = "own") -> WindowChanges:  # fmt: skip
+    """`growers` and `counts` of the window [a, b] from one pass over its rows (arg_min/arg_max skip unknown
+    values); text is read for the growers' rows only."""
     if by not in ("own", "subtree"):
         raise ValueError(f"by must be 'own' or 'subtree', got {by!r}")
     col = metric_column(metric)
@@ -737,13 +759,19 @@ def growers(rec: source.Recording, a: Moment, b: Moment, metric: str = "rss", li
                     arg_min({col}, ts) AS before_bytes, arg_max({col}, ts) AS after_bytes,
                     arg_min({scol}, ts) AS subtree_before_bytes, arg_max({scol}, ts) AS subtree_after_bytes,
                     arg_min(descendants, ts) AS descendants_before, arg_max(descendants, ts) AS descendants_after
-                FROM {t["procs"]} {where} GROUP BY k)
-            SELECT * EXCLUDE (pid, start_time), after_bytes - before_bytes AS delta_bytes,
-                subtree_after_bytes - subtree_before_bytes AS subtree_delta_bytes
-            FROM g ORDER BY {delta} DESC NULLS LAST, pid, start_time, k
+                FROM {t["procs"]} {where} GROUP BY k),
+            c AS (SELECT count(*) FILTER (WHERE first_seen = ?) AS processes_before,
+                    count(*) FILTER (WHERE last_seen = ?) AS processes_now,
+                    count(*) FILTER (WHERE first_seen > ?) AS new, count(*) FILTER (WHERE last_seen < ?) AS exited,
+                    count(*) AS seen FROM g)
+            SELECT g.* EXCLUDE (pid, start_time), after_bytes - before_bytes AS delta_bytes,
+                subtree_after_bytes - subtree_before_bytes AS subtree_delta_bytes, c.*
+            FROM g, c ORDER BY {delta} DESC NULLS LAST, g.pid, g.start_time, k
             {"" if limit is None else f"LIMIT {int(limit)}"}""",
-            params,
+            [*params, a.ts, b.ts, a.ts, b.ts],
         )
+    tally = {k: int(out[k].iloc[0]) if len(out) else 0 for k in COUNT_KEYS}
+    out = out.drop(columns=list(COUNT_KEYS))
     out["proc_id"] = out.pop("k").to_numpy(np.uint64).view(np.int64)
     texts = _texts_at_last(rec, out, b.host)
     out = out.merge(texts, on="proc_id", how="left")
@@ -753,7 +781,7 @@ def growers(rec: source.Recording, a: Moment, b: Moment, metric: str = "rss", li
     out = out.sort_values([delta, "pid", "start_time"], ascending=[False, True, True], na_position="last",
                           kind="stable")  # fmt: skip
     out["proc_id"] = np.arange(len(out), dtype=np.int64)
-    return out[GROWER_COLUMNS].reset_index(drop=True)
+    return WindowChanges(out[GROWER_COLUMNS].reset_index(drop=True), tally)
 
 
 def compare(rec: source.Recording, a: Moment, b: Moment, metric: str = "rss", subtrees: bool = False) -> pd.DataFrame:
@@ -761,21 +789,6 @@ def compare(rec: source.Recording, a: Moment, b: Moment, metric: str = "rss", su
     both = moments(rec, [a, b])
     fn = compare_mod.compare_subtrees if subtrees else compare_mod.compare_processes
     return fn(both, 0, 1, metric=metric)
-
-
-def counts(rec: source.Recording, a: Moment, b: Moment) -> dict[str, int]:
-    """Process counts between two moments of one host: processes_before, processes_now, new, exited, seen."""
-    with _tables(rec, a.ts, b.ts, [b.host], procs=True) as t:
-        row = _run(
-            f"""WITH w AS (SELECT pid, start_time, boot_id, min(ts) AS f, max(ts) AS l,
-                    bool_or(ts = ?) AS at_a, bool_or(ts = ?) AS at_b
-                FROM {t["procs"]} WHERE ts >= ? AND ts <= ? AND host = ? GROUP BY pid, start_time, boot_id)
-            SELECT count(*) FILTER (at_a) AS processes_before, count(*) FILTER (at_b) AS processes_now,
-                count(*) FILTER (NOT at_a AND l > ?) AS new, count(*) FILTER (NOT at_b AND f < ?) AS exited,
-                count(*) AS seen FROM w""",
-            [a.ts, b.ts, a.ts, b.ts, b.host, a.ts, b.ts],
-        ).iloc[0]
-    return {k: int(row[k]) for k in ("processes_before", "processes_now", "new", "exited", "seen")}
 
 
 # ------------------------------------------------------------------------------------------------ groups, cgroups

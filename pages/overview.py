@@ -128,7 +128,8 @@ with right:
 picked = picked if picked is not None else picked_sub
 
 st.subheader("Biggest growers in the window", divider="gray", anchor=False)
-grow_all = ctx.ask(q.growers, *ctx.window_moments, ctx.metric, 10)
+changes = ctx.ask(q.window_changes, *ctx.window_moments, ctx.metric, 10)  # growers and counts: one pass
+grow_all = changes.growers
 grow = grow_all[grow_all["delta_bytes"].fillna(0).to_numpy() > 0].reset_index(drop=True)
 if len(grow):
     gtable = pd.DataFrame(
@@ -173,7 +174,7 @@ if picked is not None:
     nav.go(nav.PAGE_PID, nav.process_view(view, picked))
 
 st.subheader("Counts", divider="gray", anchor=False)
-n = ctx.ask(q.counts, *ctx.window_moments)
+n = changes.counts
 c1, c2, c3, c4, c5 = st.columns(5)
 c1.metric("Processes at window start", f"{n['processes_before']:,}")
 c2.metric("Processes at window end", f"{n['processes_now']:,}")

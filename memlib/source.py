@@ -120,7 +120,7 @@ def open_recording(path: str | Path, tz: str | None = None, progress: Progress |
         hit = _OPEN_CACHE.get(key)
         if hit is not None and hit[0] == sig:
             return hit[1]
-    rec = _describe(root, shown, kind, notices, current_dirs)
+    rec = _describe(root, shown, kind, notices, current_dirs, sig[0])
     with _OPEN_LOCK:
         _OPEN_CACHE[key] = (sig, rec)
         while len(_OPEN_CACHE) > 16:
@@ -248,10 +248,9 @@ class _ClosedInfo:
 _CLOSED_CACHE: dict[str, tuple[tuple, _ClosedInfo]] = {}
 
 
-def _closed_info(root: Path, kind: Kind) -> _ClosedInfo:
+def _closed_info(root: Path, kind: Kind, sig: tuple) -> _ClosedInfo:
     """Hosts, first/last sample times (µs), recent sampling steps and notices of the closed files; recomputed only
-    when a partition folder changed (a segment was published or deleted)."""
-    sig = files.dir_signature(root)
+    when a partition folder changed (a segment was published or deleted): `sig` is files.dir_signature(root)."""
     with _OPEN_LOCK:
         hit = _CLOSED_CACHE.get(str(root))
     if hit is not None and hit[0] == sig:
@@ -292,8 +291,10 @@ def _closed_info(root: Path, kind: Kind) -> _ClosedInfo:
     return info
 
 
-def _describe(root: Path, shown: str, kind: Kind, notices: list[str], current_dirs: tuple[Path, ...]) -> Recording:
-    info = _closed_info(root, kind)
+def _describe(
+    root: Path, shown: str, kind: Kind, notices: list[str], current_dirs: tuple[Path, ...], sig: tuple
+) -> Recording:
+    info = _closed_info(root, kind, sig)
     pending = _pending(root, current_dirs) if info.orphans else set()
     notices = notices + list(info.notices) + [text for key, text in info.orphans if key not in pending]
     hosts = set(info.hosts)

@@ -142,9 +142,13 @@ def _source_facts(loaded: data.Loaded) -> None:
 def _live(loaded: data.Loaded) -> None:
     """Rerun the whole page when the recording's files changed (a collector wrote a sample); widget state is kept."""
     path, token = loaded.source.path, loaded.token
+    fresh = [True]  # the token was taken in this very run: the fragment's first call has nothing to compare yet
 
     @st.fragment(run_every=timedelta(seconds=max(2.0, float(loaded.rec.interval_s or 5.0))))
     def watch() -> None:
+        if fresh[0]:
+            fresh[0] = False
+            return
         if path is not None and data.fingerprint(path) != token[-1]:
             st.rerun(scope="app")
 

@@ -2,16 +2,18 @@
 
 Per page, in a fresh interpreter (a cold server: started as serve.py starts it, ui.nav.preload imports the pages'
 libraries, nothing read yet): the server time of the first run of a deep link to the page (ui.nav.run_router timed,
-as Streamlit runs app.py), then of a rerun (warm caches). Targets: on a day, every page's
-first paint <= 1 s and warm reruns <= 150 ms; the Level view's and the PID drill-down's first paint on 30 days / on
-1 day <= 1.5 (cost grows with what is shown, not with history); after visiting every page of the 30-day recording in
-one process, its RSS <= 500 MB. ``run(quick=True)``: 0.1 h and 0.5 h, the PID page only, not judged.
+as Streamlit runs app.py), then of a rerun (warm caches); the median of REPEATS fresh servers is judged. Targets: on
+a day, every page's first paint <= 1 s and warm reruns <= 150 ms; the Level view's and the PID drill-down's first
+paint on 30 days / on 1 day <= 1.5 (cost grows with what is shown, not with history); after visiting every page of
+the 30-day recording in one process, its RSS <= 500 MB. ``run(quick=True)``: 0.1 h and 0.5 h, the PID page only,
+not judged.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +29,7 @@ FIRST_TARGET_S = 1.0
 WARM_TARGET_S = 0.15
 RATIO_TARGET = 1.5
 RSS_TARGET_MB = 500
+REPEATS = 3  # fresh servers per page and recording: the median is judged
 
 SCRIPT = r"""
 import json, sys, time
@@ -87,20 +90,20 @@ def run(quick: bool = False) -> list[dict]:
     for label, hours in ((small, small_h), (big, big_h)):
         dumps = recording(hours)
         for page in pages:
-            last = visit(dumps, [page])
-            got = last[page]
-            first.setdefault(page, {})[label] = got["cold"]
+            runs = [visit(dumps, [page])[page] for _ in range(REPEATS if judge else 1)]  # each a fresh server
+            cold, warm = [r["cold"] for r in runs], [r["warm"] for r in runs]
+            first.setdefault(page, {})[label] = statistics.median(cold)
             day = label == small
-            rows.append(_row(f"{label}: {page} first paint (cold server)", [got["cold"]], "s",
+            rows.append(_row(f"{label}: {page} first paint (cold server)", cold, "s",
                              f"<= {FIRST_TARGET_S} s" if day else "",
-                             (got["cold"] <= FIRST_TARGET_S) if judge and day else None))  # fmt: skip
-            rows.append(_row(f"{label}: {page} warm rerun", [got["warm"]], "s", f"<= {WARM_TARGET_S} s" if day else "",
-                             (got["warm"] <= WARM_TARGET_S) if judge and day else None))  # fmt: skip
+                             (statistics.median(cold) <= FIRST_TARGET_S) if judge and day else None))  # fmt: skip
+            rows.append(_row(f"{label}: {page} warm rerun", warm, "s", f"<= {WARM_TARGET_S} s" if day else "",
+                             (statistics.median(warm) <= WARM_TARGET_S) if judge and day else None))  # fmt: skip
     for page in [p for p in ("pages/level.py", "pages/pid.py") if p in pages]:
         ratio = first[page][big] / first[page][small]
         rows.append(_row(f"{big} / {small}: {page} first paint", [ratio], "x", f"<= {RATIO_TARGET}",
                          (ratio <= RATIO_TARGET) if judge else None))  # fmt: skip
-    every = visit(recording(big_h), pages) if not quick else last
+    every = visit(recording(big_h), pages)
     rows.append(_row(f"{big}: dashboard RSS after every page", [every["_rss_mib"]], "MiB", f"<= {RSS_TARGET_MB} MB",
                      (every["_rss_mib"] <= RSS_TARGET_MB) if judge else None,
                      f"peak {every['_hwm_mib']:.0f} MiB; one process, pages in order"))  # fmt: skip

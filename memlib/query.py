@@ -26,6 +26,7 @@ import functools
 import itertools
 import threading
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -1144,6 +1145,29 @@ def process_spikes(rec: source.Recording, t_from=None, t_to=None, metric: str = 
     frame = _with_ids(rows)
     out = spikes_mod.process_spikes(frame, t_from, t_to, metric=metric, **kw)
     return _attach_identity(out, frame)
+
+
+class LeaksAndSpikes(NamedTuple):
+    """leak_report and process_spikes of one window."""
+
+    report: leaks_mod.LeakReport
+    spikes: pd.DataFrame
+
+
+def leaks_and_spikes(rec: source.Recording, t_from=None, t_to=None, metric: str = "rss",
+                     host: str | None = None) -> LeaksAndSpikes:  # fmt: skip
+    """leak_report and process_spikes of the window with their defaults, computed side by side (two threads, each
+    with its own cursor: one's Python work overlaps the other's scan)."""
+
+    def run(fn):
+        try:
+            return fn(rec, t_from, t_to, metric, host=host)
+        finally:
+            release_thread()
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        report, found = pool.map(run, (leak_report, process_spikes))
+    return LeaksAndSpikes(report, found)
 
 
 def system_spikes(rec: source.Recording, t_from=None, t_to=None, host: str | None = None, **kw) -> pd.DataFrame:

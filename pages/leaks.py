@@ -106,7 +106,7 @@ def _suspects_table(suspects: pd.DataFrame, spark: pd.DataFrame | None, middle: 
 
 def _process_suspects() -> None:
     with st.spinner("Scoring leaks…"):
-        report = ctx.ask(q.leak_report, lo, hi, ctx.metric)
+        report = ctx.ask(q.leaks_and_spikes, lo, hi, ctx.metric).report
     sc = report.scores
     suspects = sc[sc["score"] > 0].head(MAX_SUSPECTS).reset_index(drop=True)
     if len(suspects) == 0:
@@ -147,7 +147,7 @@ def _process_suspects() -> None:
 
 
 def _subtree_suspects() -> None:
-    report = ctx.ask(q.leak_report, lo, hi, ctx.metric)
+    report = ctx.ask(q.leaks_and_spikes, lo, hi, ctx.metric).report
     with st.spinner("Scoring subtrees…"):
         st_ = ctx.ask(
             q.subtree_leak_scores,
@@ -189,7 +189,7 @@ def _subtree_suspects() -> None:
 
 
 def _process_spikes() -> None:
-    sp = ctx.ask(q.process_spikes, lo, hi, ctx.metric)
+    sp = ctx.ask(q.leaks_and_spikes, lo, hi, ctx.metric).spikes
     shown = sp.head(MAX_SPIKES).reset_index(drop=True)
     if len(shown) == 0:
         st.caption(f"No process spiked by {fmt_bytes(spikes.PROCESS_MIN_SIZE)} or more in this window.")

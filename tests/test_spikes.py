@@ -121,3 +121,12 @@ def test_the_query_finds_the_spikes_the_frame_analysis_finds(tmp_path) -> None:
     spiky = query.Proc("testhost", "boot-1", 10, procs.loc[procs["pid"] == 10, "start_time"].iloc[0])
     only = query.process_spikes(rec, procs=[spiky])
     assert set(only["pid"]) == {10} and len(only) == 2
+
+
+def test_leaks_and_spikes_side_by_side_equal_each_alone(sample_rec) -> None:
+    from memlib import query
+
+    both = query.leaks_and_spikes(sample_rec)
+    pd.testing.assert_frame_equal(both.report.scores, query.leak_report(sample_rec).scores)
+    pd.testing.assert_frame_equal(both.spikes, query.process_spikes(sample_rec))
+    assert both.report.census == query.leak_report(sample_rec).census

@@ -359,6 +359,17 @@ _INT_COLUMNS = {
 }  # fmt: skip
 
 
+def _process_columns(df: pd.DataFrame) -> dict[str, pa.Array]:
+    """A rollup frame's process identity and labels -> boot_id, pid, start_time, name, user as Arrow columns."""
+    return {
+        "boot_id": pa.array(df["boot_id"].astype(str), pa.string()),
+        "pid": pa.array(df["pid"], pa.int32()),
+        "start_time": _utc_us(df["start_time_us"]),
+        "name": pa.array(df["name"].astype(str), pa.string()),
+        "user": pa.array(df["user"].astype(str), pa.string()),
+    }
+
+
 def shape(table: RollupTable, df: pd.DataFrame) -> pa.Table:
     """An engine's raw rows of `table` -> the stored Arrow table (times as timestamps, rates per hour), sorted."""
     df = df.copy()
@@ -378,19 +389,11 @@ def shape(table: RollupTable, df: pd.DataFrame) -> pa.Table:
         cols["minute"] = _utc_us(df["minute_us"])
         cols["kind"] = pa.array(df["kind"].astype(str), pa.string())
         cols["rank"] = pa.array(df["rank"], pa.int32())
-        cols["boot_id"] = pa.array(df["boot_id"].astype(str), pa.string())
-        cols["pid"] = pa.array(df["pid"], pa.int32())
-        cols["start_time"] = _utc_us(df["start_time_us"])
-        cols["name"] = pa.array(df["name"].astype(str), pa.string())
-        cols["user"] = pa.array(df["user"].astype(str), pa.string())
+        cols.update(_process_columns(df))
         cols["bytes"] = pa.array(df["bytes"], pa.int64())
     else:
         df = df.sort_values(["host", "date", "boot_id", "pid", "start_time_us"], kind="stable")
-        cols["boot_id"] = pa.array(df["boot_id"].astype(str), pa.string())
-        cols["pid"] = pa.array(df["pid"], pa.int32())
-        cols["start_time"] = _utc_us(df["start_time_us"])
-        cols["name"] = pa.array(df["name"].astype(str), pa.string())
-        cols["user"] = pa.array(df["user"].astype(str), pa.string())
+        cols.update(_process_columns(df))
         cols["samples"] = pa.array(df["samples"], pa.int64())
         cols["first_seen"] = _utc_us(df["first_seen_us"])
         cols["last_seen"] = _utc_us(df["last_seen_us"])

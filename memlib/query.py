@@ -1139,7 +1139,8 @@ def process_spikes(rec: source.Recording, t_from=None, t_to=None, metric: str = 
     with _keys(found) as keep, _tables(rec, t_from, t_to, hosts, procs=True) as t:
         where, params = _window(t_from, t_to, host, f"{col} IS NOT NULL AND {keep}")
         rows = _run(
-            f"""SELECT host, boot_id, pid, start_time, ts, {col}, name, cmdline, "user" FROM {t["procs"]} {where}""",
+            f"""SELECT hash(host, boot_id, pid, start_time) AS k, host, boot_id, pid, start_time, ts, {col}, name,
+                cmdline, "user" FROM {t["procs"]} {where}""",
             params,
         )
     frame = _with_ids(rows)
@@ -1182,8 +1183,8 @@ def system_spikes(rec: source.Recording, t_from=None, t_to=None, host: str | Non
 
 
 def _with_ids(rows: pd.DataFrame) -> pd.DataFrame:
-    ident = pd.MultiIndex.from_frame(rows[["host", "boot_id", "pid", "start_time"]].astype(object))
-    return rows.assign(proc_id=pd.factorize(ident)[0].astype(np.int64))
+    """Rows with `k` (the SQL hash of the identity) -> the rows with proc_id (0.. in order of appearance), without k."""
+    return rows.drop(columns=["k"]).assign(proc_id=pd.factorize(rows["k"].to_numpy())[0].astype(np.int64))
 
 
 def _attach_identity(out: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:

@@ -64,7 +64,7 @@ def host_queries(root: Path, host: str, repeats: int = 3) -> tuple[float, float]
     from memlib import source
 
     def once() -> None:
-        rec = source.open_recording(root)
+        rec = source.open_recording(root, host=host)  # as the dashboard opens a host's pages
         m = q.resolve(rec, None, host)
         q.moment(rec, m)
         q.system(rec, m.ts - pd.Timedelta(hours=24), m.ts, host, bins=1000)

@@ -57,6 +57,7 @@ class Recording:
     span: tuple[pd.Timestamp, pd.Timestamp] | None
     notices: list[str]
     current_dirs: tuple[Path, ...] = ()  # where active segments live (the root; the original folder for a cache)
+    scope: str | None = None  # the host whose files span, interval and notices describe (None: every host)
 
 
 @dataclass(frozen=True)
@@ -77,19 +78,26 @@ def _stderr(line: str) -> None:
 # ------------------------------------------------------------------------------------------------ opening
 
 
-_OPEN_CACHE: dict[tuple[str, str], tuple[tuple, Recording]] = {}
+_OPEN_CACHE: dict[tuple[str, str, str], tuple[tuple, Recording]] = {}
 _OPEN_LOCK = threading.Lock()
 
 
-def _signature(root: Path, current_dirs: tuple[Path, ...]) -> tuple:
-    """What open_recording's cache checks: the closed files' folders (mtimes) and the active segments' sizes."""
+def _signature(root: Path, current_dirs: tuple[Path, ...], host: str | None) -> tuple:
+    """What open_recording's cache checks: the closed files' folders (mtimes; of `host` only when given) and the
+    active segments' sizes."""
     currents = [c for d in current_dirs for c in files.list_current(d)[0]]
-    return files.dir_signature(root), tuple((str(c.path), c.size, c.mtime_ns) for c in currents)
+    return files.dir_signature(root, host), tuple((str(c.path), c.size, c.mtime_ns) for c in currents)
 
 
-def open_recording(path: str | Path, tz: str | None = None, progress: Progress | None = None) -> Recording:
+def open_recording(
+    path: str | Path, tz: str | None = None, progress: Progress | None = None, host: str | None = None
+) -> Recording:
     """A recording folder -> Recording (see the module docstring); never raises for bad or missing files (an empty
-    Recording says why), only for a bad `tz` (ValueError). `progress` gets conversion/import lines (default stderr)."""
+    Recording says why), only for a bad `tz` (ValueError). `progress` gets conversion/import lines (default stderr).
+
+    `host`: describe that host alone (span, interval and file notices of its partitions and active segment; the
+    folders and footers of other hosts are not read), so one host of a fleet store opens at the cost of its own
+    store; `hosts` still names every host. None: the whole recording."""
     zone = seed.resolve_zone(tz)
     progress = progress or _stderr
     folder = Path(path).expanduser().absolute()
@@ -114,18 +122,27 @@ def open_recording(path: str | Path, tz: str | None = None, progress: Progress |
         root, current_dirs = imported.root, ()
         kind = "seed"
         notices += imported.notices
-    key = (str(folder.resolve()), str(zone))
-    sig = _signature(root, current_dirs)
+    scope = host if host is not None and kind == "native" else None
+    key = (str(folder.resolve()), str(zone), scope or "")
+    sig = _signature(root, current_dirs, scope)
     with _OPEN_LOCK:
         hit = _OPEN_CACHE.get(key)
         if hit is not None and hit[0] == sig:
             return hit[1]
-    rec = _describe(root, shown, kind, notices, current_dirs, sig[0])
+    rec = _describe(root, shown, kind, notices, current_dirs, sig[0], scope)
     with _OPEN_LOCK:
         _OPEN_CACHE[key] = (sig, rec)
         while len(_OPEN_CACHE) > 16:
             _OPEN_CACHE.pop(next(iter(_OPEN_CACHE)))
     return rec
+
+
+def partition_hosts(path: str | Path) -> list[str]:
+    """A store folder -> the hosts its partition folders and active segments name, sorted (directory names only; []
+    for a folder of another kind: open_recording describes those whole)."""
+    folder = Path(path)
+    current = {c.host for c in files.list_current(folder)[0]}
+    return sorted(set(files.list_hosts(folder)) | current)
 
 
 def _has_store_files(folder: Path) -> bool:
@@ -245,21 +262,23 @@ class _ClosedInfo:
     orphans: tuple[tuple[tuple[str, date, str], str], ...]  # ((host, date, name), notice)
 
 
-_CLOSED_CACHE: dict[str, tuple[tuple, _ClosedInfo]] = {}
+_CLOSED_CACHE: dict[tuple[str, str], tuple[tuple, _ClosedInfo]] = {}
 
 
-def _closed_info(root: Path, kind: Kind, sig: tuple) -> _ClosedInfo:
-    """Hosts, first/last sample times (µs), recent sampling steps and notices of the closed files; recomputed only
-    when a partition folder changed (a segment was published or deleted): `sig` is files.dir_signature(root)."""
+def _closed_info(root: Path, kind: Kind, sig: tuple, scope: str | None = None) -> _ClosedInfo:
+    """Hosts, first/last sample times (µs), recent sampling steps and notices of the closed files (of host `scope`
+    only when given: `hosts` then names every host folder); recomputed only when a partition folder changed (a
+    segment was published or deleted): `sig` is files.dir_signature(root, scope)."""
+    key = (str(root), scope or "")
     with _OPEN_LOCK:
-        hit = _CLOSED_CACHE.get(str(root))
+        hit = _CLOSED_CACHE.get(key)
     if hit is not None and hit[0] == sig:
         return hit[1]
-    closed, notes = files.list_closed(root)
+    closed, notes = files.list_closed(root, hosts=None if scope is None else {scope})
     extra = [] if kind == "seed" else _root_notices(root)
     notices = notes + extra
     orphans = tuple(_orphan_notices(root, closed))
-    hosts = {f.host for f in closed}
+    hosts = {f.host for f in closed} if scope is None else set(files.list_hosts(root))
     firsts: list[int] = []
     lasts: list[int] = []
     steps: list[int] = []
@@ -285,16 +304,22 @@ def _closed_info(root: Path, kind: Kind, sig: tuple) -> _ClosedInfo:
         break
     info = _ClosedInfo(frozenset(hosts), tuple(firsts), tuple(lasts), tuple(steps), tuple(notices), orphans)
     with _OPEN_LOCK:
-        _CLOSED_CACHE[str(root)] = (sig, info)
+        _CLOSED_CACHE[key] = (sig, info)
         while len(_CLOSED_CACHE) > 16:
             _CLOSED_CACHE.pop(next(iter(_CLOSED_CACHE)))
     return info
 
 
 def _describe(
-    root: Path, shown: str, kind: Kind, notices: list[str], current_dirs: tuple[Path, ...], sig: tuple
+    root: Path,
+    shown: str,
+    kind: Kind,
+    notices: list[str],
+    current_dirs: tuple[Path, ...],
+    sig: tuple,
+    scope: str | None = None,
 ) -> Recording:
-    info = _closed_info(root, kind, sig)
+    info = _closed_info(root, kind, sig, scope)
     pending = _pending(root, current_dirs) if info.orphans else set()
     notices = notices + list(info.notices) + [text for key, text in info.orphans if key not in pending]
     hosts = set(info.hosts)
@@ -303,6 +328,8 @@ def _describe(
     if act is not None:
         notices += act.notices
         hosts |= set(act.system.column("host").to_pylist()) | set(act.procs.column("host").unique().to_pylist())
+        if scope is not None:
+            act = ActiveTables(_of_host(act.procs, scope), _of_host(act.system, scope), act.cgroups, act.notices)
         for tbl in (act.system, act.procs):
             if tbl.num_rows:
                 ts = tbl.column("ts").cast(pa.int64())
@@ -320,7 +347,11 @@ def _describe(
     if not hosts and span is None:
         notices = [*notices, f"{shown} holds no recording yet (no closed segment, no active segment)"]
         return Recording(root, shown, "empty", [], True, None, None, notices, current_dirs)
-    return Recording(root, shown, kind, sorted(hosts), kind != "seed", interval, span, notices, current_dirs)
+    return Recording(root, shown, kind, sorted(hosts), kind != "seed", interval, span, notices, current_dirs, scope)
+
+
+def _of_host(table: pa.Table, host: str) -> pa.Table:
+    return table.filter(pc.equal(table.column("host"), host)) if table.num_rows else table
 
 
 def _steps(path: Path) -> list[int]:

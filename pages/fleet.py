@@ -24,7 +24,7 @@ HEATMAP_BINS = 240  # time buckets of the hosts x time heatmap
 GROUP_BINS = 300
 TOP_K = 15
 
-ctx = sidebar.start_page("Fleet")
+ctx = sidebar.start_page("Fleet", whole_store=True)
 view, unit, at = ctx.view, ctx.unit, ctx.at
 lo, hi = ctx.window
 rec = ctx.rec

@@ -212,27 +212,52 @@ def list_closed(
     return out, lister.notices
 
 
-def dir_signature(root: Path) -> tuple:
-    """(relative folder, mtime_ns) of every table, host and date folder under `root`: it changes whenever a closed
-    file is published, replaced or deleted (all of them go through a rename or unlink in their date folder)."""
-    out = []
+def dir_signature(root: Path, host: str | None = None) -> tuple:
+    """(relative folder, mtime_ns) of every table, host and date folder under `root` (below the tables, only the
+    folders of `host` when given): it changes whenever a closed file is published, replaced or deleted (all of them go
+    through a rename or unlink in their date folder), and a table's whenever a host folder appears or goes."""
+    out: list[tuple[str, int]] = []
+
+    def note(folder: Path) -> bool:
+        try:
+            out.append((relative(root, folder), os.stat(folder).st_mtime_ns))
+        except OSError:
+            return False
+        return True
+
     for table in TABLES:
-        stack = [Path(root) / table]
-        for depth in range(3):
-            nxt = []
-            for folder in stack:
-                try:
-                    out.append((relative(root, folder), os.stat(folder).st_mtime_ns))
-                except OSError:
-                    continue
-                if depth < 2:
-                    try:
-                        with os.scandir(folder) as it:
-                            nxt += [Path(e.path) for e in it if e.is_dir() and not is_skipped_name(e.name)]
-                    except OSError:
-                        continue
-            stack = nxt
+        tdir = Path(root) / table
+        if not note(tdir):
+            continue
+        for hdir in _subdirs(tdir) if host is None else [tdir / f"host={host}"]:
+            if note(hdir):
+                for ddir in _subdirs(hdir):
+                    note(ddir)
     return tuple(sorted(out))
+
+
+def _subdirs(folder: Path) -> list[Path]:
+    try:
+        with os.scandir(folder) as it:
+            return [Path(e.path) for e in it if e.is_dir() and not is_skipped_name(e.name)]
+    except OSError:
+        return []
+
+
+def list_hosts(root: Path, lister: SafeLister | None = None) -> list[str]:
+    """The host partition names (``host=<name>`` folders) of every table under `root`, sorted; only directory names
+    are read (what is inside a host folder is checked when its files are listed)."""
+    lister = lister or SafeLister(root)
+    found: set[str] = set()
+    for table in TABLES:
+        tdir = Path(root) / table
+        if lister.check(tdir, want_dir=True) is None:
+            continue
+        for h in lister.scandir(tdir):
+            host = None if is_skipped_name(h.name) else _partition_value(h.name, "host")
+            if host and lister.check(h, want_dir=True) is not None:
+                found.add(host)
+    return sorted(found)
 
 
 def _parse_date(text: str | None) -> date | None:

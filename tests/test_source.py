@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from memlib import source
-from tests.store_samples import MIB, T0, write_simple
+from tests.store_samples import MEMINFO, MIB, T0, sample_procs, write_simple, writer
 
 REPO = Path(__file__).resolve().parent.parent
 SEED = REPO / "tests" / "data" / "seed"
@@ -107,3 +107,39 @@ def test_the_documented_duckdb_query_runs_on_a_generated_store(tmp_path: Path) -
     rows = duckdb.sql(readme.replace("DIR", str(tmp_path))).fetchall()
     assert len(rows) == 10 and rows[0][0] == "benchhost" and rows[0][5] >= rows[-1][5]
     assert rows[0][6] == 0  # the biggest subtree is a root's
+
+
+def test_one_host_of_a_fleet_store_is_described_alone(tmp_path: Path) -> None:
+    import os
+
+    write_simple(tmp_path, n=3, host="a")  # a: T0 .. T0+10 s every 5 s
+    write_simple(tmp_path, n=5, step_s=10.0, host="b")  # b: T0 .. T0+40 s every 10 s
+    day = next((tmp_path / "procs" / "host=b").iterdir())
+    os.mkfifo(day / "seg-20261127T100500.000Z.parquet")  # something in b's folder only its listing would name
+    whole = source.open_recording(tmp_path)
+    assert whole.scope is None and whole.hosts == ["a", "b"] and whole.span == (T0, T0 + pd.Timedelta(seconds=40))
+    assert any("fifo" in n for n in whole.notices)
+    a = source.open_recording(tmp_path, host="a")
+    assert a.scope == "a" and a.hosts == ["a", "b"]  # every host is still offered
+    assert a.span == (T0, T0 + pd.Timedelta(seconds=10)) and a.interval_s == pytest.approx(5.0)
+    assert not any("fifo" in n for n in a.notices)  # b's partition was not listed
+    b = source.open_recording(tmp_path, host="b")
+    assert b.span == (T0, T0 + pd.Timedelta(seconds=40)) and b.interval_s == pytest.approx(10.0)
+    assert any("fifo" in n for n in b.notices)
+    assert source.partition_hosts(tmp_path) == ["a", "b"]
+    write_simple(tmp_path / "other", n=1, host="b")  # nothing changes under tmp_path: both are cached
+    assert source.open_recording(tmp_path, host="a") is a and source.open_recording(tmp_path, host="b") is b
+    w = writer(tmp_path, host="b")  # a new segment of b: b is described again, a is not
+    w.append(T0 + pd.Timedelta(hours=2), sample_procs([(1, 0, 10)]), MEMINFO)
+    w.close()
+    assert source.open_recording(tmp_path, host="a") is a
+    assert source.open_recording(tmp_path, host="b").span[1] == T0 + pd.Timedelta(hours=2)
+    assert source.open_recording(tmp_path).span[1] == T0 + pd.Timedelta(hours=2)
+
+
+def test_a_seed_folder_is_described_whole_whatever_host_is_asked(tmp_path: Path) -> None:
+    folder = tmp_path / "seed"
+    shutil.copytree(SEED, folder)
+    rec = source.open_recording(folder, host="elsewhere")
+    assert rec.kind == "seed" and rec.scope is None and rec.span is not None
+    assert source.partition_hosts(folder) == []

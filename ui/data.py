@@ -89,22 +89,30 @@ def server_source() -> DataSource:
     return resolve_source(sys.argv[1:], os.environ)
 
 
-def fingerprint(path: Path) -> str:
-    """A folder -> a short digest of every folder's mtime below it and every active segment's size and mtime.
+def fingerprint(path: Path, host: str | None = None) -> str:
+    """A folder -> a short digest of every folder's mtime below it and every active segment's size and mtime; with
+    `host` (a store opened for that host), only that host's: other hosts' partition folders (``host=…``) and active
+    segments are left out, and so is the root's own mtime (which any host's active segment changes).
 
     Segments are published by rename and CSVs appear as new files, so any new data changes a folder's mtime; the
     active segment (`*.current`) grows in place, so its size counts too."""
     parts: list[str] = []
     todo = [path]
+    mine = None if host is None else f"host={host}"
     while todo:
         folder = todo.pop()
         try:
-            parts.append(f"{folder}:{folder.stat().st_mtime_ns}")
+            if mine is None or folder != path:
+                parts.append(f"{folder}:{folder.stat().st_mtime_ns}")
             with os.scandir(folder) as it:
                 for entry in it:
+                    if mine is not None and entry.name.startswith("host=") and entry.name != mine:
+                        continue
                     if entry.is_dir(follow_symlinks=False):
                         todo.append(Path(entry.path))
                     elif entry.name.endswith(".current"):
+                        if host is not None and not entry.name.endswith(f"-{host}.current"):
+                            continue
                         s = entry.stat()
                         parts.append(f"{entry.name}:{s.st_size}:{s.st_mtime_ns}")
         except OSError:
@@ -114,7 +122,8 @@ def fingerprint(path: Path) -> str:
 
 @dataclass(frozen=True)
 class Loaded:
-    """An opened recording (`rec`, a memlib.source Recording) and the cache token of its current files."""
+    """An opened recording (`rec`, a memlib.source Recording; `rec.scope` the host it describes, None for every
+    host) and the cache token of its current files (folder, zone, scope, fingerprint)."""
 
     source: DataSource
     rec: Any
@@ -122,18 +131,23 @@ class Loaded:
 
 
 @st.cache_resource(max_entries=4, show_spinner="Opening the recording…")
-def _open(path: str, tz: str | None, fp: str) -> Any:
+def _open(path: str, tz: str | None, host: str | None, fp: str) -> Any:
     """memlib.source.open_recording, once per files' state (old layouts and seed CSVs are converted here, once)."""
-    return memsource.open_recording(Path(path), tz)
+    return memsource.open_recording(Path(path), tz, host=host)
 
 
-def open_current(source: DataSource) -> Loaded | None:
-    """DataSource -> its opened recording and cache token (folder, zone, fingerprint); None without a folder."""
+def open_current(source: DataSource, host: str | None = None, whole: bool = False) -> Loaded | None:
+    """DataSource -> its opened recording and cache token; None without a folder.
+
+    A store of several hosts is opened for one host (`host` when it is one of them, else the first), so a host's
+    pages cost what its own store would; `whole`: every host (the Fleet page)."""
     if source.path is None:
         return None
-    fp = fingerprint(source.path)
-    rec = _open(str(source.path), source.tz, fp)
-    return Loaded(source, rec, (str(source.path), source.tz, fp))
+    hosts = [] if whole else memsource.partition_hosts(source.path)
+    scope = (host if host in hosts else hosts[0]) if len(hosts) > 1 else None
+    fp = fingerprint(source.path, scope)
+    rec = _open(str(source.path), source.tz, scope, fp)
+    return Loaded(source, rec, (str(source.path), source.tz, rec.scope, fp))
 
 
 @st.cache_data(max_entries=MAX_ANSWERS, show_spinner=False)

@@ -149,7 +149,7 @@ def _live(loaded: data.Loaded) -> None:
         if fresh[0]:
             fresh[0] = False
             return
-        if path is not None and data.fingerprint(path) != token[-1]:
+        if path is not None and data.fingerprint(path, loaded.rec.scope) != token[-1]:
             st.rerun(scope="app")
 
     watch()
@@ -198,7 +198,7 @@ def _host(loaded: data.Loaded, view: state.ViewState) -> str | None:
     hosts = loaded.rec.hosts
     if len(hosts) < 2:
         return None
-    host = view.host if view.host in hosts else hosts[0]
+    host = loaded.rec.scope or (view.host if view.host in hosts else hosts[0])
     _seed("w_host", host)
     st.selectbox("Host", hosts, key="w_host", on_change=_changed, args=("w_host", "host", str))
     return host
@@ -379,14 +379,16 @@ def _empty_state(source: data.DataSource) -> None:
     st.code("PMI_DUMPS=/path/to/dumps streamlit run app.py\nstreamlit run app.py -- --dumps /path/to/dumps", "bash")
 
 
-def start_page(title: str) -> PageContext:
-    """Page preamble: title, recording (clear message on failure), sidebar, URL warnings -> PageContext or st.stop()."""
+def start_page(title: str, whole_store: bool = False) -> PageContext:
+    """Page preamble: title, recording (clear message on failure), sidebar, URL warnings -> PageContext or st.stop().
+
+    The recording is opened for the host shown (data.open_current), or for every host with `whole_store`."""
     st.title(title)
     choice = source_choice.current_choice()  # URL `source`: only recordings listed under the configured roots
     source_choice.sidebar_chooser(choice)
     source = choice.source
     try:
-        loaded = data.open_current(source)
+        loaded = data.open_current(source, state.read_state().host, whole=whole_store)
         ctx = render_sidebar(loaded)
     except Exception as exc:  # a damaged or unreadable folder must give a message, never a traceback
         st.error("The recording could not be read.", icon=":material/error:")

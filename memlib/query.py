@@ -301,7 +301,6 @@ def resolve(rec: source.Recording, at: str | pd.Timestamp | None = None, host: s
             raise ValueError(f"{iso_z(want)} is {side} sample ({iso_z(first if want < first else last)})")
     half = _half_interval(rec)
     reach = max(pd.Timedelta(hours=1), 4 * half)
-    near = snapshots(rec, want - reach, want + half, host)
     if latest:
         near = snapshots(rec, last - reach, None, host)
         if near.empty:
@@ -310,6 +309,7 @@ def resolve(rec: source.Recording, at: str | pd.Timestamp | None = None, host: s
             raise ValueError(f"no snapshots in {rec.shown}" + (f" for host {host}" if host else ""))
         row = near.iloc[-1]
         return Moment(row["ts"], str(row["host"]))
+    near = snapshots(rec, want - reach, want + half, host)
     if near.empty or (near["ts"] > want).all():
         before = snapshots(rec, None, want, host)
         if before.empty:
@@ -1211,8 +1211,10 @@ def window_rows(rec: source.Recording, t_from=None, t_to=None, host: str | None 
 
 
 def default_metric(rec: source.Recording, m: Moment) -> summary.MetricChoice:
-    """The metric to show by default at a moment: PSS when known for (nearly) all of the RSS (summary.choose_metric)."""
-    return summary.choose_metric(moment(rec, m))
+    """The metric to show by default at a moment: PSS when known for (nearly) all of the RSS (summary.metric_choice
+    on the moment's system row: its process sums, not its rows)."""
+    now = latest_system(rec, m)
+    return summary.metric_choice(now.get("procs_rss_bytes"), now.get("pss_known_rss_bytes"))
 
 
 _EMPTY = source.Recording(root=__import__("pathlib").Path("/nonexistent"), shown="", kind="empty", hosts=[],

@@ -162,8 +162,15 @@ def choose_metric(snap_df: pd.DataFrame) -> MetricChoice:
     sentence that says so ("PSS known for 97 % of the RSS: shared pages split among their users")."""
     rss = snap_df["rss_bytes"].to_numpy(dtype=np.float64, na_value=0.0) if len(snap_df) else np.zeros(0)
     known = snap_df["pss_bytes"].notna().to_numpy() if "pss_bytes" in snap_df.columns else np.zeros(len(rss), bool)
-    total = float(rss.sum())
-    share = float(rss[known].sum() / total) if total > 0 else 0.0
+    return metric_choice(float(rss.sum()), float(rss[known].sum()))
+
+
+def metric_choice(rss_bytes: object, pss_known_rss_bytes: object) -> MetricChoice:
+    """A moment's Σ RSS and the Σ RSS of its processes whose PSS is known (a system row's procs_rss_bytes and
+    pss_known_rss_bytes; missing = 0) -> choose_metric's answer, without the moment's rows."""
+    total = 0.0 if pd.isna(rss_bytes) else float(rss_bytes)  # type: ignore[arg-type]
+    known = 0.0 if pd.isna(pss_known_rss_bytes) else float(pss_known_rss_bytes)  # type: ignore[arg-type]
+    share = known / total if total > 0 else 0.0
     pct = f"{share * 100:.0f} %"
     if share >= PSS_DEFAULT_SHARE:
         return MetricChoice("pss", share, f"PSS (known for {pct} of the RSS): shared pages split among their users")

@@ -78,6 +78,16 @@ def test_the_default_metric_follows_pss_coverage():
     assert summary.choose_metric(procs.iloc[0:0]).metric == "rss"
 
 
+def test_the_default_metric_from_the_moments_sums_equals_the_one_from_its_rows(tmp_path):
+    info = {"MemTotal": 8 * GIB, "MemFree": GIB, "MemAvailable": 6 * GIB, "Buffers": 0, "Cached": GIB}
+    rec = _recorded(tmp_path, [info] * 3)
+    for snap in range(3):
+        m = query.resolve(rec, ts_of(snap))
+        assert query.default_metric(rec, m) == summary.choose_metric(query.moment(rec, m))
+    assert [query.default_metric(rec, query.resolve(rec, ts_of(s))).metric for s in range(3)] == ["pss", "pss", "rss"]
+    assert summary.metric_choice(None, None).metric == "rss" and summary.metric_choice(0, 0).pss_share == 0.0
+
+
 def test_top_processes_and_subtrees():
     procs = _history()
     top = summary.top_processes(procs, 0, "rss", limit=2)

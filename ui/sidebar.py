@@ -267,7 +267,9 @@ def _metric(loaded: data.Loaded, view: state.ViewState, moment: q.Moment, now: p
     available = ["rss", "pss", "uss", "swap"] if pd.notna(known) and known else ["rss"]
     if view.metric is not None and view.metric not in available:
         st.caption(f"{METRIC_LABELS[view.metric]} was not recorded at this moment; showing RSS.")
-    choice = summary.choose_metric(data.ask(loaded, q.moment, moment)) if view.metric is None else None
+    choice = None
+    if view.metric is None:  # from the moment's process sums: pages that show no snapshot never read its rows
+        choice = summary.metric_choice(now.get("procs_rss_bytes"), now.get("pss_known_rss_bytes"))
     metric = choice.metric if choice is not None else view.metric if view.metric in available else "rss"
     _seed("w_metric", metric)
     st.selectbox(

@@ -765,7 +765,7 @@ def window_changes(rec: source.Recording, a: Moment, b: Moment, metric: str = "r
                     count(*) FILTER (WHERE last_seen = ?) AS processes_now,
                     count(*) FILTER (WHERE first_seen > ?) AS new, count(*) FILTER (WHERE last_seen < ?) AS exited,
                     count(*) AS seen FROM g)
-            SELECT g.* EXCLUDE (pid, start_time), after_bytes - before_bytes AS delta_bytes,
+            SELECT g.* EXCLUDE (start_time), after_bytes - before_bytes AS delta_bytes,
                 subtree_after_bytes - subtree_before_bytes AS subtree_delta_bytes, c.*
             FROM g, c ORDER BY {delta} DESC NULLS LAST, g.pid, g.start_time, k
             {"" if limit is None else f"LIMIT {int(limit)}"}""",
@@ -774,7 +774,7 @@ def window_changes(rec: source.Recording, a: Moment, b: Moment, metric: str = "r
     tally = {k: int(out[k].iloc[0]) if len(out) else 0 for k in COUNT_KEYS}
     out = out.drop(columns=list(COUNT_KEYS))
     out["proc_id"] = out.pop("k").to_numpy(np.uint64).view(np.int64)
-    texts = _texts_at_last(rec, out, b.host)
+    texts = _texts_at_last(rec, out, b.host, out.pop("pid").tolist())
     out = out.merge(texts, on="proc_id", how="left")
     at_a, at_b = (out["first_seen"] == a.ts).to_numpy(), (out["last_seen"] == b.ts).to_numpy()
     status = np.select([at_a & at_b, at_b, at_a], GROWER_STATUS[:3], GROWER_STATUS[3])
@@ -983,19 +983,27 @@ def leak_report(rec: source.Recording, t_from=None, t_to=None, metric: str = "rs
     cand, floors, base = leaks_mod.floors_of(bins, origin, min_samples, min_duration_s, nb)
     if cand.empty:
         return empty._replace(census=base)
-    scores = leaks_mod.score_floors(cand, floors, base.window_s, nb, min_growth_bytes)
+    last = pd.DataFrame({"proc_id": cand["proc_id"], "last_seen": pd.to_datetime(cand["last_ns"], utc=True)})
+    with ThreadPoolExecutor(max_workers=1) as pool:  # the candidates' texts are read while they are scored
+        texts = pool.submit(_in_own_thread, _texts_at_last, rec, last, host)
+        scores = leaks_mod.score_floors(cand, floors, base.window_s, nb, min_growth_bytes)
+        ident = texts.result()
     if scores.empty:
         return empty._replace(census=leaks_mod.census_of(base, len(cand), scores))
-    ident = _texts_at_last(rec, scores, host)
     with_ident = cand.merge(ident.drop(columns=["name", "cmdline", "user"]), on="proc_id", how="left")
     trends = leaks_mod.trends(with_ident, floors, scores, nb)
     scores = leaks_mod.ordered(scores.merge(ident, on="proc_id", how="left"))
     return leaks_mod.LeakReport(scores, leaks_mod.census_of(base, len(cand), scores), trends)
 
 
-def _texts_at_last(rec: source.Recording, scores: pd.DataFrame, host: str | None) -> pd.DataFrame:
+FEW_TIMES = 64  # up to this many distinct last samples, only the files holding them are read (else the whole range)
+
+
+def _texts_at_last(rec: source.Recording, scores: pd.DataFrame, host: str | None,
+                   pids: Sequence[int] | None = None) -> pd.DataFrame:  # fmt: skip
     """Processes (proc_id = hash of the identity, last_seen) -> proc_id, host, boot_id, pid, start_time, name,
-    cmdline, user at each one's last sample (only the files around those samples are read)."""
+    cmdline, user at each one's last sample (only the files around those samples are read; `pids`, their pids when
+    known, is a filter the Parquet scan applies itself: a few processes cost a few rows)."""
     cols = ["proc_id", "host", "boot_id", "pid", "start_time", "name", "cmdline", "user"]
     if scores.empty:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
@@ -1005,8 +1013,12 @@ def _texts_at_last(rec: source.Recording, scores: pd.DataFrame, host: str | None
     con.register(name, pa.table({"k": pa.array(scores["proc_id"].to_numpy(np.int64).view(np.uint64)),
                                  "l": pa.array(scores["last_seen"].array.as_unit("us").asi8)}))  # fmt: skip
     try:
-        where, params = _window(t_from, t_to, host, f"epoch_us(ts) IN (SELECT l FROM {name})")
-        with _tables(rec, t_from, t_to, [host] if host else None, procs=True) as t:
+        only = "" if pids is None else f"pid IN ({', '.join(str(int(p)) for p in sorted(set(pids))) or 'NULL'}) AND "
+        where, params = _window(t_from, t_to, host, f"{only}epoch_us(ts) IN (SELECT l FROM {name})")
+        hosts = [host] if host else None
+        times = scores["last_seen"].unique()
+        paths = source.parquet_files_at(rec, "procs", times, hosts) if len(times) <= FEW_TIMES else None
+        with _tables(rec, t_from, t_to, hosts, paths, procs=True) as t:
             out = _run(
                 f"""SELECT k AS proc_id, host, boot_id, pid, start_time, name, cmdline, "user"
                 FROM (SELECT hash(host, boot_id, pid, start_time) AS k, epoch_us(ts) AS l, * EXCLUDE (ts)
@@ -1160,15 +1172,20 @@ def leaks_and_spikes(rec: source.Recording, t_from=None, t_to=None, metric: str 
     """leak_report and process_spikes of the window with their defaults, computed side by side (two threads, each
     with its own cursor: one's Python work overlaps the other's scan)."""
 
-    def run(fn):
-        try:
-            return fn(rec, t_from, t_to, metric, host=host)
-        finally:
-            release_thread()
-
     with ThreadPoolExecutor(max_workers=2) as pool:
-        report, found = pool.map(run, (leak_report, process_spikes))
-    return LeaksAndSpikes(report, found)
+        jobs = [
+            pool.submit(_in_own_thread, fn, rec, t_from, t_to, metric, host=host)
+            for fn in (leak_report, process_spikes)
+        ]
+    return LeaksAndSpikes(jobs[0].result(), jobs[1].result())
+
+
+def _in_own_thread(fn, *args, **kwargs):
+    """fn(*args, **kwargs) in a pool thread, whose cursor is closed after it (release_thread)."""
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        release_thread()
 
 
 def system_spikes(rec: source.Recording, t_from=None, t_to=None, host: str | None = None, **kw) -> pd.DataFrame:

@@ -18,7 +18,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
@@ -419,6 +419,34 @@ def parquet_files(
         a = None if t_from is None else files.utc(t_from).value // 1000 - 1
         b = None if t_to is None else files.utc(t_to).value // 1000 + 1
         closed = [f for f in closed if (f.date != lo and f.date != hi) or _overlaps(_span(f), a, b)]
+    return [f.path for f in _verified_files(rec, closed)]
+
+
+def parquet_files_at(rec: Recording, table: schema.Table, times: Sequence[pd.Timestamp],
+                     hosts: list[str] | None = None) -> list[Path]:  # fmt: skip
+    """parquet_files of the range `times` span, only the files whose footer statistics (first..last ts) hold one of
+    `times`: a few processes' last samples read the few files that hold them, not every file between."""
+    if not len(times):
+        return []
+    us = np.unique([files.utc(t).value // 1000 for t in times])
+    lo, hi = pd.Timestamp(int(us[0]), unit="us", tz="UTC"), pd.Timestamp(int(us[-1]), unit="us", tz="UTC")
+    if rec.kind == "empty":
+        return []
+    wanted = None if hosts is None else {files.safe_host(h) for h in hosts} | set(hosts)
+    closed, _ = files.list_closed(rec.root, [table], days=(lo.date(), hi.date()), hosts=wanted)
+    pending = _pending(rec.root, rec.current_dirs) if table != "procs" and rec.current_dirs else set()
+
+    def holds(f: files.ClosedFile) -> bool:
+        span = _span(f)
+        return span is None or bool(np.searchsorted(us, span[1], "right") > np.searchsorted(us, span[0], "left"))
+
+    closed = [f for f in closed if (f.host, f.date, f.path.name) not in pending and holds(f)]
+    return [f.path for f in _verified_files(rec, closed)]
+
+
+def _verified_files(rec: Recording, closed: list[files.ClosedFile]) -> list[files.ClosedFile]:
+    """Closed files -> those that pass their checksum (verified once per file and process, on a few threads); the
+    others are named in rec.notices."""
     with _VERIFY_LOCK:
         todo = [f for f in closed if (str(f.path), f.size, f.mtime_ns) not in _VERIFIED]
     if len(todo) > 1:  # reading and CRC32 release the GIL: verify new files on a few threads
@@ -428,7 +456,7 @@ def parquet_files(
     for f in closed:
         ok, problem = _verified(f)
         if ok:
-            out.append(f.path)
+            out.append(f)
         if problem is not None:
             note = f"{files.relative(rec.root, f.path)}: {problem}"
             if note not in rec.notices:

@@ -91,3 +91,25 @@ def test_opening_a_fleet_reads_the_footers_of_the_first_and_last_day_only(tmp_pa
     assert rec.span == (ts_of(0), ts_of(1) + 2 * day)
     dates = sorted({p.parent.name for p in read})
     assert dates == [f"date={ts_of(0).date()}", f"date={(ts_of(0) + 2 * day).date()}"]
+
+
+def test_the_files_holding_some_moments_are_only_those(tmp_path: Path) -> None:
+    rec = _store(tmp_path)
+    every = source.parquet_files(rec, "procs")
+    assert source.parquet_files_at(rec, "procs", [ts_of(1), ts_of(10)]) == [every[0], every[2]]  # not the middle one
+    assert source.parquet_files_at(rec, "procs", [ts_of(5), ts_of(6)]) == [every[1]]
+    assert source.parquet_files_at(rec, "procs", [ts_of(3), ts_of(8)]) == [every[0], every[2]]  # the edges count
+    assert source.parquet_files_at(rec, "procs", []) == []
+    assert source.parquet_files_at(rec, "procs", [ts_of(5)], hosts=["elsewhere"]) == []
+    _flip(every[2], 20)
+    source.clear_cache()
+    rec = source.open_recording(rec.root)
+    assert source.parquet_files_at(rec, "procs", [ts_of(1), ts_of(10)]) == [every[0]]
+    assert any(n.startswith("procs/") and "checksum mismatch" in n for n in rec.notices)
+
+
+def test_growers_names_read_from_the_files_that_hold_their_last_samples(tmp_path: Path) -> None:
+    rec = _store(tmp_path)
+    a, b = query.resolve(rec, ts_of(0)), query.resolve(rec, ts_of(11))
+    got = query.window_changes(rec, a, b, limit=2).growers
+    assert got["pid"].tolist() == [1, 2] and got["name"].notna().all()  # every process grew by 11 MiB: pid order

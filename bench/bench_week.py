@@ -29,7 +29,7 @@ FIRST_TARGET_S = 1.0
 WARM_TARGET_S = 0.15
 RATIO_TARGET = 1.5
 RSS_TARGET_MB = 500
-REPEATS = 3  # fresh servers per page and recording: the median is judged
+REPEATS = 5  # fresh servers per page and recording: the median is judged (one cold run varies by ±15 %)
 
 SCRIPT = r"""
 import json, sys, time

@@ -34,9 +34,12 @@ RATIO_TARGET = 1.5
 BINS = 600
 
 
+STORE_FORMAT = 2  # what the store writes (2: process sums in the system rows); a cached recording of another is remade
+
+
 def recording(hours: float, procs: int = 300) -> Path:
     """A generated store of `hours` (bench.gen_day), made once and cached -> its directory."""
-    out = CACHE / f"gen-{hours:g}h-{procs}p"
+    out = CACHE / f"gen-{hours:g}h-{procs}p-f{STORE_FORMAT}"
     done = out / ".complete.json"  # files starting with '.' are not data
     if done.exists():
         return out

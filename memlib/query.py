@@ -605,24 +605,36 @@ def system(rec: source.Recording, t_from=None, t_to=None, host: str | None = Non
     SReclaimable when MemAvailable is missing); cached = Buffers + Cached + SReclaimable (`free`'s buff/cache);
     buffers = Buffers; swap used = SwapTotal - SwapFree; procs_rss = Σ RSS of the processes; procs_pss = Σ PSS over
     those whose PSS is known (null when none), pss_known_processes their count and pss_known_rss_bytes their Σ RSS;
-    processes = process count. A sample without process rows has processes 0 and null sums.
+    processes = process count. A sample without process rows has processes 0 and null sums. The sums are read from
+    the system rows where the segment stored them (store.schema.PROC_SUM_COLUMNS), else summed from the process rows
+    (older files, the active segment): a series reads process rows only where it must.
     Use summary.attributed() for "not attributed" (never a bare negative number).
     """
     t_from, t_to = _p(t_from), _p(t_to)
     where, params = _window(t_from, t_to, host)
     swhere, _ = _window(t_from, t_to, host, prefix="s.")
-    with _tables(rec, t_from, t_to, [host] if host else None, procs=True, system=True) as t:
+    hosts = [host] if host else None
+    summed = source.procs_files_without_sums(rec, t_from, t_to, hosts)  # older files: their rows are summed here
+    with (
+        _tables(rec, t_from, t_to, hosts, system=True) as t,
+        _tables(rec, t_from, t_to, hosts, summed, procs=True) as u,
+    ):
+        stored = "s.processes IS NOT NULL"  # the sums written with the segment (else: the rows summed, p)
         inner = f"""
             WITH p AS (
                 SELECT host, ts, count(*)::INTEGER AS processes, sum(rss_bytes)::BIGINT AS procs_rss_bytes,
                     sum(pss_bytes)::BIGINT AS procs_pss_bytes, count(pss_bytes)::INTEGER AS pss_known_processes,
                     sum(CASE WHEN pss_bytes IS NOT NULL THEN rss_bytes END)::BIGINT AS pss_known_rss_bytes
-                FROM {t["procs"]} {where} GROUP BY host, ts)
+                FROM {u["procs"]} {where} GROUP BY host, ts)
             SELECT s.ts, s.host, s.mem_total_bytes, {_USED} AS mem_used_bytes, s.mem_available_bytes,
                 s.buffers_bytes + s.cached_bytes + coalesce(s.sreclaimable_bytes, 0) AS cached_bytes,
                 s.buffers_bytes, s.swap_total_bytes, s.swap_total_bytes - s.swap_free_bytes AS swap_used_bytes,
-                p.procs_rss_bytes, p.procs_pss_bytes, coalesce(p.pss_known_processes, 0) AS pss_known_processes,
-                p.pss_known_rss_bytes, coalesce(p.processes, 0) AS processes
+                (CASE WHEN {stored} THEN s.procs_rss_bytes ELSE p.procs_rss_bytes END)::BIGINT AS procs_rss_bytes,
+                (CASE WHEN {stored} THEN s.procs_pss_bytes ELSE p.procs_pss_bytes END)::BIGINT AS procs_pss_bytes,
+                coalesce(s.pss_known_processes, p.pss_known_processes, 0)::INTEGER AS pss_known_processes,
+                (CASE WHEN {stored} THEN s.pss_known_rss_bytes ELSE p.pss_known_rss_bytes END)::BIGINT
+                    AS pss_known_rss_bytes,
+                coalesce(s.processes, p.processes, 0)::INTEGER AS processes
             FROM {t["system"]} s LEFT JOIN p ON p.host = s.host AND p.ts = s.ts
             {swhere}"""
         if bins is None:

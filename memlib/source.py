@@ -464,6 +464,45 @@ def _verified_files(rec: Recording, closed: list[files.ClosedFile]) -> list[file
     return out
 
 
+def procs_files_without_sums(rec: Recording, t_from: object = None, t_to: object = None,
+                             hosts: list[str] | None = None) -> list[Path]:  # fmt: skip
+    """The closed procs files of the window (as parquet_files) whose segment's system file lacks the stored process
+    sums (store.schema.PROC_SUM_COLUMNS: files written before them): a system series sums those files' rows itself."""
+    system = {f: _file_key(f) for f in parquet_files(rec, "system", t_from, t_to, hosts)}
+    with _VERIFY_LOCK:
+        todo = [f for f, key in system.items() if key not in _SUMS]
+    if todo:
+        with ThreadPoolExecutor(max_workers=min(4, len(todo))) as pool:
+            found = list(pool.map(_has_sums, todo))
+        with _VERIFY_LOCK:
+            _SUMS.update(zip((system[f] for f in todo), found, strict=True))
+            if len(_SUMS) > 200_000:
+                _SUMS.clear()
+    with _VERIFY_LOCK:
+        lacking = {f.relative_to(rec.root).parts[1:] for f, key in system.items() if not _SUMS.get(key, False)}
+    if not lacking:
+        return []
+    return [f for f in parquet_files(rec, "procs", t_from, t_to, hosts) if f.relative_to(rec.root).parts[1:] in lacking]
+
+
+_SUMS: dict[tuple[str, int, int], bool] = {}  # (path, size, mtime_ns) of a system file -> it holds the sums
+
+
+def _file_key(path: Path) -> tuple[str, int, int]:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (str(path), -1, -1)
+    return (str(path), st.st_size, st.st_mtime_ns)
+
+
+def _has_sums(path: Path) -> bool:
+    try:
+        return "processes" in pq.read_schema(path).names
+    except (OSError, pa.ArrowException, ValueError):
+        return False
+
+
 _SPANS: dict[tuple[str, int, int], tuple[int, int] | None] = {}  # (path, size, mtime_ns) -> store.ts_range
 
 
@@ -628,5 +667,6 @@ def clear_cache() -> None:
     with _VERIFY_LOCK:
         _VERIFIED.clear()
         _SPANS.clear()
+        _SUMS.clear()
     with _ACTIVE_LOCK:
         _ACTIVE.clear()

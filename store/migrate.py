@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from store import files
 from store.schema import SAMPLE_TYPES, TS
-from store.segment import Derive, SegmentTables, procs_rows, publish, system_rows, with_tree
+from store.segment import Derive, SegmentTables, procs_rows, publish, system_rows, with_proc_sums, with_tree
 
 _UNUSABLE = (KeyError, ValueError, TypeError, pa.ArrowException)
 _T = TypeVar("_T")
@@ -142,7 +142,7 @@ def migrate(
             if rows is not None or sys_rows is not None:
                 sys_table, cgroups = sys_rows if sys_rows is not None else system_rows(None, boot_id)
                 procs_table = rows if rows is not None else with_tree(procs_rows(_NO_PROCS, boot_id), derive)
-                tables = SegmentTables(host, boot_id, procs_table, sys_table, cgroups)
+                tables = SegmentTables(host, boot_id, procs_table, with_proc_sums(sys_table, procs_table), cgroups)
                 result.published += publish(dest, tables, stamp=seg.stamp, overwrite=True)
                 result.converted += 1
         if keep_originals:

@@ -34,7 +34,10 @@ PROCS (one row per process per sample, sorted by pid, start_time, ts):
 
 SYSTEM (one row per sample, sorted by ts): ts, boot_id, then one column per /proc/meminfo field (MEMINFO_COLUMNS:
     ``mem_total_bytes`` ... in bytes; ``huge_pages_total`` ... counts), int64, null when the kernel lacks the field;
-    then the collector's own figures (COLLECTOR_FIELDS: smaps coverage, samples skipped on a full disk), counts.
+    then the collector's own figures (COLLECTOR_FIELDS: smaps coverage, samples skipped on a full disk), counts;
+    then the sample's process sums (PROC_SUM_COLUMNS: processes, procs_rss_bytes, procs_pss_bytes,
+    pss_known_processes, pss_known_rss_bytes), int64, written when the segment closes so a system series never
+    reads process rows (null in older files and in active segments: readers sum the process rows there).
     A field this list does not know is kept under ``meminfo_column(name)``.
 
 CGROUPS (one row per sample and cgroup whose memory use was readable, sorted by cgroup, ts):
@@ -141,6 +144,17 @@ COLLECTOR_FIELDS: dict[str, str] = {
 }
 
 
+# the sample's process sums, written when its segment closes (null in files written before them, and in an active
+# segment: readers sum the process rows there)
+PROC_SUM_COLUMNS = (
+    "processes",  # process rows of the sample
+    "procs_rss_bytes",  # Σ rss_bytes (null without process rows)
+    "procs_pss_bytes",  # Σ pss_bytes over the processes whose PSS is known (null when none is)
+    "pss_known_processes",  # how many processes have a PSS
+    "pss_known_rss_bytes",  # Σ rss_bytes of those (null when none)
+)
+
+
 def meminfo_column(field: str) -> str:
     """A /proc/meminfo field name -> its stored column ('MemTotal' -> 'mem_total_bytes', 'HugePages_Free' ->
     'huge_pages_free'; collector fields as COLLECTOR_FIELDS says); other fields get lower snake case + '_bytes'."""
@@ -158,6 +172,7 @@ SYSTEM_SCHEMA = pa.schema(
         ("boot_id", pa.string()),
         *((c, pa.int64()) for c in MEMINFO_COLUMNS.values()),
         *((c, pa.int64()) for c in COLLECTOR_FIELDS.values()),
+        *((c, pa.int64()) for c in PROC_SUM_COLUMNS),
     ]
 )
 

@@ -33,6 +33,7 @@ from store.schema import (
     COLLECTOR_FIELDS,
     FOOTER_DIGEST_SINCE,
     MEMINFO_COLUMNS,
+    PROC_SUM_COLUMNS,
     PROCS_SCHEMA,
     SAMPLE_COLUMNS,
     SAMPLE_TYPES,
@@ -147,6 +148,10 @@ def system_rows(table: pa.Table | None, boot_id: str) -> tuple[pa.Table, pa.Tabl
         f = by_column.pop(col, None)
         arrays.append(pa.nulls(n, pa.int64()) if f is None else table.column(f).cast(pa.int64()))
         names.append(col)
+    for col in PROC_SUM_COLUMNS:  # filled from the process rows by with_proc_sums
+        by_column.pop(col, None)
+        arrays.append(pa.nulls(n, pa.int64()))
+        names.append(col)
     for col, f in by_column.items():  # fields this version does not know: kept under their generic name
         arrays.append(table.column(f).cast(pa.int64()))
         names.append(col)
@@ -185,7 +190,56 @@ def build_tables(
     """One segment's decoded rows (see procs_rows / system_rows) -> its stored tables, tree columns derived."""
     p = with_tree(procs_rows(procs, boot_id), derive)
     s, c = system_rows(system, boot_id)
-    return SegmentTables(host, boot_id, p, s, c)
+    return SegmentTables(host, boot_id, p, with_proc_sums(s, p), c)
+
+
+def with_proc_sums(system: pa.Table, procs: pa.Table) -> pa.Table:
+    """SYSTEM rows and the PROCS rows of the same samples -> the system rows with PROC_SUM_COLUMNS filled per sample
+    (a sample without process rows: processes 0, pss_known_processes 0, the sums null)."""
+    if system.num_rows == 0:
+        return system
+    sys_ts = system.column("ts").cast(pa.int64()).to_numpy()
+    out = {c: np.zeros(len(sys_ts), np.int64) for c in PROC_SUM_COLUMNS}
+    seen = {c: np.zeros(len(sys_ts), bool) for c in PROC_SUM_COLUMNS}
+    if procs.num_rows:
+        rss = procs.column("rss_bytes")
+        pss = procs.column("pss_bytes")
+        grouped = (
+            pa.table(
+                {
+                    "ts": procs.column("ts").cast(pa.int64()),
+                    "rss": rss,
+                    "pss": pss,
+                    "krss": pc.if_else(pc.is_valid(pss), rss, None),
+                }
+            )
+            .group_by("ts")
+            .aggregate(
+                [
+                    ("rss", "count", pc.CountOptions(mode="all")),
+                    ("rss", "sum"),
+                    ("pss", "sum"),
+                    ("pss", "count"),
+                    ("krss", "sum"),
+                ]
+            )
+        )
+        at = np.searchsorted(sys_ts, grouped.column("ts").to_numpy())
+        ok = (at < len(sys_ts)) & (sys_ts[np.minimum(at, len(sys_ts) - 1)] == grouped.column("ts").to_numpy())
+        for col, agg in zip(
+            PROC_SUM_COLUMNS, ("rss_count", "rss_sum", "pss_sum", "pss_count", "krss_sum"), strict=True
+        ):
+            values = grouped.column(agg)
+            valid = values.is_valid().to_numpy(zero_copy_only=False) & ok
+            out[col][at[valid]] = values.to_numpy(zero_copy_only=False)[valid]
+            seen[col][at[valid]] = True
+    for col in ("processes", "pss_known_processes"):  # counts: 0 where the sample has no process row
+        seen[col][:] = True
+    for col in PROC_SUM_COLUMNS:
+        system = system.set_column(
+            system.schema.get_field_index(col), col, pa.array(out[col], pa.int64(), mask=~seen[col])
+        )
+    return system
 
 
 # ---------------------------------------------------------------------------------------------------- writing

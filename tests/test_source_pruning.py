@@ -50,10 +50,11 @@ def test_a_damaged_file_is_named_and_skipped_when_a_query_covers_it(tmp_path: Pa
     late = query.moment(rec, query.Moment(ts_of(10), rec.hosts[0]))
     assert len(late) == 3  # the damaged file lies outside this moment: not read
     assert not any("checksum" in n for n in rec.notices)
-    series = query.system(rec)
+    series = query.system(rec)  # the process sums stored with the (intact) system file: no process row is read
+    assert series["processes"].eq(3).all() and not any("checksum" in n for n in rec.notices)
+    rows = query.window_rows(rec)
     assert any(n.startswith("procs/") and "checksum mismatch" in n for n in rec.notices)
-    assert series.loc[series["ts"] <= ts_of(3), "processes"].eq(0).all()  # its rows are left out, not made up
-    assert series.loc[series["ts"] > ts_of(3), "processes"].eq(3).all()
+    assert rows["ts"].min() == ts_of(4) and len(rows) == 8 * 3  # its rows are left out, not made up
 
 
 def test_a_damaged_footer_gives_no_statistics(tmp_path: Path) -> None:
@@ -113,3 +114,23 @@ def test_growers_names_read_from_the_files_that_hold_their_last_samples(tmp_path
     a, b = query.resolve(rec, ts_of(0)), query.resolve(rec, ts_of(11))
     got = query.window_changes(rec, a, b, limit=2).growers
     assert got["pid"].tolist() == [1, 2] and got["name"].notna().all()  # every process grew by 11 MiB: pid order
+
+
+def test_a_system_series_over_files_with_and_without_stored_sums_is_the_same(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from store import segment
+    from store.schema import PROC_SUM_COLUMNS
+
+    rec = _store(tmp_path)  # three segments, their system files with the process sums
+    want, binned = query.system(rec), query.system(rec, bins=4)
+    older = source.parquet_files(rec, "system")[1]
+    table = pq.read_table(older, partitioning=None)
+    assert table.column("processes").to_pylist() == [3, 3, 3, 3]
+    # the middle segment's system file as a store written before the sums has it (same rows, same checksums)
+    segment._write_file(table.drop_columns(list(PROC_SUM_COLUMNS)), older, {b"pmi_schema_version": b"3"}, "system")
+    source.clear_cache()
+    rec = source.open_recording(rec.root)
+    assert source.procs_files_without_sums(rec) == [source.parquet_files(rec, "procs")[1]]  # only its rows are read
+    pd.testing.assert_frame_equal(query.system(rec), want)
+    pd.testing.assert_frame_equal(query.system(rec, bins=4), binned)

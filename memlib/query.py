@@ -786,7 +786,8 @@ def window_changes(rec: source.Recording, a: Moment, b: Moment, metric: str = "r
     tally = {k: int(out[k].iloc[0]) if len(out) else 0 for k in COUNT_KEYS}
     out = out.drop(columns=list(COUNT_KEYS))
     out["proc_id"] = out.pop("k").to_numpy(np.uint64).view(np.int64)
-    texts = _texts_at_last(rec, out, b.host, out.pop("pid").tolist())
+    pids = out.pop("pid").tolist()
+    texts = _texts_at_last(rec, out, b.host, pids if len(pids) <= FEW_TIMES else None)
     out = out.merge(texts, on="proc_id", how="left")
     at_a, at_b = (out["first_seen"] == a.ts).to_numpy(), (out["last_seen"] == b.ts).to_numpy()
     status = np.select([at_a & at_b, at_b, at_a], GROWER_STATUS[:3], GROWER_STATUS[3])

@@ -3,11 +3,13 @@
 ``open_recording(path)`` accepts a store (docs/store.md), a store of the previous layout (converted once, in place, or
 into a cache when the folder is read-only; progress lines on stderr) or a folder of seed-format CSVs (imported once
 into a store in a cache, reused while the CSVs are unchanged, extended when new ones appear: ``memlib.seed``). It is
-cheap when nothing changed (a directory listing). ``parquet_files`` lists the closed files of one table, pruned by
-host and date from the directory names (and by time from the footer's statistics at the window's ends), and
-verified by their checksum when first read (once per file and process; a damaged file is left out and named in
-``Recording.notices``). ``active`` decodes every active segment (``.current``) with tree columns, cached by byte
-offset, so a growing file costs only its new samples.
+cheap when nothing changed (a directory listing); ``host=`` describes one host of a store of several from its own
+folders. ``parquet_files`` lists the closed files of one table, pruned by host and date from the directory names
+(and by time from the footer's statistics at the window's ends), and verified by their checksum when first read
+(once per file and process; a damaged file is left out and named in ``Recording.notices``); ``parquet_files_at``
+keeps only the files holding given sample times, ``procs_files_without_sums`` the process files whose system rows
+lack the stored per-sample sums. ``active`` decodes every active segment (``.current``) with tree columns, cached
+by byte offset, so a growing file costs only its new samples.
 
 Notices name files relative to the recording root, never absolute server paths nor file contents.
 """

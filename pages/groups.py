@@ -81,8 +81,7 @@ if clicked is not None and str(clicked) != view.group and str(clicked) != groups
     st.rerun()
 
 # ---- every group at the snapshot moment (no top-K cut), with its peak in the window
-snap_df = ctx.snapshot()
-now = groups.group_totals(snap_df, by)
+now = ctx.ask(q.groups, by, at, at)  # the groups' totals at the moment, summed in the query (no process rows read)
 rank = np.argsort(-now[own_col].to_numpy(dtype=np.float64, na_value=-1.0), kind="stable")
 now = now.iloc[rank].reset_index(drop=True)
 table = pd.DataFrame(
@@ -127,6 +126,7 @@ render.download_buttons(in_window, f"groups_{by}_{render.file_stamp(lo)}_{render
 if view.group is not None:
     st.subheader("Processes of the group", divider="gray", anchor=False)
     st.text(f"{BY_LABELS[by]}: {visible(view.group)}")
+    snap_df = ctx.snapshot()
     members = groups.group_members(snap_df, by, view.group, 0)
     members, hidden_n = render.shown_members(members, snap_df, ctx.filters, own_col)
     if hidden_n:

@@ -409,14 +409,9 @@ def parquet_files(
     host is in `hosts` (None = all), sorted by host, date, name; files failing their checksum are left out and named
     in rec.notices. Files of the window's first and last day whose footer statistics put them wholly outside it
     are left out unread. Only directory names, footers and (once per file) a read file's bytes are read."""
-    if rec.kind == "empty":
-        return []
     lo = None if t_from is None else _utc_date(t_from)
     hi = None if t_to is None else _utc_date(t_to)
-    wanted = None if hosts is None else {files.safe_host(h) for h in hosts} | set(hosts)
-    closed, _ = files.list_closed(rec.root, [table], days=(lo, hi), hosts=wanted)
-    pending = _pending(rec.root, rec.current_dirs) if table != "procs" and rec.current_dirs else set()
-    closed = [f for f in closed if (f.host, f.date, f.path.name) not in pending]
+    closed = _listed(rec, table, lo, hi, hosts)
     if t_from is not None or t_to is not None:  # a file of a window's first or last day may lie outside the window
         a = None if t_from is None else files.utc(t_from).value // 1000 - 1
         b = None if t_to is None else files.utc(t_to).value // 1000 + 1
@@ -431,19 +426,25 @@ def parquet_files_at(rec: Recording, table: schema.Table, times: Sequence[pd.Tim
     if not len(times):
         return []
     us = np.unique([files.utc(t).value // 1000 for t in times])
-    lo, hi = pd.Timestamp(int(us[0]), unit="us", tz="UTC"), pd.Timestamp(int(us[-1]), unit="us", tz="UTC")
-    if rec.kind == "empty":
-        return []
-    wanted = None if hosts is None else {files.safe_host(h) for h in hosts} | set(hosts)
-    closed, _ = files.list_closed(rec.root, [table], days=(lo.date(), hi.date()), hosts=wanted)
-    pending = _pending(rec.root, rec.current_dirs) if table != "procs" and rec.current_dirs else set()
 
     def holds(f: files.ClosedFile) -> bool:
         span = _span(f)
         return span is None or bool(np.searchsorted(us, span[1], "right") > np.searchsorted(us, span[0], "left"))
 
-    closed = [f for f in closed if (f.host, f.date, f.path.name) not in pending and holds(f)]
-    return [f.path for f in _verified_files(rec, closed)]
+    lo, hi = (_utc_date(pd.Timestamp(int(t), unit="us", tz="UTC")) for t in (us[0], us[-1]))
+    return [f.path for f in _verified_files(rec, [f for f in _listed(rec, table, lo, hi, hosts) if holds(f)])]
+
+
+def _listed(rec: Recording, table: schema.Table, lo: date | None, hi: date | None,
+            hosts: list[str] | None) -> list[files.ClosedFile]:  # fmt: skip
+    """Closed files of `table` whose date partition lies in [lo, hi] and host in `hosts` (None = all), without the
+    files of a segment being published (its active segment still holds those rows); unverified."""
+    if rec.kind == "empty":
+        return []
+    wanted = None if hosts is None else {files.safe_host(h) for h in hosts} | set(hosts)
+    closed, _ = files.list_closed(rec.root, [table], days=(lo, hi), hosts=wanted)
+    pending = _pending(rec.root, rec.current_dirs) if table != "procs" and rec.current_dirs else set()
+    return [f for f in closed if (f.host, f.date, f.path.name) not in pending]
 
 
 def _verified_files(rec: Recording, closed: list[files.ClosedFile]) -> list[files.ClosedFile]:
